@@ -1,0 +1,414 @@
+//! Diagnostics: what went wrong or looks wrong, and exactly where.
+
+use std::fmt;
+use std::ops::Range;
+use std::sync::Arc;
+
+use presence_map::MapError;
+use presence_model::ModelError;
+
+/// A place in a file: its name as given, and a 1-based line and column (in characters).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Location {
+    /// The file, as the caller named it (a path, or `<inline>`).
+    pub file: Arc<str>,
+    /// 1-based line.
+    pub line: u32,
+    /// 1-based column, in characters.
+    pub column: u32,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+    }
+}
+
+/// Byte offsets → line and column, in O(log lines) per lookup.
+#[derive(Clone, Debug)]
+pub(crate) struct LineIndex {
+    file: Arc<str>,
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    pub(crate) fn new(file: Arc<str>, text: &str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(
+            text.bytes()
+                .enumerate()
+                .filter(|&(_, b)| b == b'\n')
+                .map(|(i, _)| i + 1),
+        );
+        LineIndex { file, starts }
+    }
+
+    pub(crate) fn file(&self) -> &Arc<str> {
+        &self.file
+    }
+
+    /// The location of a byte offset in `text` (the text this index was built from).
+    pub(crate) fn locate(&self, text: &str, offset: usize) -> Location {
+        let offset = offset.min(text.len());
+        let line = self.starts.partition_point(|&start| start <= offset);
+        let start = self.starts[line - 1];
+        let column = text
+            .get(start..offset)
+            .map_or(offset - start, |s| s.chars().count())
+            + 1;
+        Location {
+            file: Arc::clone(&self.file),
+            line: line as u32,
+            column: column as u32,
+        }
+    }
+}
+
+/// How serious a diagnostic is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    /// The configuration loads; something is ignored or probably not meant.
+    Warning,
+    /// The configuration is refused.
+    Error,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        })
+    }
+}
+
+/// Everything that can be wrong with a configuration (errors and warnings alike): the
+/// crate's one error type. A [`Diagnostic`] adds where and how serious.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file is not valid TOML.
+    #[error("not valid TOML: {message}")]
+    Syntax {
+        /// The TOML parser's message.
+        message: String,
+    },
+    /// The file is larger than the limit.
+    #[error("the file is {size} bytes, more than the limit of {limit} bytes")]
+    TooLarge {
+        /// The file's size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A key that is not known in this place.
+    #[error("unknown {what} `{key}`: valid here: {valid}{}", suggestion(.key, .valid))]
+    UnknownKey {
+        /// What kind of key (`option`, `table`, `DN field`).
+        what: &'static str,
+        /// The key as written.
+        key: String,
+        /// The valid keys, comma-separated.
+        valid: String,
+    },
+    /// A value of the wrong TOML type.
+    #[error("`{key}` must be {expected}, not {found}")]
+    WrongType {
+        /// The key.
+        key: String,
+        /// What is expected.
+        expected: &'static str,
+        /// The TOML type found.
+        found: &'static str,
+    },
+    /// A required key is missing.
+    #[error("`{key}` is missing: {hint}")]
+    Missing {
+        /// The key.
+        key: &'static str,
+        /// What to write.
+        hint: &'static str,
+    },
+    /// A value that does not parse.
+    #[error("{0}")]
+    Value(#[from] ModelError),
+    /// A boolean option with another value.
+    #[error("`{token}` is not a boolean: expected true/false, yes/no or 1/0 (any case)")]
+    NotABoolean {
+        /// The offending value.
+        token: String,
+    },
+    /// An empty list item or an empty list.
+    #[error("{what}: expected {expected}")]
+    BadList {
+        /// What is wrong (`empty item after `3000-4499,``).
+        what: String,
+        /// The syntax.
+        expected: &'static str,
+    },
+    /// An unknown DN type.
+    #[error("DN type `{token}` is not known: expected Extension or VoIPService")]
+    UnknownDnType {
+        /// The offending type.
+        token: String,
+    },
+    /// A profile name that names no presence-profile VoIP Service DN.
+    #[error("`{name}` is not a presence profile: {}", known_profiles(.known))]
+    UnknownProfile {
+        /// The name given.
+        name: String,
+        /// The presence-profile DNs that exist.
+        known: Vec<String>,
+    },
+    /// An Extension DN that gets presence but has no SIP address.
+    #[error(
+        "DN `{dn}` gets presence from profile `{profile}` ({mode}) but has no `uri`: add `uri = \"sip:user@domain\"`"
+    )]
+    MissingUri {
+        /// The DN.
+        dn: String,
+        /// The profile in force.
+        profile: String,
+        /// `push` or `pull`.
+        mode: &'static str,
+    },
+    /// Two Extension DNs with one SIP address.
+    #[error("SIP URI `{uri}` is already the address of DN `{first}`: each user may have one DN")]
+    DuplicateUri {
+        /// The address.
+        uri: String,
+        /// The DN that has it first.
+        first: String,
+    },
+    /// `aggregated-states` names an ID the map does not have.
+    #[error(
+        "index {index} maps to `{id}`, which the agent-presence map `{map}` does not define (it defines: {defined})"
+    )]
+    StateNotInMap {
+        /// The combination.
+        index: u8,
+        /// The ID.
+        id: String,
+        /// The map file.
+        map: String,
+        /// The IDs the map defines.
+        defined: String,
+    },
+    /// The agent-presence map file cannot be read.
+    #[error("cannot read the agent-presence map `{path}`: {source}")]
+    ReadMap {
+        /// The resolved path.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The agent-presence map is invalid.
+    #[error("invalid agent-presence map: {0}")]
+    Map(#[source] Box<MapError>),
+    /// A transport's or listener's table (`[sfb]`, `[cti]`, ...) does not deserialize.
+    #[error("{message}")]
+    Section {
+        /// What the deserializer said.
+        message: String,
+    },
+    /// A warning: an option is ignored.
+    #[error("`{option}` is ignored: {why}")]
+    Ignored {
+        /// The option or table.
+        option: String,
+        /// Why.
+        why: &'static str,
+    },
+    /// A warning: the profile propagates nothing.
+    #[error(
+        "profile `{profile}` propagates nothing: set `map-presence-to-dnd = true` for pull mode, or `agent-presence-map` and `aggregated-states` for push mode"
+    )]
+    Inert {
+        /// The profile.
+        profile: String,
+    },
+    /// A warning: combinations with no aggregated state.
+    #[error(
+        "indexes {indexes} have no aggregated state: those combinations publish nothing (the user keeps the last presence published)"
+    )]
+    UnmappedIndexes {
+        /// The indexes, comma-separated.
+        indexes: String,
+    },
+    /// A warning: a map entry that no index uses.
+    #[error("aggregated state `{id}` is not used by `aggregated-states` of profile(s) {profiles}")]
+    UnusedState {
+        /// The ID.
+        id: String,
+        /// The profiles using this map.
+        profiles: String,
+    },
+    /// A warning from the map parser.
+    #[error("{message}")]
+    MapWarning {
+        /// The parser's message.
+        message: String,
+    },
+}
+
+fn suggestion(key: &str, valid: &str) -> String {
+    let best = valid
+        .split(", ")
+        .map(|candidate| (edit_distance(key, candidate), candidate))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 4))
+        .min();
+    match best {
+        Some((_, candidate)) => format!("; did you mean `{candidate}`?"),
+        None => String::new(),
+    }
+}
+
+fn known_profiles(known: &[String]) -> String {
+    if known.is_empty() {
+        "no VoIP Service DN has `service-type = presence-profile`".to_owned()
+    } else {
+        format!(
+            "expected the name of a VoIP Service DN with `service-type = presence-profile` ({})",
+            known.join(", ")
+        )
+    }
+}
+
+/// Levenshtein distance on characters, for "did you mean" hints (inputs are short keys).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().take(64).collect();
+    let b: Vec<char> = b.chars().take(64).collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(!ca.eq_ignore_ascii_case(cb));
+            let next = (row[j] + 1).min(row[j + 1] + 1).min(previous + cost);
+            previous = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}
+
+/// One finding: how serious, where, which DN and option, and what.
+#[derive(Debug)]
+pub struct Diagnostic {
+    /// Error or warning.
+    pub severity: Severity,
+    /// Where.
+    pub location: Location,
+    /// The DN the finding is about, if any.
+    pub dn: Option<String>,
+    /// The option (or key) the finding is about, if any.
+    pub option: Option<String>,
+    /// What.
+    pub error: ConfigError,
+}
+
+impl fmt::Display for Diagnostic {
+    /// `file:line:column: error: DN `5001`, option `presence-profile`: message`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}: ", self.location, self.severity)?;
+        match (&self.dn, &self.option) {
+            (Some(dn), Some(option)) => write!(f, "DN `{dn}`, option `{option}`: ")?,
+            (Some(dn), None) => write!(f, "DN `{dn}`: ")?,
+            (None, Some(option)) => write!(f, "option `{option}`: ")?,
+            (None, None) => {}
+        }
+        write!(f, "{}", self.error)
+    }
+}
+
+/// The diagnostics of a configuration that was refused: at least one error, and the
+/// warnings found alongside.
+#[derive(Debug)]
+pub struct Diagnostics(pub Vec<Diagnostic>);
+
+impl Diagnostics {
+    /// The errors only.
+    pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.0.iter().filter(|d| d.severity == Severity::Error)
+    }
+
+    /// The warnings only.
+    pub fn warnings(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.0.iter().filter(|d| d.severity == Severity::Warning)
+    }
+}
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let errors = self.errors().count();
+        write!(
+            f,
+            "the configuration is invalid ({errors} error{})",
+            if errors == 1 { "" } else { "s" }
+        )?;
+        for d in &self.0 {
+            write!(f, "\n{d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Diagnostics {}
+
+/// Collects diagnostics while a configuration is read.
+#[derive(Debug, Default)]
+pub(crate) struct Sink {
+    pub(crate) list: Vec<Diagnostic>,
+}
+
+impl Sink {
+    pub(crate) fn push(
+        &mut self,
+        severity: Severity,
+        location: Location,
+        dn: Option<&str>,
+        option: Option<&str>,
+        error: ConfigError,
+    ) {
+        self.list.push(Diagnostic {
+            severity,
+            location,
+            dn: dn.map(str::to_owned),
+            option: option.map(str::to_owned),
+            error,
+        });
+    }
+
+    pub(crate) fn has_errors(&self) -> bool {
+        self.list.iter().any(|d| d.severity == Severity::Error)
+    }
+}
+
+/// A span within the configuration text.
+pub(crate) type Span = Range<usize>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_are_one_based_in_characters() {
+        let text = "a = 1\nÿb = \"x\"\n\nlast";
+        let index = LineIndex::new(Arc::from("f.toml"), text);
+        assert_eq!(index.locate(text, 0).to_string(), "f.toml:1:1");
+        let b = text.find('b').unwrap();
+        assert_eq!(index.locate(text, b).to_string(), "f.toml:2:2");
+        let last = text.find("last").unwrap();
+        assert_eq!(index.locate(text, last).to_string(), "f.toml:4:1");
+        assert_eq!(index.locate(text, 10_000).line, 4);
+    }
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(edit_distance("presence-profle", "presence-profile"), 1);
+        let hint = suggestion("presence-profle", "presence-profile, uri");
+        assert!(hint.contains("presence-profile"), "{hint}");
+        assert_eq!(suggestion("zzz", "presence-profile, uri"), "");
+    }
+}

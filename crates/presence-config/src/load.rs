@@ -1,0 +1,1004 @@
+//! Reading a configuration document: TOML with spans → validated [`Config`].
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use presence_map::{AgentPresenceMap, ParseOptions};
+use presence_model::{AggregatedStates, AvailabilityRange, DnNumber, SipUri};
+use serde::de::DeserializeOwned;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use crate::ConfigError;
+use crate::config::{
+    Config, DEFAULT_AVAILABLE_RANGE, ExtensionDn, Profile, ProfileMode, PullSettings, PushSettings,
+};
+use crate::diag::{Diagnostic, Diagnostics, LineIndex, Location, Severity, Sink, Span};
+use crate::options::{
+    OptionValueError, parse_aggregated_states, parse_availability_ranges, parse_bool,
+};
+
+/// The largest configuration file accepted by default: 64 MiB **(decision)**.
+pub const DEFAULT_MAX_CONFIG_SIZE: usize = 64 * 1024 * 1024;
+
+/// A configuration text and the path it came from (the path names it in diagnostics and
+/// is the base of relative map paths).
+#[derive(Debug, Clone, Copy)]
+pub struct Source<'a> {
+    /// The path of the file, as the user gave it.
+    pub path: &'a Path,
+    /// Its content.
+    pub text: &'a str,
+}
+
+/// Options of [`load`].
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// The size limit of the configuration text.
+    pub max_size: usize,
+    /// Limits of the agent-presence map parser.
+    pub map: ParseOptions,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            max_size: DEFAULT_MAX_CONFIG_SIZE,
+            map: ParseOptions::default(),
+        }
+    }
+}
+
+/// A configuration that loaded, and the warnings found on the way.
+#[derive(Debug)]
+pub struct Loaded<S> {
+    /// The configuration.
+    pub config: Config,
+    /// The other top-level tables (`[sfb]`, `[cti]`, ...), deserialized into the caller's
+    /// type.
+    pub sections: S,
+    /// Warnings (nothing here stopped the load).
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// The sections type for callers that read no top-level table besides `[options]` and
+/// `[dn]`: any other table is an error.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoSections {}
+
+/// Reads and validates a configuration.
+///
+/// The top-level tables other than `[options]` and `[dn]` (transport and listener settings
+/// such as `[sfb]`, `[cti]`, `[admin]`) are deserialized together into `S`, the caller's
+/// type: give it `#[serde(deny_unknown_fields)]` so that a misspelt table is an error.
+/// Use [`NoSections`] when there are none.
+///
+/// `read_file` is called once per distinct agent-presence map path (already resolved
+/// against the configuration's folder); this crate does no I/O of its own. Pass
+/// `|path| std::fs::read(path)` to read from disk, or a closure over a map of texts in
+/// tests.
+///
+/// On failure every error and warning found is returned, each with file:line:column, the
+/// DN, the option, the offending value, and what would be valid.
+pub fn load<S: DeserializeOwned>(
+    source: &Source<'_>,
+    options: &LoadOptions,
+    read_file: &mut dyn FnMut(&Path) -> io::Result<Vec<u8>>,
+) -> Result<Loaded<S>, Diagnostics> {
+    let file: Arc<str> = Arc::from(source.path.display().to_string());
+    let lines = LineIndex::new(Arc::clone(&file), source.text);
+    let mut w = Walker {
+        text: source.text,
+        lines,
+        sink: Sink::default(),
+    };
+    if source.text.len() > options.max_size {
+        let location = w.loc(0);
+        w.sink.push(
+            Severity::Error,
+            location,
+            None,
+            None,
+            ConfigError::TooLarge {
+                size: source.text.len(),
+                limit: options.max_size,
+            },
+        );
+        return Err(Diagnostics(w.sink.list));
+    }
+    let root = match DeTable::parse(source.text) {
+        Ok(root) => root,
+        Err(e) => {
+            let location = w.loc(e.span().map_or(0, |s| s.start));
+            w.sink.push(
+                Severity::Error,
+                location,
+                None,
+                None,
+                ConfigError::Syntax {
+                    message: e.message().trim_end().to_owned(),
+                },
+            );
+            return Err(Diagnostics(w.sink.list));
+        }
+    };
+    let base = source.path.parent().unwrap_or(Path::new(""));
+    let (config, sections) = w.document::<S>(root.into_inner(), options, base, read_file);
+    match sections {
+        Some(sections) if !w.sink.has_errors() => Ok(Loaded {
+            config,
+            sections,
+            warnings: w.sink.list,
+        }),
+        _ => Err(Diagnostics(w.sink.list)),
+    }
+}
+
+const DN_FIELDS: &str = "type, uri, annex";
+const APP_OPTIONS: &str = "presence-profile";
+const EXTENSION_OPTIONS: &str = "presence-profile";
+const PROFILE_OPTIONS: &str = "service-type, map-presence-to-dnd, presence-availability-range, agent-presence-map, aggregated-states";
+
+type Value<'i> = Spanned<DeValue<'i>>;
+
+struct Walker<'t> {
+    text: &'t str,
+    lines: LineIndex,
+    sink: Sink,
+}
+
+/// An option value as read: its text (TOML strings, and integers / booleans where natural,
+/// as their text), the span of the value, and the offset of the text's first character
+/// (when the value is a plain string the text maps byte for byte onto the source).
+struct OptionValue {
+    text: String,
+    span: Span,
+    exact_start: Option<usize>,
+}
+
+/// One annex `[TServer]` option of a DN, with where it is.
+struct Opt {
+    value: OptionValue,
+    key_span: Span,
+}
+
+/// A DN as read, before cross-checks.
+enum RawDn {
+    Extension {
+        number: DnNumber,
+        span: Span,
+        uri: Option<SipUri>,
+        profile: Option<(String, Span)>,
+    },
+    Profile {
+        number: DnNumber,
+        span: Span,
+        options: BTreeMap<&'static str, Opt>,
+    },
+}
+
+impl<'t> Walker<'t> {
+    fn loc(&self, offset: usize) -> Location {
+        self.lines.locate(self.text, offset)
+    }
+
+    fn error(&mut self, span: &Span, dn: Option<&str>, option: Option<&str>, error: ConfigError) {
+        let location = self.loc(span.start);
+        self.sink.push(Severity::Error, location, dn, option, error);
+    }
+
+    fn warn(&mut self, span: &Span, dn: Option<&str>, option: Option<&str>, error: ConfigError) {
+        let location = self.loc(span.start);
+        self.sink
+            .push(Severity::Warning, location, dn, option, error);
+    }
+
+    fn unknown_key(
+        &mut self,
+        key: &Spanned<std::borrow::Cow<'_, str>>,
+        dn: Option<&str>,
+        what: &'static str,
+        valid: &str,
+    ) {
+        self.error(
+            &key.span(),
+            dn,
+            None,
+            ConfigError::UnknownKey {
+                what,
+                key: key.get_ref().to_string(),
+                valid: valid.to_owned(),
+            },
+        );
+    }
+
+    /// A table value, or an error naming the key.
+    fn table<'v, 'i>(
+        &mut self,
+        key: &str,
+        value: &'v Value<'i>,
+        dn: Option<&str>,
+    ) -> Option<&'v DeTable<'i>> {
+        match value.get_ref() {
+            DeValue::Table(table) => Some(table),
+            other => {
+                self.error(
+                    &value.span(),
+                    dn,
+                    None,
+                    ConfigError::WrongType {
+                        key: key.to_owned(),
+                        expected: "a table",
+                        found: other.type_str(),
+                    },
+                );
+                None
+            }
+        }
+    }
+
+    /// An option value: strings as they are; integers and booleans as their text.
+    fn option_value(
+        &mut self,
+        key: &str,
+        value: &Value<'_>,
+        dn: Option<&str>,
+    ) -> Option<OptionValue> {
+        let span = value.span();
+        let text = match value.get_ref() {
+            DeValue::String(s) => s.to_string(),
+            DeValue::Integer(i) => i.as_str().to_owned(),
+            DeValue::Boolean(b) => b.to_string(),
+            other => {
+                self.error(
+                    &span,
+                    dn,
+                    Some(key),
+                    ConfigError::WrongType {
+                        key: key.to_owned(),
+                        expected: "a string (or a number / boolean where natural)",
+                        found: other.type_str(),
+                    },
+                );
+                return None;
+            }
+        };
+        // A basic or literal one-line string whose source is exactly quote + text + quote:
+        // offsets within the text map onto the source.
+        let raw = self.text.get(span.clone()).unwrap_or("");
+        let exact_start = match value.get_ref() {
+            DeValue::String(_)
+                if raw.len() == text.len() + 2
+                    && raw.get(1..raw.len() - 1) == Some(text.as_str()) =>
+            {
+                Some(span.start + 1)
+            }
+            DeValue::Integer(_) | DeValue::Boolean(_) if raw == text => Some(span.start),
+            _ => None,
+        };
+        Some(OptionValue {
+            text,
+            span,
+            exact_start,
+        })
+    }
+
+    /// The source span of an item at `offset` within an option value.
+    fn item_span(value: &OptionValue, offset: usize) -> Span {
+        match value.exact_start {
+            Some(start) => start + offset..start + offset,
+            None => value.span.clone(),
+        }
+    }
+
+    fn value_error(
+        &mut self,
+        value: &OptionValue,
+        dn: Option<&str>,
+        option: &str,
+        e: OptionValueError,
+    ) {
+        let span = Self::item_span(value, e.offset);
+        self.error(&span, dn, Some(option), e.error);
+    }
+
+    fn document<S: DeserializeOwned>(
+        &mut self,
+        root: DeTable<'_>,
+        options: &LoadOptions,
+        base: &Path,
+        read_file: &mut dyn FnMut(&Path) -> io::Result<Vec<u8>>,
+    ) -> (Config, Option<S>) {
+        let mut application_profile = None;
+        let mut raw_dns = Vec::new();
+        let mut others = DeTable::new();
+        for (key, value) in root {
+            match key.get_ref().as_ref() {
+                "options" => application_profile = self.application_options(&value),
+                "dn" => {
+                    if let Some(table) = self.table("dn", &value, None) {
+                        for (number, dn) in table {
+                            raw_dns.extend(self.dn(number, dn));
+                        }
+                    }
+                }
+                _ => {
+                    others.insert(key, value);
+                }
+            }
+        }
+        let sections = self.sections::<S>(others);
+        let profiles = self.profiles(&raw_dns, options, base, read_file);
+        let mut config = Config {
+            file: Arc::clone(self.lines.file()),
+            application_profile: None,
+            profiles,
+            extensions: Vec::new(),
+            by_number: HashMap::new(),
+        };
+        if let Some((name, span)) = application_profile
+            && let Some(number) = self.profile_name(&config, &name, &span, None, "presence-profile")
+        {
+            config.application_profile = Some((number, self.loc(span.start)));
+        }
+        self.extensions(&mut config, raw_dns);
+        (config, sections)
+    }
+
+    /// Deserializes the top-level tables other than `[options]` and `[dn]` into `S`.
+    fn sections<S: DeserializeOwned>(&mut self, others: DeTable<'_>) -> Option<S> {
+        let span = others.iter().next().map_or(0..0, |(key, _)| key.span());
+        let value = Spanned::new(span.clone(), DeValue::Table(others));
+        match S::deserialize(toml::de::ValueDeserializer::from(value)) {
+            Ok(sections) => Some(sections),
+            Err(e) => {
+                let span = e.span().unwrap_or(span);
+                let message = e.message().trim_end().to_owned();
+                let message = if message.starts_with("unknown field") {
+                    format!("{message} (besides `options` and `dn`)")
+                } else {
+                    message
+                };
+                self.error(&span, None, None, ConfigError::Section { message });
+                None
+            }
+        }
+    }
+
+    fn application_options(&mut self, value: &Value<'_>) -> Option<(String, Span)> {
+        let sections = self.table("options", value, None)?;
+        let mut profile = None;
+        for (section, options) in sections {
+            if section.get_ref() != "TServer" {
+                self.warn(
+                    &section.span(),
+                    None,
+                    None,
+                    ConfigError::Ignored {
+                        option: format!("[options.{}]", section.get_ref()),
+                        why: "only the application's [TServer] section is read",
+                    },
+                );
+                continue;
+            }
+            let Some(options) = self.table("options.TServer", options, None) else {
+                continue;
+            };
+            for (key, value) in options {
+                if key.get_ref() == "presence-profile" {
+                    profile = self
+                        .option_value("presence-profile", value, None)
+                        .map(|v| (v.text.trim().to_owned(), v.span));
+                } else {
+                    self.unknown_key(key, None, "option", APP_OPTIONS);
+                }
+            }
+        }
+        profile
+    }
+
+    fn dn(
+        &mut self,
+        number: &Spanned<std::borrow::Cow<'_, str>>,
+        value: &Value<'_>,
+    ) -> Option<RawDn> {
+        let span = number.span();
+        let number = match DnNumber::new(number.get_ref()) {
+            Ok(n) => n,
+            Err(e) => {
+                self.error(&span, None, None, e.into());
+                return None;
+            }
+        };
+        let dn = number.to_string();
+        let dn = Some(dn.as_str());
+        let table = self.table(&format!("dn.{number}"), value, dn)?;
+        let mut kind = None;
+        let mut uri = None;
+        let mut annex = None;
+        for (key, value) in table {
+            match key.get_ref().as_ref() {
+                "type" => kind = self.option_value("type", value, dn),
+                "uri" => uri = self.option_value("uri", value, dn),
+                "annex" => annex = self.table("annex", value, dn),
+                _ => self.unknown_key(key, dn, "DN field", DN_FIELDS),
+            }
+        }
+        let Some(kind) = kind else {
+            self.error(
+                &span,
+                dn,
+                Some("type"),
+                ConfigError::Missing {
+                    key: "type",
+                    hint: "add `type = \"Extension\"` or `type = \"VoIPService\"`",
+                },
+            );
+            return None;
+        };
+        let is_extension = if kind.text.eq_ignore_ascii_case("Extension") {
+            true
+        } else if kind.text.eq_ignore_ascii_case("VoIPService") {
+            false
+        } else {
+            self.error(
+                &kind.span,
+                dn,
+                Some("type"),
+                ConfigError::UnknownDnType { token: kind.text },
+            );
+            return None;
+        };
+        // The annex [TServer] section; other annex sections are ignored with a warning.
+        let mut tserver: Vec<(&Spanned<std::borrow::Cow<'_, str>>, &Value<'_>)> = Vec::new();
+        if let Some(annex) = annex {
+            for (section, options) in annex {
+                if section.get_ref() != "TServer" {
+                    self.warn(
+                        &section.span(),
+                        dn,
+                        None,
+                        ConfigError::Ignored {
+                            option: format!("annex.{}", section.get_ref()),
+                            why: "only the annex [TServer] section is read",
+                        },
+                    );
+                    continue;
+                }
+                if let Some(options) = self.table("annex.TServer", options, dn) {
+                    tserver.extend(options.iter());
+                }
+            }
+        }
+        if is_extension {
+            let uri = uri.and_then(|value| match SipUri::new(value.text.trim()) {
+                Ok(uri) => Some(uri),
+                Err(e) => {
+                    self.error(&value.span, dn, Some("uri"), e.into());
+                    None
+                }
+            });
+            let mut profile = None;
+            for (key, value) in tserver {
+                if key.get_ref() == "presence-profile" {
+                    profile = self
+                        .option_value("presence-profile", value, dn)
+                        .map(|v| (v.text.trim().to_owned(), v.span));
+                } else {
+                    self.unknown_key(key, dn, "option", EXTENSION_OPTIONS);
+                }
+            }
+            return Some(RawDn::Extension {
+                number,
+                span,
+                uri,
+                profile,
+            });
+        }
+        if let Some(uri) = uri {
+            self.warn(
+                &uri.span,
+                dn,
+                Some("uri"),
+                ConfigError::Ignored {
+                    option: "uri".to_owned(),
+                    why: "a VoIP Service DN has no user",
+                },
+            );
+        }
+        let mut options = BTreeMap::new();
+        let mut service_type = None;
+        let mut unknown = Vec::new();
+        for (key, value) in tserver {
+            let name = match key.get_ref().as_ref() {
+                "service-type" => "service-type",
+                "map-presence-to-dnd" => "map-presence-to-dnd",
+                "presence-availability-range" => "presence-availability-range",
+                "agent-presence-map" => "agent-presence-map",
+                "aggregated-states" => "aggregated-states",
+                _ => {
+                    unknown.push(key);
+                    continue;
+                }
+            };
+            if let Some(value) = self.option_value(name, value, dn) {
+                if name == "service-type" {
+                    service_type = Some(value.text.trim().to_owned());
+                }
+                options.insert(
+                    name,
+                    Opt {
+                        value,
+                        key_span: key.span(),
+                    },
+                );
+            }
+        }
+        match service_type.as_deref() {
+            Some("presence-profile") => {
+                for key in unknown {
+                    self.unknown_key(key, dn, "option", PROFILE_OPTIONS);
+                }
+                Some(RawDn::Profile {
+                    number,
+                    span,
+                    options,
+                })
+            }
+            // Another service's DN: its options are not ours to judge.
+            Some(_) => None,
+            None => {
+                if !options.is_empty() {
+                    self.warn(
+                        &span,
+                        dn,
+                        Some("service-type"),
+                        ConfigError::Ignored {
+                            option: "annex.TServer".to_owned(),
+                            why: "this VoIP Service DN has presence options but no `service-type = presence-profile`, so it is not a presence profile",
+                        },
+                    );
+                }
+                None
+            }
+        }
+    }
+
+    fn profiles(
+        &mut self,
+        raw_dns: &[RawDn],
+        options: &LoadOptions,
+        base: &Path,
+        read_file: &mut dyn FnMut(&Path) -> io::Result<Vec<u8>>,
+    ) -> BTreeMap<DnNumber, Profile> {
+        let mut profiles = BTreeMap::new();
+        let mut maps = MapCache::default();
+        for raw in raw_dns {
+            let RawDn::Profile {
+                number,
+                span,
+                options: opts,
+            } = raw
+            else {
+                continue;
+            };
+            let dn = Some(number.as_str());
+            let to_dnd = match opts.get("map-presence-to-dnd") {
+                None => false,
+                Some(opt) => match parse_bool(&opt.value.text) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        self.error(&opt.value.span, dn, Some("map-presence-to-dnd"), e);
+                        continue;
+                    }
+                },
+            };
+            let mode = if to_dnd {
+                for ignored in ["agent-presence-map", "aggregated-states"] {
+                    if let Some(opt) = opts.get(ignored) {
+                        self.warn(
+                            &opt.key_span,
+                            dn,
+                            Some(ignored),
+                            ConfigError::Ignored {
+                                option: ignored.to_owned(),
+                                why: "`map-presence-to-dnd = true` makes this a pull profile, and pull profiles publish nothing",
+                            },
+                        );
+                    }
+                }
+                match opts.get("presence-availability-range") {
+                    None => Some(ProfileMode::Pull(PullSettings {
+                        ranges: vec![
+                            DEFAULT_AVAILABLE_RANGE
+                                .parse::<AvailabilityRange>()
+                                .expect("the default range is valid"),
+                        ],
+                        default_ranges: true,
+                    })),
+                    Some(opt) => match parse_availability_ranges(&opt.value.text) {
+                        Ok(ranges) => Some(ProfileMode::Pull(PullSettings {
+                            ranges,
+                            default_ranges: false,
+                        })),
+                        Err(e) => {
+                            self.value_error(&opt.value, dn, "presence-availability-range", e);
+                            None
+                        }
+                    },
+                }
+            } else {
+                if let Some(opt) = opts.get("presence-availability-range") {
+                    self.warn(
+                        &opt.key_span,
+                        dn,
+                        Some("presence-availability-range"),
+                        ConfigError::Ignored {
+                            option: "presence-availability-range".to_owned(),
+                            why: "it applies to pull profiles only (`map-presence-to-dnd = true`)",
+                        },
+                    );
+                }
+                match (
+                    opts.get("agent-presence-map"),
+                    opts.get("aggregated-states"),
+                ) {
+                    (Some(map_opt), Some(states_opt)) => self.push_mode(
+                        number, map_opt, states_opt, options, base, read_file, &mut maps,
+                    ),
+                    _ => {
+                        self.warn(
+                            span,
+                            dn,
+                            None,
+                            ConfigError::Inert {
+                                profile: number.to_string(),
+                            },
+                        );
+                        Some(ProfileMode::None)
+                    }
+                }
+            };
+            if let Some(mode) = mode {
+                profiles.insert(
+                    number.clone(),
+                    Profile {
+                        name: number.clone(),
+                        location: self.loc(span.start),
+                        mode,
+                    },
+                );
+            }
+        }
+        self.unused_states(&profiles, &maps);
+        profiles
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn push_mode(
+        &mut self,
+        number: &DnNumber,
+        map_opt: &Opt,
+        states_opt: &Opt,
+        options: &LoadOptions,
+        base: &Path,
+        read_file: &mut dyn FnMut(&Path) -> io::Result<Vec<u8>>,
+        maps: &mut MapCache,
+    ) -> Option<ProfileMode> {
+        let dn = Some(number.as_str());
+        let states = match parse_aggregated_states(&states_opt.value.text) {
+            Ok(states) => Some(states),
+            Err(e) => {
+                self.value_error(&states_opt.value, dn, "aggregated-states", e);
+                None
+            }
+        };
+        let map_path = base.join(map_opt.value.text.trim());
+        let map = maps.get(self, &map_path, map_opt, number, options, read_file)?;
+        let states = states?;
+        let unmapped: Vec<String> = states.missing().map(|i| i.to_string()).collect();
+        if !unmapped.is_empty() {
+            self.warn(
+                &states_opt.value.span,
+                dn,
+                Some("aggregated-states"),
+                ConfigError::UnmappedIndexes {
+                    indexes: unmapped.join(", "),
+                },
+            );
+        }
+        let mut ok = true;
+        for (index, id) in states.iter() {
+            let Some(id) = id else { continue };
+            if map.get(id.as_str()).is_none() {
+                ok = false;
+                let offset = find_item(&states_opt.value.text, index.get());
+                let span = Self::item_span(&states_opt.value, offset);
+                self.error(
+                    &span,
+                    dn,
+                    Some("aggregated-states"),
+                    ConfigError::StateNotInMap {
+                        index: index.get(),
+                        id: id.to_string(),
+                        map: map_path.display().to_string(),
+                        defined: map
+                            .entries()
+                            .iter()
+                            .map(|e| e.id.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    },
+                );
+            }
+        }
+        maps.record_use(&map_path, number, &states);
+        ok.then_some(ProfileMode::Push(PushSettings {
+            map_path,
+            map,
+            states,
+        }))
+    }
+
+    fn unused_states(&mut self, profiles: &BTreeMap<DnNumber, Profile>, maps: &MapCache) {
+        for (path, entry) in &maps.entries {
+            let Some((map, file_lines, _)) = &entry.map else {
+                continue;
+            };
+            let users: Vec<&str> = entry
+                .profiles
+                .iter()
+                .filter(|p| profiles.contains_key(p.as_str()))
+                .map(DnNumber::as_str)
+                .collect();
+            if users.is_empty() {
+                continue;
+            }
+            for state in map.entries() {
+                if !entry.used.contains(state.id.as_str()) {
+                    self.sink.push(
+                        Severity::Warning,
+                        Location {
+                            file: Arc::clone(file_lines),
+                            line: state.location.line,
+                            column: state.location.column,
+                        },
+                        None,
+                        None,
+                        ConfigError::UnusedState {
+                            id: state.id.to_string(),
+                            profiles: users.join(", "),
+                        },
+                    );
+                }
+            }
+            let _ = path;
+        }
+    }
+
+    /// Checks a profile name given at DN or application level; returns the profile's name.
+    fn profile_name(
+        &mut self,
+        config: &Config,
+        name: &str,
+        span: &Span,
+        dn: Option<&str>,
+        option: &str,
+    ) -> Option<DnNumber> {
+        match config.profiles.get_key_value(name) {
+            Some((number, _)) => Some(number.clone()),
+            None => {
+                self.error(
+                    span,
+                    dn,
+                    Some(option),
+                    ConfigError::UnknownProfile {
+                        name: name.to_owned(),
+                        known: config.profiles.keys().map(|k| k.to_string()).collect(),
+                    },
+                );
+                None
+            }
+        }
+    }
+
+    fn extensions(&mut self, config: &mut Config, raw_dns: Vec<RawDn>) {
+        let mut uris: HashMap<SipUri, DnNumber> = HashMap::new();
+        for raw in raw_dns {
+            let RawDn::Extension {
+                number,
+                span,
+                uri,
+                profile,
+            } = raw
+            else {
+                continue;
+            };
+            let dn = number.to_string();
+            let dn = Some(dn.as_str());
+            let profile = profile.and_then(|(name, span)| {
+                self.profile_name(config, &name, &span, dn, "presence-profile")
+            });
+            let in_force = profile
+                .as_ref()
+                .or(config.application_profile.as_ref().map(|(n, _)| n))
+                .and_then(|name| config.profiles.get(name));
+            if let Some(p) = in_force
+                && uri.is_none()
+                && p.mode.kind() != crate::Mode::None
+            {
+                self.error(
+                    &span,
+                    dn,
+                    Some("uri"),
+                    ConfigError::MissingUri {
+                        dn: number.to_string(),
+                        profile: p.name.to_string(),
+                        mode: p.mode.kind().as_str(),
+                    },
+                );
+            }
+            if let Some(uri) = &uri {
+                if let Some(first) = uris.get(uri) {
+                    self.error(
+                        &span,
+                        dn,
+                        Some("uri"),
+                        ConfigError::DuplicateUri {
+                            uri: uri.to_string(),
+                            first: first.to_string(),
+                        },
+                    );
+                } else {
+                    uris.insert(uri.clone(), number.clone());
+                }
+            }
+            config
+                .by_number
+                .insert(number.clone(), config.extensions.len());
+            config.extensions.push(ExtensionDn {
+                number,
+                uri,
+                profile,
+                location: self.loc(span.start),
+            });
+        }
+    }
+}
+
+/// The byte offset of item `K=...` in an `aggregated-states` value (0 if not found).
+fn find_item(value: &str, index: u8) -> usize {
+    let mut offset = 0;
+    for part in value.split(',') {
+        let lead = part.len() - part.trim_start().len();
+        let key = part
+            .trim_start()
+            .split(['=', ':'])
+            .next()
+            .unwrap_or("")
+            .trim();
+        if key.parse::<u8>() == Ok(index) {
+            return offset + lead;
+        }
+        offset += part.len() + 1;
+    }
+    0
+}
+
+/// Agent-presence maps, read and parsed once per resolved path.
+#[derive(Default)]
+struct MapCache {
+    entries: BTreeMap<PathBuf, MapEntry>,
+}
+
+struct MapEntry {
+    /// The map, the file name used in its diagnostics; `None` if it failed.
+    map: Option<(Arc<AgentPresenceMap>, Arc<str>, ())>,
+    /// Profiles that use it.
+    profiles: Vec<DnNumber>,
+    /// IDs any of them uses.
+    used: BTreeSet<String>,
+}
+
+impl MapCache {
+    fn get(
+        &mut self,
+        w: &mut Walker<'_>,
+        path: &Path,
+        opt: &Opt,
+        number: &DnNumber,
+        options: &LoadOptions,
+        read_file: &mut dyn FnMut(&Path) -> io::Result<Vec<u8>>,
+    ) -> Option<Arc<AgentPresenceMap>> {
+        if let Some(entry) = self.entries.get_mut(path) {
+            entry.profiles.push(number.clone());
+            return entry.map.as_ref().map(|(map, _, _)| Arc::clone(map));
+        }
+        let dn = Some(number.as_str());
+        let file: Arc<str> = Arc::from(path.display().to_string());
+        let map = match read_file(path) {
+            Err(source) => {
+                w.error(
+                    &opt.value.span,
+                    dn,
+                    Some("agent-presence-map"),
+                    ConfigError::ReadMap {
+                        path: path.display().to_string(),
+                        source,
+                    },
+                );
+                None
+            }
+            Ok(bytes) => match AgentPresenceMap::parse_with(&bytes, &options.map) {
+                Err(e) => {
+                    let (line, column) = e.location().map_or((1, 1), |l| (l.line, l.column));
+                    w.sink.push(
+                        Severity::Error,
+                        Location {
+                            file: Arc::clone(&file),
+                            line,
+                            column,
+                        },
+                        dn,
+                        Some("agent-presence-map"),
+                        ConfigError::Map(Box::new(e)),
+                    );
+                    None
+                }
+                Ok(parsed) => {
+                    for warning in parsed.warnings {
+                        w.sink.push(
+                            Severity::Warning,
+                            Location {
+                                file: Arc::clone(&file),
+                                line: warning.location.line,
+                                column: warning.location.column,
+                            },
+                            None,
+                            None,
+                            ConfigError::MapWarning {
+                                message: warning.message,
+                            },
+                        );
+                    }
+                    Some((Arc::new(parsed.map), file, ()))
+                }
+            },
+        };
+        let result = map.as_ref().map(|(m, _, _)| Arc::clone(m));
+        self.entries.insert(
+            path.to_path_buf(),
+            MapEntry {
+                map,
+                profiles: vec![number.clone()],
+                used: BTreeSet::new(),
+            },
+        );
+        result
+    }
+
+    fn record_use(&mut self, path: &Path, _number: &DnNumber, states: &AggregatedStates) {
+        if let Some(entry) = self.entries.get_mut(path) {
+            entry.used.extend(
+                states
+                    .iter()
+                    .filter_map(|(_, id)| id.map(|id| id.to_string())),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::find_item;
+
+    #[test]
+    fn finds_items() {
+        assert_eq!(find_item("1=A, 2=B,3=C", 3), 9);
+        assert_eq!(find_item("1=A, 2=B,3=C", 2), 5);
+        assert_eq!(find_item("1=A", 9), 0);
+    }
+}

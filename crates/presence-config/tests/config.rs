@@ -1,0 +1,439 @@
+//! Loading whole configurations: the examples, the bad-input suite, resolution, robustness.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use presence_config::{
+    Diagnostics, LoadOptions, Loaded, Mode, NoSections, ProfileMode, ProfileSource, Severity,
+    Source, load,
+};
+use proptest::prelude::*;
+
+const SEED_MAP: &str = include_str!("../../../examples/agent-states.xml");
+
+const SEED_STATES: &str = "1=IDLE_OUT, 2=IDLE_READY, 3=IDLE_NOTREADY, 4=IDLE_ACW, 5=IDLE_AWAY, 6=INCALL, 7= INCALL, 8=INCALL, 9=INCALL,10=INCALL,11=OOS, 12=OOS, 13=OOS, 14=OOS, 15=OOS.";
+
+fn files(extra: &[(&str, &str)]) -> HashMap<PathBuf, Vec<u8>> {
+    let mut files: HashMap<PathBuf, Vec<u8>> = HashMap::new();
+    files.insert(
+        PathBuf::from("conf/agent-states.xml"),
+        SEED_MAP.as_bytes().to_vec(),
+    );
+    for (path, text) in extra {
+        files.insert(Path::new("conf").join(path), text.as_bytes().to_vec());
+    }
+    files
+}
+
+fn try_load(text: &str, extra: &[(&str, &str)]) -> Result<Loaded<NoSections>, Diagnostics> {
+    let files = files(extra);
+    let source = Source {
+        path: Path::new("conf/bridge.toml"),
+        text,
+    };
+    load(&source, &LoadOptions::default(), &mut |path| {
+        files
+            .get(path)
+            .cloned()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such file"))
+    })
+}
+
+fn push_profile(states: &str) -> String {
+    format!(
+        r#"
+[dn.PushProfile]
+type = "VoIPService"
+[dn.PushProfile.annex.TServer]
+service-type = "presence-profile"
+map-presence-to-dnd = "false"
+agent-presence-map = "agent-states.xml"
+aggregated-states = "{states}"
+"#
+    )
+}
+
+#[test]
+fn the_examples_config_loads() {
+    let text = include_str!("../../../examples/bridge.toml");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let source = Source {
+        path: &dir.join("bridge.toml"),
+        text,
+    };
+    #[derive(serde::Deserialize)]
+    #[allow(dead_code)]
+    struct AnySections {
+        sfb: Option<toml::Table>,
+        cti: Option<toml::Table>,
+        admin: Option<toml::Table>,
+    }
+    let loaded = load::<AnySections>(&source, &LoadOptions::default(), &mut |p| std::fs::read(p))
+        .unwrap_or_else(|d| panic!("{d}"));
+    let config = loaded.config;
+    let modes: Vec<(String, Mode)> = config
+        .profiles()
+        .map(|p| (p.name.to_string(), p.mode.kind()))
+        .collect();
+    assert!(
+        modes.contains(&("PushProfile".to_owned(), Mode::Push)),
+        "{modes:?}"
+    );
+    assert!(
+        modes.contains(&("PullProfile".to_owned(), Mode::Pull)),
+        "{modes:?}"
+    );
+    assert!(config.extensions().len() >= 3);
+}
+
+#[test]
+fn seed_push_profile_loads_with_its_map() {
+    let loaded = try_load(&push_profile(SEED_STATES), &[]).unwrap_or_else(|d| panic!("{d}"));
+    let profile = loaded.config.profile("PushProfile").unwrap();
+    let ProfileMode::Push(push) = &profile.mode else {
+        panic!("expected push, got {:?}", profile.mode)
+    };
+    assert_eq!(push.map_path, Path::new("conf/agent-states.xml"));
+    assert_eq!(push.map.len(), 7);
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+}
+
+#[test]
+fn seed_pull_range_example() {
+    let text = r#"
+[dn.PullProfile]
+type = "VoIPService"
+annex.TServer = { service-type = "presence-profile", map-presence-to-dnd = "true", presence-availability-range = "3000-5999" }
+"#;
+    let loaded = try_load(text, &[]).unwrap_or_else(|d| panic!("{d}"));
+    let ProfileMode::Pull(pull) = &loaded.config.profile("PullProfile").unwrap().mode else {
+        panic!()
+    };
+    assert_eq!(pull.ranges.len(), 1);
+    assert_eq!(pull.ranges[0].to_string(), "3000-5999");
+    assert!(!pull.default_ranges);
+}
+
+#[test]
+fn defaults_and_native_toml_values() {
+    let text = r#"
+[dn.P]
+type = "VoIPService"
+annex.TServer = { service-type = "presence-profile", map-presence-to-dnd = true }
+[dn.Q]
+type = "VoIPService"
+annex.TServer = { service-type = "presence-profile", map-presence-to-dnd = "YES", presence-availability-range = 3500 }
+"#;
+    let loaded = try_load(text, &[]).unwrap_or_else(|d| panic!("{d}"));
+    let ProfileMode::Pull(p) = &loaded.config.profile("P").unwrap().mode else {
+        panic!()
+    };
+    assert!(p.default_ranges);
+    assert_eq!(p.ranges[0].to_string(), "3000-4499");
+    let ProfileMode::Pull(q) = &loaded.config.profile("Q").unwrap().mode else {
+        panic!()
+    };
+    assert_eq!(q.ranges[0].to_string(), "3500");
+}
+
+#[test]
+fn resolution_login_dn_application() {
+    let text = format!(
+        r#"
+[options.TServer]
+presence-profile = "Pull"
+{}
+[dn.Pull]
+type = "VoIPService"
+annex.TServer = {{ service-type = "presence-profile", map-presence-to-dnd = "true" }}
+
+[dn."5001"]
+type = "Extension"
+uri = "sip:a@x.com"
+annex.TServer = {{ presence-profile = "PushProfile" }}
+
+[dn."5002"]
+type = "Extension"
+uri = "sip:b@x.com"
+"#,
+        push_profile(SEED_STATES)
+    );
+    let loaded = try_load(&text, &[]).unwrap_or_else(|d| panic!("{d}"));
+    let c = &loaded.config;
+    let r = c.resolve("5001", None);
+    assert_eq!(
+        (r.profile.unwrap().name.as_str(), r.source),
+        ("PushProfile", Some(ProfileSource::Dn))
+    );
+    let r = c.resolve("5002", None);
+    assert_eq!(
+        (r.profile.unwrap().name.as_str(), r.source),
+        ("Pull", Some(ProfileSource::Application))
+    );
+    let r = c.resolve("5002", Some("PushProfile"));
+    assert_eq!(
+        (r.profile.unwrap().name.as_str(), r.source),
+        ("PushProfile", Some(ProfileSource::Login))
+    );
+    let r = c.resolve("5001", Some("Missing"));
+    assert_eq!(
+        (r.profile.unwrap().name.as_str(), r.source),
+        ("PushProfile", Some(ProfileSource::Dn))
+    );
+    let reason = r.rejected.unwrap().to_string();
+    assert!(
+        reason.contains("`Missing`") && reason.contains("Pull, PushProfile"),
+        "{reason}"
+    );
+    // A DN that is not configured still gets the application's profile.
+    assert_eq!(
+        c.resolve("9999", None).source,
+        Some(ProfileSource::Application)
+    );
+}
+
+#[test]
+fn warnings_name_their_place() {
+    let text = r#"
+[options.Log]
+verbose = "all"
+
+[dn.PullBoth]
+type = "VoIPService"
+annex.TServer = { service-type = "presence-profile", map-presence-to-dnd = "true", agent-presence-map = "agent-states.xml", aggregated-states = "1=IDLE_OUT" }
+
+[dn.Nothing]
+type = "VoIPService"
+annex.TServer = { service-type = "presence-profile" }
+
+[dn.Push]
+type = "VoIPService"
+annex.TServer = { service-type = "presence-profile", agent-presence-map = "agent-states.xml", aggregated-states = "1=IDLE_OUT, 2=IDLE_READY" }
+
+[dn.OtherService]
+type = "VoIPService"
+annex.TServer = { service-type = "voicemail", whatever = "x" }
+"#;
+    let loaded = try_load(text, &[]).unwrap_or_else(|d| panic!("{d}"));
+    let all: Vec<String> = loaded.warnings.iter().map(|w| w.to_string()).collect();
+    let find = |needle: &str| {
+        all.iter()
+            .find(|w| w.contains(needle))
+            .unwrap_or_else(|| panic!("no warning with {needle:?} in {all:#?}"))
+            .clone()
+    };
+    assert!(find("[options.Log]").starts_with("conf/bridge.toml:2:"));
+    let w = find("`agent-presence-map` is ignored");
+    assert!(
+        w.starts_with("conf/bridge.toml:7:") && w.contains("DN `PullBoth`"),
+        "{w}"
+    );
+    assert!(find("`aggregated-states` is ignored").contains("PullBoth"));
+    let w = find("propagates nothing");
+    assert!(
+        w.starts_with("conf/bridge.toml:9:") && w.contains("Nothing"),
+        "{w}"
+    );
+    let w = find("indexes 3, 4, 5");
+    assert!(w.contains("DN `Push`") && w.contains("15"), "{w}");
+    let w = find("`INCALL` is not used");
+    assert!(w.starts_with("conf/agent-states.xml:"), "{w}");
+    assert!(!all.iter().any(|w| w.contains("OtherService")), "{all:#?}");
+    assert!(
+        loaded
+            .warnings
+            .iter()
+            .all(|w| w.severity == Severity::Warning)
+    );
+}
+
+/// The bad-input suite: each case must be refused with a message that names the place
+/// (file:line) and the offending value.
+#[test]
+fn bad_input_suite() {
+    let ext = |annex: &str| {
+        format!(
+            "{}\n[dn.\"5001\"]\ntype = \"Extension\"\nuri = \"sip:a@x.com\"\nannex.TServer = {{ {annex} }}\n",
+            push_profile(SEED_STATES)
+        )
+    };
+    let pull = |range: &str| {
+        format!(
+            "[dn.P]\ntype = \"VoIPService\"\nannex.TServer = {{ service-type = \"presence-profile\", map-presence-to-dnd = \"true\", presence-availability-range = \"{range}\" }}\n"
+        )
+    };
+    let map_with = |body: &str| {
+        format!(
+            r#"<?xml version="1.0"?>
+<agentStates xmlns="http://schemas.genesys.com/09/2014/mslyncserver/agentStates">
+{body}
+</agentStates>"#
+        )
+    };
+    let one_state_map_profile = push_profile("1=A").replace("agent-states.xml", "bad.xml");
+    // (name, configuration, extra files, expected place, words the message must contain)
+    type Case<'a> = (
+        &'a str,
+        String,
+        Vec<(&'a str, String)>,
+        &'a str,
+        Vec<&'a str>,
+    );
+    let cases: Vec<Case<'_>> = vec![
+        ("unknown option", ext("presence-profle = \"PushProfile\""), vec![], "conf/bridge.toml:13:", vec!["`presence-profle`", "did you mean `presence-profile`", "DN `5001`"]),
+        ("unknown DN field", format!("{}\n[dn.\"5001\"]\ntype = \"Extension\"\nurl = \"sip:a@x.com\"\n", push_profile(SEED_STATES)), vec![], "conf/bridge.toml:12:", vec!["`url`", "uri"]),
+        ("bad boolean", push_profile(SEED_STATES).replace("\"false\"", "\"ja\""), vec![], "conf/bridge.toml:6:", vec!["`ja`", "true/false", "map-presence-to-dnd"]),
+        ("reversed range", pull("3000-4499, 6000-3000"), vec![], "conf/bridge.toml:3:", vec!["6000-3000", "presence-availability-range", "DN `P`"]),
+        ("non-numeric range", pull("abc"), vec![], "conf/bridge.toml:3:", vec!["`abc`", "0..=18000"]),
+        ("range above 18000", pull("19000"), vec![], "conf/bridge.toml:3:", vec!["19000", "0..=18000"]),
+        ("index 0", push_profile("0=IDLE_OUT"), vec![], "conf/bridge.toml:8:", vec!["`0`", "1..=15", "aggregated-states"]),
+        ("index 16", push_profile("1=IDLE_OUT, 16=OOS"), vec![], "conf/bridge.toml:8:", vec!["`16`", "1..=15"]),
+        ("duplicated index", push_profile("1=IDLE_OUT, 1=OOS"), vec![], "conf/bridge.toml:8:", vec!["index 1", "more than once"]),
+        ("ID missing from the map", push_profile("1=IDLE_OUT, 2=LUNCH"), vec![], "conf/bridge.toml:8:", vec!["`LUNCH`", "index 2", "agent-states.xml", "IDLE_READY"]),
+        ("wrong root", one_state_map_profile.clone(), vec![("bad.xml", r#"<states xmlns="http://schemas.genesys.com/09/2014/mslyncserver/agentStates"/>"#.to_owned())], "conf/bad.xml:1:", vec!["states", "agentStates"]),
+        ("wrong namespace", one_state_map_profile.clone(), vec![("bad.xml", r#"<agentStates xmlns="urn:other"/>"#.to_owned())], "conf/bad.xml:1:", vec!["urn:other", "http://schemas.genesys.com/09/2014/mslyncserver/agentStates"]),
+        ("duplicate ID", one_state_map_profile.clone(), vec![("bad.xml", map_with("<agentState ID=\"A\" availability=\"3500\"/>\n<agentState ID=\"A\" availability=\"6500\"/>"))], "conf/bad.xml:4:", vec!["`A`"]),
+        ("duplicate LCID", one_state_map_profile.clone(), vec![("bad.xml", map_with("<agentState ID=\"A\" availability=\"3500\">\n<activity LCID=\"1033\">a</activity>\n<activity LCID=\"1033\">b</activity>\n</agentState>"))], "conf/bad.xml:5:", vec!["1033"]),
+        ("non-numeric LCID", one_state_map_profile.clone(), vec![("bad.xml", map_with("<agentState ID=\"A\" availability=\"3500\">\n<activity LCID=\"en-US\">a</activity>\n</agentState>"))], "conf/bad.xml:4:", vec!["`en-US`"]),
+        ("availability -1", one_state_map_profile.clone(), vec![("bad.xml", map_with("<agentState ID=\"A\" availability=\"-1\"/>"))], "conf/bad.xml:3:", vec!["-1", "0..=18000"]),
+        ("availability 18001", one_state_map_profile.clone(), vec![("bad.xml", map_with("<agentState ID=\"A\" availability=\"18001\"/>"))], "conf/bad.xml:3:", vec!["18001", "0..=18000"]),
+        ("availability x", one_state_map_profile.clone(), vec![("bad.xml", map_with("<agentState ID=\"A\" availability=\"x\"/>"))], "conf/bad.xml:3:", vec!["`x`", "0..=18000"]),
+        ("truncated XML", one_state_map_profile.clone(), vec![("bad.xml", map_with("<agentState ID=\"A\" availability=\"3500\">").replace("</agentStates>", ""))], "conf/bad.xml:", vec!["agentState"]),
+        ("DOCTYPE", one_state_map_profile.clone(), vec![("bad.xml", format!("<!DOCTYPE x [<!ENTITY a \"b\">]>\n{}", map_with("")))], "conf/bad.xml:1:", vec!["DOCTYPE"]),
+        ("empty map file", one_state_map_profile, vec![("bad.xml", String::new())], "conf/bad.xml:1:", vec!["empty"]),
+        ("map file missing", push_profile("1=A").replace("agent-states.xml", "nowhere.xml"), vec![], "conf/bridge.toml:7:", vec!["conf/nowhere.xml", "cannot read"]),
+        ("profile that names no presence-profile DN", ext("presence-profile = \"Nope\""), vec![], "conf/bridge.toml:13:", vec!["`Nope`", "PushProfile"]),
+        ("application profile unknown", "[options.TServer]\npresence-profile = \"Ghost\"\n".to_owned(), vec![], "conf/bridge.toml:2:", vec!["`Ghost`", "no VoIP Service DN"]),
+        ("bad DN type", "[dn.\"5001\"]\ntype = \"Trunk\"\n".to_owned(), vec![], "conf/bridge.toml:2:", vec!["`Trunk`", "Extension or VoIPService"]),
+        ("missing DN type", "[dn.\"5001\"]\nuri = \"sip:a@x.com\"\n".to_owned(), vec![], "conf/bridge.toml:1:", vec!["`type`", "DN `5001`"]),
+        ("bad SIP URI", "[dn.\"5001\"]\ntype = \"Extension\"\nuri = \"agent1@contoso.com\"\n".to_owned(), vec![], "conf/bridge.toml:3:", vec!["`agent1@contoso.com`", "sip:user@host"]),
+        ("missing uri", format!("{}\n[dn.\"5001\"]\ntype = \"Extension\"\nannex.TServer = {{ presence-profile = \"PushProfile\" }}\n", push_profile(SEED_STATES)), vec![], "conf/bridge.toml:10:", vec!["DN `5001`", "no `uri`", "PushProfile"]),
+        ("duplicate uri", "[dn.\"5001\"]\ntype = \"Extension\"\nuri = \"sip:a@x.com\"\n[dn.\"5002\"]\ntype = \"Extension\"\nuri = \"sip:A@x.com\"\n".to_owned(), vec![], "conf/bridge.toml:4:", vec!["sip:a@x.com", "DN `5001`"]),
+        ("unknown table", "[sfx]\nx = 1\n".to_owned(), vec![], "conf/bridge.toml:1:", vec!["`sfx`"]),
+        ("TOML syntax", "[dn.\"5001\"\ntype = \"Extension\"\n".to_owned(), vec![], "conf/bridge.toml:1:", vec!["not valid TOML"]),
+        ("wrong TOML type", "[dn.\"5001\"]\ntype = [\"Extension\"]\n".to_owned(), vec![], "conf/bridge.toml:2:", vec!["`type`", "array"]),
+        ("empty aggregated-states", push_profile(""), vec![], "conf/bridge.toml:8:", vec!["empty"]),
+    ];
+    let mut failures = Vec::new();
+    for (name, text, extra, place, needles) in cases {
+        let extra: Vec<(&str, &str)> = extra.iter().map(|(p, t)| (*p, t.as_str())).collect();
+        let Err(err) = try_load(&text, &extra) else {
+            failures.push(format!("{name}: loaded but should not:\n{text}"));
+            continue;
+        };
+        let messages: Vec<String> = err.errors().map(|d| d.to_string()).collect();
+        let hit = messages
+            .iter()
+            .find(|m| m.starts_with(place) && needles.iter().all(|n| m.contains(n)));
+        if hit.is_none() {
+            failures.push(format!(
+                "{name}: no error at {place} containing {needles:?}; got:\n{}",
+                messages.join("\n")
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn empty_file_is_a_valid_empty_configuration() {
+    let loaded = try_load("", &[]).unwrap();
+    assert_eq!(loaded.config.profiles().len(), 0);
+    assert!(loaded.config.extensions().is_empty());
+    assert!(loaded.config.resolve("5001", None).profile.is_none());
+}
+
+#[test]
+fn maps_are_read_once_per_path() {
+    let text = format!(
+        "{}\n{}",
+        push_profile(SEED_STATES),
+        push_profile(SEED_STATES).replace("PushProfile", "Second")
+    );
+    let files = files(&[]);
+    let mut reads = 0;
+    let source = Source {
+        path: Path::new("conf/bridge.toml"),
+        text: &text,
+    };
+    load::<NoSections>(&source, &LoadOptions::default(), &mut |p| {
+        reads += 1;
+        Ok(files[p].clone())
+    })
+    .unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(reads, 1);
+}
+
+#[test]
+fn sections_deserialize_into_the_callers_type_with_locations() {
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Sections {
+        sfb: Option<Sfb>,
+    }
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Sfb {
+        #[allow(dead_code)]
+        pool: String,
+        port: u16,
+    }
+    let source = |text: &'static str| Source {
+        path: Path::new("b.toml"),
+        text,
+    };
+    let read = &mut |_: &Path| -> io::Result<Vec<u8>> { Err(io::ErrorKind::NotFound.into()) };
+    let ok = load::<Sections>(
+        &source("[sfb]\npool = \"fe.contoso.com\"\nport = 5061\n"),
+        &LoadOptions::default(),
+        read,
+    )
+    .unwrap();
+    assert_eq!(ok.sections.sfb.unwrap().port, 5061);
+    let err = load::<Sections>(
+        &source("[sfb]\npool = \"fe\"\nport = 99999\n"),
+        &LoadOptions::default(),
+        read,
+    )
+    .unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("b.toml:3:"), "{msg}");
+    let err = load::<Sections>(
+        &source("[sfb]\npool = \"fe\"\nport = 1\n[cti]\n"),
+        &LoadOptions::default(),
+        read,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("b.toml:4:") && err.to_string().contains("`cti`"),
+        "{err}"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+    /// Arbitrary text never panics the loader.
+    #[test]
+    fn arbitrary_text_never_panics(text in "\\PC{0,300}") {
+        let _ = try_load(&text, &[]);
+    }
+
+    /// Mutations of a valid configuration never panic and errors always carry a location
+    /// inside the file.
+    #[test]
+    fn mutated_configs_never_panic(cut in 0usize..2000, insert in "[\\[\\]\"=,.:a-z0-9 \n-]{0,6}") {
+        let base = format!("[options.TServer]\npresence-profile = \"PushProfile\"\n{}\n[dn.\"5001\"]\ntype = \"Extension\"\nuri = \"sip:a@x.com\"\n", push_profile(SEED_STATES));
+        let cut = cut.min(base.len());
+        let cut = (0..=cut).rev().find(|&i| base.is_char_boundary(i)).unwrap_or(0);
+        let text = format!("{}{}{}", &base[..cut], insert, &base[cut..]);
+        if let Err(diagnostics) = try_load(&text, &[]) {
+            let lines = text.lines().count().max(1) as u32 + 1;
+            for d in diagnostics.errors() {
+                if d.location.file.as_ref() == "conf/bridge.toml" {
+                    prop_assert!(d.location.line >= 1 && d.location.line <= lines, "{}", d);
+                }
+            }
+        }
+    }
+}
