@@ -1,0 +1,427 @@
+//! `presence-bridge check`: validate a configuration and print what it does.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use presence_config::{Config, Diagnostic, Mode, ProfileMode, Severity};
+use presence_model::{Activities, AvailabilityClass, AvailabilityRange, Lcid};
+use presence_push::PushTable;
+use serde::Serialize;
+
+use crate::CheckArgs;
+use crate::files::load_config;
+
+/// Above this many Extension DNs, the text report summarises per profile unless --all-dns.
+const DN_LIST_LIMIT: usize = 50;
+
+/// The `check --json` object (documented in docs/cli.md; keep it stable).
+#[derive(Debug, Serialize)]
+pub struct Report {
+    file: String,
+    valid: bool,
+    errors: Vec<DiagnosticJson>,
+    warnings: Vec<DiagnosticJson>,
+    application_profile: Option<String>,
+    profiles: Vec<ProfileJson>,
+    dns: Vec<DnJson>,
+    summary: Summary,
+}
+
+/// One error or warning.
+#[derive(Debug, Serialize)]
+pub struct DiagnosticJson {
+    severity: &'static str,
+    file: String,
+    line: u32,
+    column: u32,
+    dn: Option<String>,
+    option: Option<String>,
+    message: String,
+}
+
+impl From<&Diagnostic> for DiagnosticJson {
+    fn from(d: &Diagnostic) -> Self {
+        DiagnosticJson {
+            severity: match d.severity {
+                Severity::Error => "error",
+                Severity::Warning => "warning",
+            },
+            file: d.location.file.to_string(),
+            line: d.location.line,
+            column: d.location.column,
+            dn: d.dn.clone(),
+            option: d.option.clone(),
+            message: d.error.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct ProfileJson {
+    name: String,
+    mode: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    push: Option<PushJson>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pull: Option<PullJson>,
+}
+
+#[derive(Debug, Serialize)]
+struct PushJson {
+    map: String,
+    rows: Vec<RowJson>,
+}
+
+/// Activity texts in file order, serialized as a JSON object LCID → text.
+#[derive(Debug, Default, Clone)]
+pub struct Texts(pub Vec<(String, String)>);
+
+impl Texts {
+    pub fn of(activities: &Activities) -> Self {
+        Texts(
+            activities
+                .iter()
+                .map(|(lcid, text)| (lcid.to_string(), text.to_string()))
+                .collect(),
+        )
+    }
+}
+
+impl Serialize for Texts {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
+}
+
+/// "1033 en-US: text" for known LCIDs, "1234: text" for others.
+pub fn lcid_text(lcid: &str, text: &str) -> String {
+    let tag = lcid.parse::<u32>().ok().and_then(|n| Lcid::new(n).tag());
+    match tag {
+        Some(tag) => format!("{lcid} {tag}: {text}"),
+        None => format!("{lcid}: {text}"),
+    }
+}
+
+/// "3000-5999 (Online, IdleOnline)": ranges with the availability classes they touch.
+pub fn ranges_text(ranges: &[AvailabilityRange]) -> String {
+    ranges
+        .iter()
+        .map(|r| {
+            let classes: Vec<&str> = AvailabilityClass::ALL
+                .into_iter()
+                .filter(|c| {
+                    let cr = c.range();
+                    cr.start() <= r.end() && r.start() <= cr.end()
+                })
+                .map(AvailabilityClass::name)
+                .collect();
+            format!("{r} ({})", classes.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One of the 15 combinations of a push profile.
+#[derive(Debug, Serialize)]
+pub struct RowJson {
+    pub index: u8,
+    pub agent_state: &'static str,
+    pub device_state: &'static str,
+    pub aggregated_state: Option<String>,
+    pub availability: Option<u16>,
+    pub class: Option<&'static str>,
+    pub activities: Texts,
+}
+
+#[derive(Debug, Serialize)]
+struct PullJson {
+    ranges: Vec<String>,
+    default_ranges: bool,
+    #[serde(skip)]
+    described: String,
+}
+
+#[derive(Debug, Serialize)]
+struct DnJson {
+    dn: String,
+    uri: Option<String>,
+    profile: Option<String>,
+    source: Option<&'static str>,
+    mode: &'static str,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct Summary {
+    profiles: usize,
+    dns: usize,
+    push: usize,
+    pull: usize,
+    none: usize,
+}
+
+/// The rows of a push table, as printed and as in JSON.
+pub fn rows(table: &PushTable) -> Vec<RowJson> {
+    table
+        .rows()
+        .map(|(index, publication)| RowJson {
+            index: index.get(),
+            agent_state: index.agent().name(),
+            device_state: index.device().name(),
+            aggregated_state: publication.map(|p| p.id.to_string()),
+            availability: publication.map(|p| p.presence.availability.get()),
+            class: publication.map(|p| p.presence.availability.class().name()),
+            activities: publication
+                .map(|p| Texts::of(&p.presence.activities))
+                .unwrap_or_default(),
+        })
+        .collect()
+}
+
+fn report(file: String, config: Option<&Config>, diagnostics: &[Diagnostic]) -> Result<Report> {
+    let errors: Vec<DiagnosticJson> = diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .map(DiagnosticJson::from)
+        .collect();
+    let warnings = diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Warning)
+        .map(DiagnosticJson::from)
+        .collect();
+    let mut report = Report {
+        file,
+        valid: errors.is_empty(),
+        errors,
+        warnings,
+        application_profile: None,
+        profiles: Vec::new(),
+        dns: Vec::new(),
+        summary: Summary::default(),
+    };
+    let Some(config) = config else {
+        return Ok(report);
+    };
+    report.application_profile = config.application_profile().map(ToString::to_string);
+    for profile in config.profiles() {
+        let mut json = ProfileJson {
+            name: profile.name.to_string(),
+            mode: profile.mode.kind().as_str(),
+            push: None,
+            pull: None,
+        };
+        match &profile.mode {
+            ProfileMode::Push(push) => {
+                let table = PushTable::compile(&push.states, &push.map)?;
+                json.push = Some(PushJson {
+                    map: push.map_path.display().to_string(),
+                    rows: rows(&table),
+                });
+            }
+            ProfileMode::Pull(pull) => {
+                json.pull = Some(PullJson {
+                    ranges: pull.ranges.iter().map(ToString::to_string).collect(),
+                    default_ranges: pull.default_ranges,
+                    described: ranges_text(&pull.ranges),
+                });
+            }
+            ProfileMode::None => {}
+        }
+        report.profiles.push(json);
+    }
+    report.summary.profiles = report.profiles.len();
+    for ext in config.extensions() {
+        let resolution = config.resolve(ext.number.as_str(), None);
+        let mode = resolution.profile.map_or(Mode::None, |p| p.mode.kind());
+        match mode {
+            Mode::Push => report.summary.push += 1,
+            Mode::Pull => report.summary.pull += 1,
+            Mode::None => report.summary.none += 1,
+        }
+        report.dns.push(DnJson {
+            dn: ext.number.to_string(),
+            uri: ext.uri.as_ref().map(ToString::to_string),
+            profile: resolution.profile.map(|p| p.name.to_string()),
+            source: resolution.source.map(|s| s.as_str()),
+            mode: mode.as_str(),
+        });
+    }
+    report.summary.dns = report.dns.len();
+    Ok(report)
+}
+
+pub fn run(args: &CheckArgs) -> Result<ExitCode> {
+    let path = &args.config.config;
+    let file = path.display().to_string();
+    let report = match load_config(path)? {
+        Ok(loaded) => report(file, Some(&loaded.config), &loaded.warnings)?,
+        Err(diagnostics) => report(file, None, &diagnostics.0)?,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", text(&report, args.all_dns));
+    }
+    Ok(if report.valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn diagnostic_line(d: &DiagnosticJson) -> String {
+    let mut line = format!("{}:{}:{}: {}: ", d.file, d.line, d.column, d.severity);
+    match (&d.dn, &d.option) {
+        (Some(dn), Some(option)) => write!(line, "DN `{dn}`, option `{option}`: "),
+        (Some(dn), None) => write!(line, "DN `{dn}`: "),
+        (None, Some(option)) => write!(line, "option `{option}`: "),
+        (None, None) => Ok(()),
+    }
+    .expect("writing to a String");
+    line.push_str(&d.message);
+    line
+}
+
+/// The human-readable report.
+fn text(report: &Report, all_dns: bool) -> String {
+    let mut out = String::new();
+    for d in report.errors.iter().chain(&report.warnings) {
+        writeln!(out, "{}", diagnostic_line(d)).unwrap();
+    }
+    if !report.valid {
+        writeln!(
+            out,
+            "{}: INVALID: {} error(s), {} warning(s)",
+            report.file,
+            report.errors.len(),
+            report.warnings.len()
+        )
+        .unwrap();
+        return out;
+    }
+    if !report.errors.is_empty() || !report.warnings.is_empty() {
+        out.push('\n');
+    }
+    for profile in &report.profiles {
+        writeln!(out, "Profile {} — mode {}", profile.name, profile.mode).unwrap();
+        if let Some(push) = &profile.push {
+            writeln!(out, "  agent-presence map: {}", push.map).unwrap();
+            writeln!(
+                out,
+                "  {:>2}  {:<9}  {:<6}  {:<16}  {:<20}  activity texts",
+                "#", "agent", "device", "aggregated state", "availability"
+            )
+            .unwrap();
+            let mut first_row: BTreeMap<&str, u8> = BTreeMap::new();
+            for row in &push.rows {
+                let (id, availability) = match (&row.aggregated_state, row.availability) {
+                    (Some(id), Some(a)) => (
+                        id.as_str(),
+                        format!("{a:>5} {}", AvailabilityClass::of(a).name()),
+                    ),
+                    _ => ("—", "publishes nothing".to_owned()),
+                };
+                let mut texts = row.activities.0.iter();
+                let first = texts
+                    .next()
+                    .map(|(lcid, text)| lcid_text(lcid, text))
+                    .unwrap_or_default();
+                writeln!(
+                    out,
+                    "  {:>2}  {:<9}  {:<6}  {:<16}  {:<20}  {first}",
+                    row.index, row.agent_state, row.device_state, id, availability
+                )
+                .unwrap();
+                match first_row.get(id) {
+                    Some(first) if texts.len() > 0 => {
+                        writeln!(out, "  {:63}(+{} more, as row {first})", "", texts.len())
+                            .unwrap();
+                    }
+                    _ => {
+                        first_row.insert(id, row.index);
+                        for (lcid, text) in texts {
+                            writeln!(out, "  {:63}{}", "", lcid_text(lcid, text)).unwrap();
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(pull) = &profile.pull {
+            writeln!(
+                out,
+                "  available (EventDNDOff): {}{}",
+                pull.described,
+                if pull.default_ranges {
+                    " (default)"
+                } else {
+                    ""
+                }
+            )
+            .unwrap();
+            writeln!(
+                out,
+                "  any other availability: EventDNDOn; availability 0 (not set) changes nothing"
+            )
+            .unwrap();
+        }
+        if profile.push.is_none() && profile.pull.is_none() {
+            writeln!(out, "  propagates nothing").unwrap();
+        }
+        out.push('\n');
+    }
+    writeln!(
+        out,
+        "Application default profile: {}",
+        report.application_profile.as_deref().unwrap_or("(none)")
+    )
+    .unwrap();
+    let s = &report.summary;
+    writeln!(
+        out,
+        "\nExtension DNs: {} ({} push, {} pull, {} none)",
+        s.dns, s.push, s.pull, s.none
+    )
+    .unwrap();
+    if all_dns || report.dns.len() <= DN_LIST_LIMIT {
+        for dn in &report.dns {
+            writeln!(
+                out,
+                "  {:<10}  {:<32}  {:<16}  {:<11}  {}",
+                dn.dn,
+                dn.uri.as_deref().unwrap_or("(no uri)"),
+                dn.profile.as_deref().unwrap_or("(no profile)"),
+                dn.source.unwrap_or("-"),
+                dn.mode
+            )
+            .unwrap();
+        }
+    } else {
+        let mut groups: BTreeMap<(Option<&str>, Option<&str>, &str), usize> = BTreeMap::new();
+        for dn in &report.dns {
+            *groups
+                .entry((dn.profile.as_deref(), dn.source, dn.mode))
+                .or_default() += 1;
+        }
+        for ((profile, source, mode), count) in groups {
+            writeln!(
+                out,
+                "  {count:>8} DNs on {} (from {}), mode {mode}",
+                profile.unwrap_or("(no profile)"),
+                source.unwrap_or("-")
+            )
+            .unwrap();
+        }
+        writeln!(out, "  (use --all-dns to list every DN)").unwrap();
+    }
+    writeln!(
+        out,
+        "\n{}: valid: {} profile(s), {} Extension DN(s), {} warning(s)",
+        report.file,
+        report.profiles.len(),
+        report.dns.len(),
+        report.warnings.len()
+    )
+    .unwrap();
+    out
+}

@@ -1,0 +1,5 @@
+//! End-to-end tests of the real `presence-bridge` binary: one test binary, one module per
+//! area, shared helpers in `support`.
+
+mod check;
+mod support;
