@@ -14,10 +14,10 @@ use crate::CtiError;
 /// |---|---|---|---|
 /// | `listen` | `"IP:port"` | `"127.0.0.1:7070"` | address of the WebSocket listener; the endpoint is `ws://IP:port/v1/cti` |
 /// | `token` | string | none | bearer token clients must present (`Authorization: Bearer <token>`) on the upgrade request; **required** when `listen` is not a loopback address; visible ASCII, no spaces |
-/// | `max_message_bytes` | integer | `65536` | largest text frame the link accepts (256..=1048576); a larger frame up to 4 × this is answered `EventError` 4 and the connection continues; a frame beyond 4 × is answered `EventError` 4 and the connection is closed with code 1009 |
-/// | `rate_per_second` | integer | `200` | messages per second a connection may send (sustained); over the limit a message is dropped and answered `EventError` 5 |
-/// | `burst` | integer | `400` | messages a connection may send at once before `rate_per_second` applies |
-/// | `max_connections` | integer | `1024` | connections served at once; further upgrade requests get HTTP 503 |
+/// | `max-message-bytes` | integer | `65536` | largest text frame the link accepts (256..=1048576); a larger frame up to 4 × this is answered `EventError` 4 and the connection continues; a frame beyond 4 × is answered `EventError` 4 and the connection is closed with code 1009 |
+/// | `rate-per-second` | integer | `200` | messages per second a connection may send (sustained); over the limit a message is dropped and answered `EventError` 5 |
+/// | `burst` | integer | `400` | messages a connection may send at once before `rate-per-second` applies |
+/// | `max-connections` | integer | `1024` | connections served at once; further upgrade requests get HTTP 503 |
 /// | `queue` | integer | `1024` | events queued per connection for a client that reads slower than the bridge sends; a client that falls further behind is disconnected (close code 1008), never slowing the bridge or other clients. Must exceed the largest burst the bridge sends one client (about the number of DNs it registers) |
 ///
 /// ```
@@ -25,7 +25,7 @@ use crate::CtiError;
 /// let config: CtiConfig = toml::from_str(r#"
 ///     listen = "0.0.0.0:7070"
 ///     token = "s3cret-token"
-///     rate_per_second = 50
+///     rate-per-second = 50
 /// "#)?;
 /// assert_eq!(config.burst, 400);
 /// config.validate()?;
@@ -35,7 +35,7 @@ use crate::CtiError;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct CtiConfig {
     /// Address of the WebSocket listener (default `127.0.0.1:7070`).
     pub listen: SocketAddr,
@@ -67,7 +67,7 @@ impl Default for CtiConfig {
     }
 }
 
-/// The smallest `max_message_bytes`: room for a `RequestAgentLogin` with a profile.
+/// The smallest `max-message-bytes`: room for a `RequestAgentLogin` with a profile.
 pub const MIN_MESSAGE_BYTES: usize = 256;
 
 impl CtiConfig {
@@ -90,14 +90,14 @@ impl CtiConfig {
         }
         let ranges: [(&'static str, u64, u64, u64, &'static str); 5] = [
             (
-                "max_message_bytes",
+                "max-message-bytes",
                 self.max_message_bytes as u64,
                 MIN_MESSAGE_BYTES as u64,
                 presence_tlib::MAX_JSON_BYTES as u64,
                 "a size in bytes, 256..=1048576",
             ),
             (
-                "rate_per_second",
+                "rate-per-second",
                 u64::from(self.rate_per_second),
                 1,
                 u64::from(u32::MAX),
@@ -111,7 +111,7 @@ impl CtiConfig {
                 "a number of messages, at least 1",
             ),
             (
-                "max_connections",
+                "max-connections",
                 self.max_connections as u64,
                 1,
                 u64::MAX,
@@ -225,11 +225,11 @@ mod tests {
     #[test]
     fn ranges() {
         for (text, option) in [
-            ("max_message_bytes = 10", "max_message_bytes"),
-            ("max_message_bytes = 2000000", "max_message_bytes"),
-            ("rate_per_second = 0", "rate_per_second"),
+            ("max-message-bytes = 10", "max-message-bytes"),
+            ("max-message-bytes = 2000000", "max-message-bytes"),
+            ("rate-per-second = 0", "rate-per-second"),
             ("burst = 0", "burst"),
-            ("max_connections = 0", "max_connections"),
+            ("max-connections = 0", "max-connections"),
             ("queue = 0", "queue"),
         ] {
             let err = parse(text).unwrap().validate().unwrap_err().to_string();

@@ -231,7 +231,7 @@ async fn upgrade(
         tracing::warn!(%peer, max_connections = shared.max_connections, "contact-centre connection refused: too many connections");
         return (
             StatusCode::SERVICE_UNAVAILABLE,
-            "too many connections (`cti.max_connections`)\n",
+            "too many connections (`cti.max-connections`)\n",
         )
             .into_response();
     }
