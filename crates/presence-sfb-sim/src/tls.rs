@@ -1,0 +1,383 @@
+//! TLS for the simulator: the server's rustls configuration from PEM, and a test PKI made
+//! with rcgen at run time (a CA, a server certificate, a client certificate, and an
+//! unrelated second CA for "unknown CA" cases) that tests of other crates can use too.
+//!
+//! ```
+//! use presence_sfb_sim::tls::{ClientIdentity, TestPki};
+//!
+//! let pki = TestPki::localhost()?;
+//! let server = pki.server_tls(true).server_config()?; // mutual TLS required
+//! let client = pki.client_config(ClientIdentity::Trusted)?;
+//! # let _ = (server, client);
+//! # Ok::<(), presence_sfb_sim::SimError>(())
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
+};
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::SimError;
+
+/// The rustls provider: ring (no aws-lc).
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn certificates(what: &'static str, pem: &str) -> Result<Vec<CertificateDer<'static>>, SimError> {
+    let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|source| SimError::Pem { what, source })?;
+    if certs.is_empty() {
+        return Err(SimError::NoCertificate { what });
+    }
+    Ok(certs)
+}
+
+fn private_key(what: &'static str, pem: &str) -> Result<PrivateKeyDer<'static>, SimError> {
+    PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(|source| SimError::Pem { what, source })
+}
+
+fn roots(what: &'static str, pem: &str) -> Result<RootCertStore, SimError> {
+    let mut roots = RootCertStore::empty();
+    for cert in certificates(what, pem)? {
+        roots.add(cert)?;
+    }
+    Ok(roots)
+}
+
+fn read(path: &Path) -> Result<String, SimError> {
+    std::fs::read_to_string(path).map_err(|source| SimError::Io {
+        context: format!("cannot read `{}`", path.display()),
+        source,
+    })
+}
+
+/// The server side of TLS: the simulator's certificate chain and key, and optionally the
+/// CA that must sign the client's certificate (mutual TLS, as a pool requires of a trusted
+/// application).
+#[derive(Clone, Debug)]
+pub struct ServerTls {
+    /// The server's certificate chain, PEM (leaf first).
+    pub cert_chain_pem: String,
+    /// The server's private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    pub key_pem: String,
+    /// When set, a client certificate signed by one of these CAs (PEM) is **required**.
+    pub client_ca_pem: Option<String>,
+}
+
+impl ServerTls {
+    /// Reads the PEM files.
+    ///
+    /// # Errors
+    /// [`SimError::Io`] when a file cannot be read.
+    pub fn from_files(
+        cert_chain: &Path,
+        key: &Path,
+        client_ca: Option<&Path>,
+    ) -> Result<ServerTls, SimError> {
+        Ok(ServerTls {
+            cert_chain_pem: read(cert_chain)?,
+            key_pem: read(key)?,
+            client_ca_pem: client_ca.map(read).transpose()?,
+        })
+    }
+
+    /// The rustls configuration (ring provider, TLS 1.2 and 1.3).
+    ///
+    /// # Errors
+    /// [`SimError::Pem`] / [`SimError::NoCertificate`] for unreadable PEM,
+    /// [`SimError::Tls`] for a key that does not fit, [`SimError::ClientVerifier`] for an
+    /// unusable client CA.
+    pub fn server_config(&self) -> Result<Arc<ServerConfig>, SimError> {
+        let chain = certificates("server certificate chain", &self.cert_chain_pem)?;
+        let key = private_key("server private key", &self.key_pem)?;
+        let builder = ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()?;
+        let config = match &self.client_ca_pem {
+            Some(ca) => {
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots("client CA", ca)?),
+                    provider(),
+                )
+                .build()?;
+                builder
+                    .with_client_cert_verifier(verifier)
+                    .with_single_cert(chain, key)?
+            }
+            None => builder.with_no_client_auth().with_single_cert(chain, key)?,
+        };
+        Ok(Arc::new(config))
+    }
+}
+
+/// Which certificate a test client presents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientIdentity {
+    /// None at all.
+    None,
+    /// [`TestPki::client_cert_pem`], signed by the test CA.
+    Trusted,
+    /// [`TestPki::other_client_cert_pem`], signed by the unrelated CA.
+    Untrusted,
+}
+
+/// A throw-away PKI made with rcgen (ECDSA P-256 keys): everything a TLS test needs.
+///
+/// - [`ca_pem`](Self::ca_pem): the test CA; it signs the server and the client certificate.
+/// - the server certificate names the `names` given to [`TestPki::new`] (DNS names or IP
+///   addresses), for a server on loopback `localhost` / `127.0.0.1`;
+/// - the client certificate names [`TestPki::CLIENT_NAME`];
+/// - [`other_ca_pem`](Self::other_ca_pem): an unrelated CA, and a client certificate it
+///   signed, for "unknown CA" tests in both directions.
+#[derive(Clone)]
+pub struct TestPki {
+    /// The test CA certificate.
+    pub ca_pem: String,
+    /// The server certificate (signed by the test CA).
+    pub server_cert_pem: String,
+    /// The server's private key.
+    pub server_key_pem: String,
+    /// The client certificate (signed by the test CA).
+    pub client_cert_pem: String,
+    /// The client's private key.
+    pub client_key_pem: String,
+    /// An unrelated CA.
+    pub other_ca_pem: String,
+    /// A client certificate signed by the unrelated CA.
+    pub other_client_cert_pem: String,
+    /// Its private key.
+    pub other_client_key_pem: String,
+}
+
+impl std::fmt::Debug for TestPki {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestPki").finish_non_exhaustive()
+    }
+}
+
+/// The files [`TestPki::write_to`] wrote.
+#[derive(Clone, Debug)]
+pub struct TestPkiFiles {
+    /// `ca.pem`.
+    pub ca: PathBuf,
+    /// `server.pem`.
+    pub server_cert: PathBuf,
+    /// `server.key`.
+    pub server_key: PathBuf,
+    /// `client.pem`.
+    pub client_cert: PathBuf,
+    /// `client.key`.
+    pub client_key: PathBuf,
+    /// `other-ca.pem`.
+    pub other_ca: PathBuf,
+    /// `other-client.pem`.
+    pub other_client_cert: PathBuf,
+    /// `other-client.key`.
+    pub other_client_key: PathBuf,
+}
+
+fn ca(name: &str) -> Result<CertifiedIssuer<'static, KeyPair>, SimError> {
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    Ok(CertifiedIssuer::self_signed(params, KeyPair::generate()?)?)
+}
+
+/// A leaf certificate for `names`: (certificate PEM, key PEM).
+fn leaf(
+    names: &[&str],
+    usage: ExtendedKeyUsagePurpose,
+    issuer: &Issuer<'_, KeyPair>,
+) -> Result<(String, String), SimError> {
+    let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+    let mut params = CertificateParams::new(names.clone())?;
+    if let Some(first) = names.first() {
+        params.distinguished_name.push(DnType::CommonName, first);
+    }
+    params.extended_key_usages = vec![usage];
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    let key = KeyPair::generate()?;
+    let cert = params.signed_by(&key, issuer)?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
+impl TestPki {
+    /// The name of the client certificate (a trusted application's FQDN).
+    pub const CLIENT_NAME: &'static str = "bridge.presence.test";
+
+    /// A PKI whose server certificate names `names` (for example `["localhost",
+    /// "127.0.0.1"]`).
+    ///
+    /// # Errors
+    /// [`SimError::Certificate`] when rcgen fails (for example an invalid DNS name).
+    pub fn new(names: &[&str]) -> Result<TestPki, SimError> {
+        let ca = ca("presence-sfb-sim test CA")?;
+        let other = ca_other()?;
+        let (server_cert_pem, server_key_pem) =
+            leaf(names, ExtendedKeyUsagePurpose::ServerAuth, &ca)?;
+        let (client_cert_pem, client_key_pem) = leaf(
+            &[Self::CLIENT_NAME],
+            ExtendedKeyUsagePurpose::ClientAuth,
+            &ca,
+        )?;
+        let (other_client_cert_pem, other_client_key_pem) = leaf(
+            &[Self::CLIENT_NAME],
+            ExtendedKeyUsagePurpose::ClientAuth,
+            &other,
+        )?;
+        Ok(TestPki {
+            ca_pem: ca.pem(),
+            server_cert_pem,
+            server_key_pem,
+            client_cert_pem,
+            client_key_pem,
+            other_ca_pem: other.pem(),
+            other_client_cert_pem,
+            other_client_key_pem,
+        })
+    }
+
+    /// A PKI for a server on loopback: names `localhost` and `127.0.0.1`.
+    ///
+    /// # Errors
+    /// As [`TestPki::new`].
+    pub fn localhost() -> Result<TestPki, SimError> {
+        TestPki::new(&["localhost", "127.0.0.1"])
+    }
+
+    /// The simulator's TLS settings: the server certificate, and with
+    /// `require_client_cert` the test CA as the CA client certificates must come from.
+    pub fn server_tls(&self, require_client_cert: bool) -> ServerTls {
+        ServerTls {
+            cert_chain_pem: self.server_cert_pem.clone(),
+            key_pem: self.server_key_pem.clone(),
+            client_ca_pem: require_client_cert.then(|| self.ca_pem.clone()),
+        }
+    }
+
+    /// A client configuration that trusts the test CA and presents `identity`.
+    ///
+    /// # Errors
+    /// [`SimError::Tls`] / [`SimError::Pem`] if the material is unusable.
+    pub fn client_config(&self, identity: ClientIdentity) -> Result<Arc<ClientConfig>, SimError> {
+        let builder = ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots("test CA", &self.ca_pem)?);
+        let (cert, key) = match identity {
+            ClientIdentity::None => return Ok(Arc::new(builder.with_no_client_auth())),
+            ClientIdentity::Trusted => (&self.client_cert_pem, &self.client_key_pem),
+            ClientIdentity::Untrusted => (&self.other_client_cert_pem, &self.other_client_key_pem),
+        };
+        let config = builder.with_client_auth_cert(
+            certificates("client certificate", cert)?,
+            private_key("client private key", key)?,
+        )?;
+        Ok(Arc::new(config))
+    }
+
+    /// Writes the PEM files into `dir` (which must exist): `ca.pem`, `server.pem`,
+    /// `server.key`, `client.pem`, `client.key`, `other-ca.pem`, `other-client.pem`,
+    /// `other-client.key`.
+    ///
+    /// # Errors
+    /// [`SimError::Io`] when a file cannot be written.
+    pub fn write_to(&self, dir: &Path) -> Result<TestPkiFiles, SimError> {
+        let write = |name: &str, pem: &str| -> Result<PathBuf, SimError> {
+            let path = dir.join(name);
+            std::fs::write(&path, pem).map_err(|source| SimError::Io {
+                context: format!("cannot write `{}`", path.display()),
+                source,
+            })?;
+            Ok(path)
+        };
+        Ok(TestPkiFiles {
+            ca: write("ca.pem", &self.ca_pem)?,
+            server_cert: write("server.pem", &self.server_cert_pem)?,
+            server_key: write("server.key", &self.server_key_pem)?,
+            client_cert: write("client.pem", &self.client_cert_pem)?,
+            client_key: write("client.key", &self.client_key_pem)?,
+            other_ca: write("other-ca.pem", &self.other_ca_pem)?,
+            other_client_cert: write("other-client.pem", &self.other_client_cert_pem)?,
+            other_client_key: write("other-client.key", &self.other_client_key_pem)?,
+        })
+    }
+}
+
+fn ca_other() -> Result<CertifiedIssuer<'static, KeyPair>, SimError> {
+    ca("unrelated test CA")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pki_makes_usable_configurations() {
+        let pki = TestPki::localhost().unwrap();
+        assert!(pki.server_tls(true).server_config().is_ok());
+        assert!(pki.server_tls(false).server_config().is_ok());
+        for identity in [
+            ClientIdentity::None,
+            ClientIdentity::Trusted,
+            ClientIdentity::Untrusted,
+        ] {
+            assert!(pki.client_config(identity).is_ok(), "{identity:?}");
+        }
+        assert_ne!(pki.ca_pem, pki.other_ca_pem);
+    }
+
+    #[test]
+    fn bad_pem_is_reported_by_what_it_is() {
+        let pki = TestPki::localhost().unwrap();
+        let mut tls = pki.server_tls(true);
+        tls.cert_chain_pem = "no pem here".to_owned();
+        assert!(matches!(
+            tls.server_config(),
+            Err(SimError::NoCertificate {
+                what: "server certificate chain"
+            })
+        ));
+        let mut tls = pki.server_tls(false);
+        tls.key_pem = pki.ca_pem;
+        assert!(matches!(
+            tls.server_config(),
+            Err(SimError::Pem {
+                what: "server private key",
+                ..
+            })
+        ));
+        assert!(matches!(
+            TestPki::new(&["caf\u{e9}.test"]),
+            Err(SimError::Certificate(_))
+        ));
+    }
+
+    #[test]
+    fn files_are_written_and_read_back() {
+        let dir = std::env::temp_dir().join(format!("presence-sfb-sim-pki-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pki = TestPki::localhost().unwrap();
+        let files = pki.write_to(&dir).unwrap();
+        let tls =
+            ServerTls::from_files(&files.server_cert, &files.server_key, Some(&files.ca)).unwrap();
+        assert_eq!(tls.client_ca_pem.as_deref(), Some(pki.ca_pem.as_str()));
+        assert!(tls.server_config().is_ok());
+        assert!(matches!(
+            ServerTls::from_files(&dir.join("missing.pem"), &files.server_key, None),
+            Err(SimError::Io { .. })
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
