@@ -1,0 +1,793 @@
+//! The SfB endpoint as a sans-IO state machine (quinn-proto style).
+//!
+//! Inputs: [`Endpoint::connected`], [`Endpoint::disconnected`], [`Endpoint::handle_bytes`],
+//! [`Endpoint::handle_timeout`], [`Endpoint::publish`], [`Endpoint::subscribe`],
+//! [`Endpoint::unsubscribe`]. Outputs: [`Endpoint::poll_transmit`] (bytes to write),
+//! [`Endpoint::poll_timeout`] (when to call `handle_timeout`), [`Endpoint::poll_event`].
+//! Time comes in as `now` arguments; randomness from a seeded generator; so a whole
+//! exchange is a deterministic function of its inputs.
+
+mod publish;
+mod subscribe;
+#[cfg(test)]
+mod tests;
+mod timers;
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use presence_model::{Presence, SipUri};
+use presence_sip::{Frame, Framer, Limits, Message, Method, Request, Response};
+use presence_transport::{PresenceUpdate, TransportError};
+
+use crate::backoff::{Backoff, Rng};
+use crate::settings::EndpointConfig;
+use publish::Publications;
+use subscribe::Subscriptions;
+use timers::Timers;
+
+/// Identifies one call to [`Endpoint::publish`]; its outcome comes back as an [`Event`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PublishId(pub u64);
+
+/// What the endpoint reports.
+#[derive(Debug)]
+pub enum Event {
+    /// A subscribed user's aggregated presence, as the pool reported it.
+    Presence(PresenceUpdate),
+    /// The pool accepted the publication `id` (or an identical one that covered it).
+    Published {
+        /// The call to `publish`.
+        id: PublishId,
+        /// The user.
+        user: SipUri,
+    },
+    /// The publication `id` will not be delivered.
+    PublishFailed {
+        /// The call to `publish`.
+        id: PublishId,
+        /// The user.
+        user: SipUri,
+        /// Why: `Superseded`, `NotConnected`, `Rejected` (status, reason and
+        /// ms-diagnostics), `Timeout`.
+        error: TransportError,
+    },
+    /// A subscription for these users was refused; it is retried after a back-off.
+    SubscriptionFailed {
+        /// The users of the batch.
+        users: Vec<SipUri>,
+        /// The status, reason and ms-diagnostics.
+        reason: String,
+    },
+    /// The connection must be closed and made again (garbage from the peer, keep-alive
+    /// timeout, an unbounded backlog). The driver closes it and calls
+    /// [`Endpoint::disconnected`].
+    ResetConnection {
+        /// Why.
+        reason: String,
+    },
+    /// Something odd that did not stop anything (an unparsable notification body).
+    Warning {
+        /// What.
+        message: String,
+    },
+}
+
+/// What an outstanding request is for.
+#[derive(Clone, Debug)]
+enum TxKind {
+    Publish { user: SipUri },
+    Subscribe { batch: u64 },
+    Unsubscribe,
+}
+
+#[derive(Clone, Debug)]
+struct Transaction {
+    kind: TxKind,
+}
+
+/// Timer keys.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Timer {
+    /// A request's response is overdue.
+    Transaction(String),
+    /// A user's publication waits for a retry.
+    PublishRetry(SipUri),
+    /// A subscription batch is due for refresh or re-subscription.
+    Batch(u64),
+    /// Send a keep-alive.
+    KeepAlive,
+    /// A keep-alive got no answer in time.
+    KeepAliveTimeout,
+}
+
+/// The sans-IO SfB endpoint: publications with versions and 409 recovery, batched
+/// subscriptions with refresh, notifications in, keep-alive.
+#[derive(Debug)]
+pub struct Endpoint {
+    config: EndpointConfig,
+    rng: Rng,
+    epid: String,
+    connected: bool,
+    framer: Framer,
+    out: VecDeque<Vec<u8>>,
+    out_bytes: usize,
+    events: VecDeque<Event>,
+    transactions: HashMap<String, Transaction>,
+    timers: Timers<Timer>,
+    publications: Publications,
+    subscriptions: Subscriptions,
+    next_publish_id: u64,
+    awaiting_pong: bool,
+    received_since_ping: bool,
+    cseq: u32,
+}
+
+/// The most bytes waiting to be written before the connection is reset: a peer that stops
+/// reading must not make memory grow without bound.
+const MAX_OUT_BYTES: usize = 16 * 1024 * 1024;
+
+impl Endpoint {
+    /// A disconnected endpoint. `seed` drives Call-IDs, tags, branches and jitter.
+    pub fn new(config: EndpointConfig, seed: u64) -> Self {
+        let mut rng = Rng::new(seed);
+        let epid = rng.hex(10);
+        Endpoint {
+            framer: Framer::new(Limits::default()),
+            publications: Publications::new(config.publication.clone()),
+            subscriptions: Subscriptions::new(config.subscription.batch_size),
+            config,
+            rng,
+            epid,
+            connected: false,
+            out: VecDeque::new(),
+            out_bytes: 0,
+            events: VecDeque::new(),
+            transactions: HashMap::new(),
+            timers: Timers::new(),
+            next_publish_id: 0,
+            awaiting_pong: false,
+            received_since_ping: false,
+            cseq: 0,
+        }
+    }
+
+    /// The endpoint's settings.
+    pub fn config(&self) -> &EndpointConfig {
+        &self.config
+    }
+
+    /// Sets the host[:port] written in Via (the driver sets the socket's local address on
+    /// each connection unless one is configured).
+    pub fn set_local_host(&mut self, host: String) {
+        self.config.local_host = host;
+    }
+
+    /// Whether a connection is up.
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
+    /// A connection to the pool is up: subscribe every user of the subscription set and
+    /// publish the latest state of every published user again.
+    pub fn connected(&mut self, now: Instant) {
+        self.reset_connection_state();
+        self.connected = true;
+        self.schedule_keepalive(now);
+        self.publications.on_connected();
+        self.subscriptions.reset();
+        self.pump(now);
+    }
+
+    /// The connection is gone: outstanding requests are dropped; callers waiting on a
+    /// publication get `NotConnected`, but each user's latest state is kept and published
+    /// again on the next connection.
+    pub fn disconnected(&mut self, _now: Instant) {
+        self.connected = false;
+        let failed = self.publications.on_disconnected();
+        for (id, user) in failed {
+            self.events.push_back(Event::PublishFailed {
+                id,
+                user,
+                error: TransportError::NotConnected,
+            });
+        }
+        self.subscriptions.reset();
+        self.reset_connection_state();
+    }
+
+    fn reset_connection_state(&mut self) {
+        self.framer = Framer::new(Limits::default());
+        self.out.clear();
+        self.out_bytes = 0;
+        self.transactions.clear();
+        self.timers.clear();
+        self.awaiting_pong = false;
+        self.received_since_ping = false;
+    }
+
+    /// Publishes `presence` as `user`'s presence. Latest wins: a publication that has not
+    /// been sent when a newer one arrives is reported as superseded.
+    pub fn publish(&mut self, user: SipUri, presence: Presence, now: Instant) -> PublishId {
+        self.next_publish_id += 1;
+        let id = PublishId(self.next_publish_id);
+        let outcome = self
+            .publications
+            .request(user, presence, id, self.connected);
+        self.report(outcome);
+        self.pump(now);
+        id
+    }
+
+    /// Adds users to the subscription set.
+    pub fn subscribe(&mut self, users: impl IntoIterator<Item = SipUri>, now: Instant) {
+        self.subscriptions.add(users);
+        self.pump(now);
+    }
+
+    /// Removes users from the subscription set.
+    pub fn unsubscribe(&mut self, users: impl IntoIterator<Item = SipUri>, now: Instant) {
+        let ended = self.subscriptions.remove(users);
+        for dialog in ended {
+            self.send_unsubscribe(&dialog);
+        }
+        self.pump(now);
+    }
+
+    /// The users in the subscription set.
+    pub fn subscribed(&self) -> impl Iterator<Item = &SipUri> {
+        self.subscriptions.users()
+    }
+
+    /// Bytes received from the pool. An error means the stream cannot be read any further:
+    /// the connection must be reset (an [`Event::ResetConnection`] says so too).
+    pub fn handle_bytes(
+        &mut self,
+        bytes: &[u8],
+        now: Instant,
+    ) -> Result<(), presence_sip::SipError> {
+        self.received_since_ping = true;
+        if self.awaiting_pong {
+            self.awaiting_pong = false;
+            self.timers.cancel(&Timer::KeepAliveTimeout);
+        }
+        self.framer.push(bytes);
+        loop {
+            match self.framer.next_frame() {
+                Ok(Some(Frame::Message(message))) => self.handle_message(message, now),
+                Ok(Some(Frame::Ping)) => self.queue(presence_sip::PONG.to_vec()),
+                Ok(Some(Frame::Pong)) => {}
+                Ok(None) => break,
+                Err(error) => {
+                    self.events.push_back(Event::ResetConnection {
+                        reason: format!("unreadable data from the pool: {error}"),
+                    });
+                    return Err(error);
+                }
+            }
+        }
+        self.pump(now);
+        Ok(())
+    }
+
+    /// Time passed: overdue responses, retries, refreshes, keep-alives.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(timer) = self.timers.pop_due(now) {
+            match timer {
+                Timer::Transaction(branch) => {
+                    if let Some(tx) = self.transactions.remove(&branch) {
+                        self.on_failure(tx.kind, None, "no response in time".to_owned(), now);
+                    }
+                }
+                Timer::PublishRetry(user) => self.publications.retry_due(&user),
+                Timer::Batch(batch) => self.subscriptions.due(batch),
+                Timer::KeepAlive => {
+                    if self.connected {
+                        self.queue(presence_sip::PING.to_vec());
+                        self.awaiting_pong = true;
+                        self.received_since_ping = false;
+                        self.timers
+                            .set(Timer::KeepAliveTimeout, now + self.config.keepalive_timeout);
+                        self.schedule_keepalive(now);
+                    }
+                }
+                Timer::KeepAliveTimeout => {
+                    if self.awaiting_pong && !self.received_since_ping {
+                        self.events.push_back(Event::ResetConnection {
+                            reason: format!(
+                                "no keep-alive answer from the pool within {:?}",
+                                self.config.keepalive_timeout
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+        self.pump(now);
+    }
+
+    /// The next bytes to write, if any.
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        let bytes = self.out.pop_front()?;
+        self.out_bytes -= bytes.len();
+        Some(bytes)
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) is next due.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next_deadline()
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Publications in flight (for metrics and back-pressure).
+    pub fn publications_in_flight(&self) -> usize {
+        self.publications.in_flight()
+    }
+
+    fn schedule_keepalive(&mut self, now: Instant) {
+        if let Some(every) = self.config.keepalive {
+            self.timers.set(Timer::KeepAlive, now + every);
+        }
+    }
+
+    fn queue(&mut self, bytes: Vec<u8>) {
+        if !self.connected {
+            return;
+        }
+        self.out_bytes += bytes.len();
+        self.out.push_back(bytes);
+        if self.out_bytes > MAX_OUT_BYTES {
+            self.events.push_back(Event::ResetConnection {
+                reason: format!(
+                    "more than {MAX_OUT_BYTES} bytes wait to be written: the pool does not read"
+                ),
+            });
+        }
+    }
+
+    fn report(&mut self, outcome: publish::Outcome) {
+        for (id, user) in outcome.published {
+            self.events.push_back(Event::Published { id, user });
+        }
+        for (id, user, error) in outcome.failed {
+            self.events
+                .push_back(Event::PublishFailed { id, user, error });
+        }
+    }
+
+    /// Sends whatever is due: publications (within the in-flight limit) and subscription
+    /// requests.
+    fn pump(&mut self, now: Instant) {
+        if !self.connected {
+            return;
+        }
+        while self.publications.in_flight() < self.config.max_in_flight {
+            let Some((user, request)) = self.publications.next_to_send() else {
+                break;
+            };
+            self.send_publish(user, request, now);
+        }
+        while let Some(work) = self.subscriptions.next_work() {
+            self.send_subscribe(work, now);
+        }
+    }
+
+    fn new_branch(&mut self) -> String {
+        format!("z9hG4bK{}", self.rng.hex(16))
+    }
+
+    fn next_cseq(&mut self) -> u32 {
+        self.cseq = self.cseq.wrapping_add(1).max(1);
+        self.cseq
+    }
+
+    /// The headers every request from the bridge carries.
+    fn base_request(
+        &mut self,
+        method: Method,
+        target: &str,
+        call_id: &str,
+        from_tag: &str,
+        to_tag: Option<&str>,
+        cseq: u32,
+    ) -> Result<(Request, String), presence_sip::SipError> {
+        let branch = self.new_branch();
+        let c = &self.config;
+        let mut to = format!("<{target}>");
+        if let Some(tag) = to_tag {
+            to.push_str(";tag=");
+            to.push_str(tag);
+        }
+        let mut request = Request::new(method.clone(), target)?
+            .header(
+                "Via",
+                format!(
+                    "SIP/2.0/{} {};branch={branch}",
+                    c.transport.via_token(),
+                    c.local_host
+                ),
+            )?
+            .header("Max-Forwards", "70")?
+            .header(
+                "From",
+                format!("<{target}>;tag={from_tag};epid={}", self.epid),
+            )?
+            .header("To", to)?
+            .header("Call-ID", call_id)?
+            .header("CSeq", format!("{cseq} {method}"))?
+            .header("Contact", format!("<{}>", c.contact))?
+            .header("User-Agent", &c.user_agent)?;
+        if c.p_asserted_identity {
+            request = request.header("P-Asserted-Identity", format!("<{target}>"))?;
+        }
+        Ok((request, branch))
+    }
+
+    fn start_transaction(&mut self, branch: String, kind: TxKind, request: &Request, now: Instant) {
+        self.queue(request.to_bytes());
+        self.timers.set(
+            Timer::Transaction(branch.clone()),
+            now + self.config.request_timeout,
+        );
+        self.transactions.insert(branch, Transaction { kind });
+    }
+
+    fn send_publish(&mut self, user: SipUri, body: String, now: Instant) {
+        let call_id = self.rng.hex(24);
+        let tag = self.rng.hex(10);
+        let cseq = self.next_cseq();
+        let built = self
+            .base_request(Method::Service, user.as_str(), &call_id, &tag, None, cseq)
+            .and_then(|(r, branch)| {
+                r.with_body("application/msrtc-category-publish+xml", body.into_bytes())
+                    .map(|r| (r, branch))
+            });
+        match built {
+            Ok((request, branch)) => {
+                self.start_transaction(branch, TxKind::Publish { user }, &request, now);
+            }
+            Err(error) => {
+                let message = error.to_string();
+                let outcome = self
+                    .publications
+                    .on_rejected(&user, || TransportError::Rejected {
+                        status: 0,
+                        reason: format!("cannot build the request: {message}"),
+                    });
+                self.report(outcome);
+            }
+        }
+    }
+
+    fn send_subscribe(&mut self, work: subscribe::Work, now: Instant) {
+        let app = self.config.application_uri.to_string();
+        let (call_id, from_tag, to_tag, cseq) = match &work.dialog {
+            Some(d) => (
+                d.call_id.clone(),
+                d.local_tag.clone(),
+                d.remote_tag.clone(),
+                d.cseq,
+            ),
+            None => (self.rng.hex(24), self.rng.hex(10), None, 1),
+        };
+        let body = crate::bodies::batch_subscribe(&app, &self.rng.hex(8), &work.users);
+        let expires = self.config.subscription.expires.as_secs().to_string();
+        let built = self
+            .base_request(Method::Subscribe, &app, &call_id, &from_tag, to_tag.as_deref(), cseq)
+            .and_then(|(r, branch)| {
+                r.header("Event", "presence")?
+                    .header(
+                        "Accept",
+                        "application/msrtc-event-categories+xml, application/rlmi+xml, multipart/related",
+                    )?
+                    .header("Supported", "ms-benotify, ms-piggyback-first-notify, eventlist")?
+                    .header("Proxy-Require", "ms-benotify")?
+                    .header("Require", "adhoclist, categoryList")?
+                    .header("Expires", &expires)?
+                    .with_body("application/msrtc-adrl-categorylist+xml", body.into_bytes())
+                    .map(|r| (r, branch))
+            });
+        match built {
+            Ok((request, branch)) => {
+                self.subscriptions.sent(work.batch, call_id, from_tag, cseq);
+                self.start_transaction(
+                    branch,
+                    TxKind::Subscribe { batch: work.batch },
+                    &request,
+                    now,
+                );
+            }
+            Err(error) => self.events.push_back(Event::Warning {
+                message: format!("cannot build a SUBSCRIBE: {error}"),
+            }),
+        }
+    }
+
+    fn send_unsubscribe(&mut self, dialog: &subscribe::Dialog) {
+        let app = self.config.application_uri.to_string();
+        let Some(remote_tag) = dialog.remote_tag.as_deref() else {
+            return;
+        };
+        let built = self
+            .base_request(
+                Method::Subscribe,
+                &app,
+                &dialog.call_id,
+                &dialog.local_tag,
+                Some(remote_tag),
+                dialog.cseq,
+            )
+            .and_then(|(r, branch)| {
+                r.header("Event", "presence")?
+                    .header("Expires", "0")
+                    .map(|r| (r, branch))
+            });
+        if let Ok((request, branch)) = built {
+            self.queue(request.to_bytes());
+            // The answer does not matter; remember the branch so that it is not "unknown".
+            self.transactions.insert(
+                branch,
+                Transaction {
+                    kind: TxKind::Unsubscribe,
+                },
+            );
+        }
+    }
+
+    fn handle_message(&mut self, message: Message, now: Instant) {
+        match message {
+            Message::Request(request) => self.handle_request(request, now),
+            Message::Response(response) => self.handle_response(response, now),
+        }
+    }
+
+    fn respond(&mut self, request: &Request, status: u16, reason: &str) {
+        if let Ok(mut response) = Response::for_request(request, status, reason) {
+            if response.headers().to_tag().ok().flatten().is_none() {
+                let tag = self.rng.hex(10);
+                let _ = response.set_to_tag(&tag);
+            }
+            self.queue(response.to_bytes());
+        }
+    }
+
+    fn handle_request(&mut self, request: Request, now: Instant) {
+        match request.method() {
+            Method::Notify | Method::Benotify => {
+                let best_effort = request.method() == &Method::Benotify;
+                let call_id = request.headers().call_id().unwrap_or_default().to_owned();
+                let Some(batch) = self.subscriptions.batch_of_dialog(&call_id) else {
+                    if !best_effort {
+                        self.respond(&request, 481, "Call Leg/Transaction Does Not Exist");
+                    }
+                    return;
+                };
+                if !best_effort {
+                    self.respond(&request, 200, "OK");
+                }
+                if let Ok(Some(state)) = request.headers().subscription_state()
+                    && state.state.as_str().eq_ignore_ascii_case("terminated")
+                {
+                    let delay = state
+                        .retry_after()
+                        .map(|s| Duration::from_secs(u64::from(s)));
+                    self.resubscribe_later(batch, delay, now);
+                }
+                self.notification(&request, now);
+            }
+            Method::Options => self.respond(&request, 200, "OK"),
+            Method::Ack => {}
+            _ => self.respond(&request, 501, "Not Implemented"),
+        }
+    }
+
+    fn notification(&mut self, message: &Request, _now: Instant) {
+        let content_type = message
+            .headers()
+            .get("Content-Type")
+            .unwrap_or_default()
+            .to_owned();
+        if message.body().is_empty() {
+            return;
+        }
+        match crate::bodies::notification(&content_type, message.body()) {
+            Ok(notification) => {
+                for update in notification.updates {
+                    self.events.push_back(Event::Presence(update));
+                }
+                let terminated = self
+                    .subscriptions
+                    .resources_terminated(&notification.terminated);
+                if terminated > 0 {
+                    self.pump(_now);
+                }
+            }
+            Err(error) => self.events.push_back(Event::Warning {
+                message: format!("unreadable notification body ({content_type}): {error}"),
+            }),
+        }
+    }
+
+    fn resubscribe_later(&mut self, batch: u64, delay: Option<Duration>, now: Instant) {
+        let delay = delay.unwrap_or_else(|| self.retry_delay(1));
+        self.subscriptions.restart(batch);
+        self.timers.set(Timer::Batch(batch), now + delay);
+    }
+
+    fn retry_delay(&mut self, attempt: u32) -> Duration {
+        let draw = self.rng.next_f64();
+        Backoff {
+            initial: self.config.retry_initial,
+            max: self.config.retry_max,
+            jitter: 0.2,
+        }
+        .delay(attempt, draw)
+    }
+
+    fn handle_response(&mut self, response: Response, now: Instant) {
+        if response.status().is_provisional() {
+            return;
+        }
+        let Some(branch) = response.headers().via_branch().ok().flatten() else {
+            return;
+        };
+        let Some(tx) = self.transactions.remove(&branch) else {
+            return; // a late answer to a request given up on, or not ours
+        };
+        self.timers.cancel(&Timer::Transaction(branch));
+        let status = response.status().as_u16();
+        if (200..300).contains(&status) {
+            match tx.kind {
+                TxKind::Publish { user } => {
+                    let outcome = self.publications.on_success(&user);
+                    self.report(outcome);
+                }
+                TxKind::Subscribe { batch } => {
+                    let remote_tag = response.headers().to_tag().ok().flatten();
+                    let expires = response
+                        .headers()
+                        .expires()
+                        .ok()
+                        .flatten()
+                        .map_or(self.config.subscription.expires, |s| {
+                            Duration::from_secs(u64::from(s))
+                        });
+                    if self.subscriptions.accepted(batch, remote_tag) {
+                        // Refresh ahead of expiry: at 80 %, and at least 5 s before.
+                        let ahead = (expires / 5).max(Duration::from_secs(5)).min(expires);
+                        self.timers
+                            .set(Timer::Batch(batch), now + (expires - ahead));
+                    }
+                    if !response.body().is_empty() {
+                        // ms-piggyback-first-notify: the first notification rides on the 200.
+                        let content_type = response
+                            .headers()
+                            .get("Content-Type")
+                            .unwrap_or_default()
+                            .to_owned();
+                        match crate::bodies::notification(&content_type, response.body()) {
+                            Ok(n) => {
+                                for update in n.updates {
+                                    self.events.push_back(Event::Presence(update));
+                                }
+                            }
+                            Err(error) => self.events.push_back(Event::Warning {
+                                message: format!("unreadable piggy-backed notification: {error}"),
+                            }),
+                        }
+                    }
+                }
+                TxKind::Unsubscribe => {}
+            }
+            return;
+        }
+        let diagnostics = response
+            .headers()
+            .ms_diagnostics()
+            .ok()
+            .flatten()
+            .map(|d| format!("; ms-diagnostics: {d}"))
+            .unwrap_or_default();
+        let reason = format!("{status} {}{diagnostics}", response.reason());
+        if status == 409
+            && let TxKind::Publish { user } = &tx.kind
+            && let Some(operations) = crate::bodies::wrong_delta(response.body())
+        {
+            let max = self.config.max_conflict_retries;
+            let outcome = match self.publications.on_conflict(user, &operations, max) {
+                Ok(outcome) => outcome,
+                Err(()) => {
+                    let reason = format!("{reason} (after {max} version retries)");
+                    self.publications
+                        .on_rejected(user, || TransportError::Rejected {
+                            status,
+                            reason: reason.clone(),
+                        })
+                }
+            };
+            self.report(outcome);
+            self.pump(now);
+            return;
+        }
+        if status == 481
+            && let TxKind::Subscribe { batch } = tx.kind
+        {
+            // The pool forgot the dialog: subscribe afresh at once.
+            self.subscriptions.restart(batch);
+            self.subscriptions.due(batch);
+            return;
+        }
+        let retry_after = response
+            .headers()
+            .get("Retry-After")
+            .and_then(|v| {
+                v.split(|c: char| !c.is_ascii_digit())
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .map(Duration::from_secs);
+        self.on_failure_after(tx.kind, Some(status), reason, retry_after, now);
+    }
+
+    fn on_failure(&mut self, kind: TxKind, status: Option<u16>, reason: String, now: Instant) {
+        self.on_failure_after(kind, status, reason, None, now);
+    }
+
+    /// A request failed: transient failures are retried after a back-off (or the
+    /// server's Retry-After); others are reported.
+    fn on_failure_after(
+        &mut self,
+        kind: TxKind,
+        status: Option<u16>,
+        reason: String,
+        retry_after: Option<Duration>,
+        now: Instant,
+    ) {
+        let transient = match status {
+            None => true, // timeout
+            Some(s) => matches!(s, 408 | 429 | 480 | 486 | 500 | 502 | 503 | 504),
+        };
+        match kind {
+            TxKind::Publish { user } => {
+                let error = || match status {
+                    None => TransportError::Timeout,
+                    Some(status) => TransportError::Rejected {
+                        status,
+                        reason: reason.clone(),
+                    },
+                };
+                let retry = if transient {
+                    self.publications
+                        .on_transient(&user, self.config.max_retries)
+                } else {
+                    None
+                };
+                match retry {
+                    Some((attempt, outcome)) => {
+                        self.report(outcome);
+                        let delay = retry_after.unwrap_or_else(|| self.retry_delay(attempt));
+                        self.timers.set(Timer::PublishRetry(user), now + delay);
+                    }
+                    None => {
+                        let outcome = self.publications.on_rejected(&user, error);
+                        self.report(outcome);
+                    }
+                }
+            }
+            TxKind::Subscribe { batch } => {
+                let users = self.subscriptions.batch_users(batch);
+                self.events
+                    .push_back(Event::SubscriptionFailed { users, reason });
+                let attempt = self.subscriptions.failed(batch);
+                let delay = retry_after.unwrap_or_else(|| self.retry_delay(attempt));
+                self.timers.set(Timer::Batch(batch), now + delay);
+            }
+            TxKind::Unsubscribe => {}
+        }
+    }
+}

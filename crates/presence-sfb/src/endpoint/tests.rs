@@ -1,0 +1,485 @@
+//! Endpoint unit tests against a hand-driven peer: every message the endpoint writes is
+//! parsed back, and the test answers as a pool would.
+
+use std::time::{Duration, Instant};
+
+use presence_model::{Activities, ActivityText, Availability, Lcid, Presence, SipUri};
+use presence_mspres::{Fault, FaultOperation, Publish};
+use presence_sip::{Frame, Framer, Limits, Message, Method, Request, Response};
+use presence_transport::TransportError;
+
+use super::*;
+use crate::settings::{EndpointConfig, Transport};
+
+fn uri(s: &str) -> SipUri {
+    SipUri::new(s).unwrap()
+}
+
+fn presence(availability: u32, text: &str) -> Presence {
+    Presence {
+        availability: Availability::new(availability).unwrap(),
+        activities: Activities::new(vec![(Lcid::EN_US, ActivityText::new(text))]).unwrap(),
+    }
+}
+
+fn config() -> EndpointConfig {
+    let mut c = EndpointConfig::new(uri("sip:bridge@contoso.com"), Transport::Tcp);
+    c.keepalive = None;
+    c.retry_initial = Duration::from_millis(100);
+    c.retry_max = Duration::from_millis(400);
+    c.subscription.batch_size = 2;
+    c
+}
+
+struct Peer {
+    framer: Framer,
+}
+
+impl Peer {
+    fn new() -> Self {
+        Peer {
+            framer: Framer::new(Limits::default()),
+        }
+    }
+
+    /// Everything the endpoint wrote, as messages (keep-alives dropped).
+    fn take(&mut self, ep: &mut Endpoint) -> Vec<Message> {
+        while let Some(bytes) = ep.poll_transmit() {
+            self.framer.push(&bytes);
+        }
+        let mut out = Vec::new();
+        while let Some(frame) = self.framer.next_frame().unwrap() {
+            if let Frame::Message(m) = frame {
+                out.push(m);
+            }
+        }
+        out
+    }
+
+    fn requests(&mut self, ep: &mut Endpoint) -> Vec<Request> {
+        self.take(ep)
+            .into_iter()
+            .filter_map(|m| match m {
+                Message::Request(r) => Some(r),
+                Message::Response(_) => None,
+            })
+            .collect()
+    }
+}
+
+fn answer(ep: &mut Endpoint, request: &Request, status: u16, now: Instant) {
+    let mut response = Response::for_request(request, status, "X").unwrap();
+    response.set_to_tag("pool").unwrap();
+    ep.handle_bytes(&response.to_bytes(), now).unwrap();
+}
+
+fn conflict(ep: &mut Endpoint, request: &Request, current: &[(u32, u32)], now: Instant) {
+    let fault = Fault::wrong_delta(
+        current
+            .iter()
+            .map(|&(index, cur)| FaultOperation {
+                index,
+                version: Some(0),
+                cur_version: Some(cur),
+            })
+            .collect(),
+    );
+    let response = Response::for_request(request, 409, "Conflict")
+        .unwrap()
+        .header(
+            "ms-diagnostics",
+            "2008;reason=\"Version mismatch\";source=\"pool\"",
+        )
+        .unwrap()
+        .with_body(Fault::CONTENT_TYPE, fault.to_xml().into_bytes())
+        .unwrap();
+    ep.handle_bytes(&response.to_bytes(), now).unwrap();
+}
+
+fn events(ep: &mut Endpoint) -> Vec<Event> {
+    std::iter::from_fn(|| ep.poll_event()).collect()
+}
+
+fn versions_of(request: &Request) -> Vec<(u32, u32)> {
+    Publish::parse(request.body())
+        .unwrap()
+        .publications
+        .iter()
+        .map(|p| (p.container, p.version))
+        .collect()
+}
+
+#[test]
+fn publish_writes_a_service_request_as_the_user() {
+    let now = Instant::now();
+    let mut ep = Endpoint::new(config(), 1);
+    let mut peer = Peer::new();
+    ep.connected(now);
+    let user = uri("sip:agent1@contoso.com");
+    let id = ep.publish(user.clone(), presence(7001, "In a call"), now);
+    let requests = peer.requests(&mut ep);
+    assert_eq!(requests.len(), 1);
+    let r = &requests[0];
+    assert_eq!(r.method(), &Method::Service);
+    assert_eq!(r.uri(), "sip:agent1@contoso.com");
+    assert_eq!(
+        r.headers().from_addr().unwrap().unwrap().uri,
+        "sip:agent1@contoso.com"
+    );
+    assert!(r.headers().epid().unwrap().is_some());
+    assert!(
+        r.headers()
+            .via_branch()
+            .unwrap()
+            .unwrap()
+            .starts_with("z9hG4bK")
+    );
+    assert_eq!(
+        r.headers().content_type().unwrap().unwrap().to_string(),
+        "application/msrtc-category-publish+xml"
+    );
+    let body = Publish::parse(r.body()).unwrap();
+    assert_eq!(body.uri, "sip:agent1@contoso.com");
+    assert_eq!(versions_of(r), vec![(2, 0), (3, 0)]);
+    let state = body.publications[0].state.as_ref().unwrap();
+    assert_eq!(state.availability, Some(7001));
+    assert_eq!(state.custom, vec![(1033, "In a call".to_owned())]);
+    answer(&mut ep, r, 200, now);
+    assert!(matches!(&events(&mut ep)[..], [Event::Published { id: i, .. }] if *i == id));
+    // The next one carries the bumped versions; the same presence again is settled at once.
+    let again = ep.publish(user.clone(), presence(7001, "In a call"), now);
+    assert!(peer.requests(&mut ep).is_empty());
+    assert!(matches!(&events(&mut ep)[..], [Event::Published { id: i, .. }] if *i == again));
+    ep.publish(user, presence(3500, "Available"), now);
+    assert_eq!(
+        versions_of(&peer.requests(&mut ep)[0]),
+        vec![(2, 1), (3, 1)]
+    );
+}
+
+#[test]
+fn wrong_delta_takes_the_current_versions_and_retries_a_bounded_number_of_times() {
+    let now = Instant::now();
+    let mut ep = Endpoint::new(config(), 2);
+    let mut peer = Peer::new();
+    ep.connected(now);
+    let user = uri("sip:a@x.com");
+    let id = ep.publish(user.clone(), presence(6500, "Busy"), now);
+    let r = peer.requests(&mut ep).remove(0);
+    conflict(&mut ep, &r, &[(1, 4), (2, 7)], now);
+    let retry = peer.requests(&mut ep).remove(0);
+    assert_eq!(versions_of(&retry), vec![(2, 4), (3, 7)]);
+    answer(&mut ep, &retry, 200, now);
+    assert!(matches!(&events(&mut ep)[..], [Event::Published { id: i, .. }] if *i == id));
+
+    // Conflicts forever: given up after max_conflict_retries (3) retries.
+    let id = ep.publish(user, presence(9500, "DND"), now);
+    let mut sent = 0;
+    loop {
+        let mut requests = peer.requests(&mut ep);
+        let Some(r) = requests.pop() else { break };
+        sent += 1;
+        conflict(&mut ep, &r, &[(1, 100 + sent)], now);
+    }
+    assert_eq!(sent, 4);
+    let evs = events(&mut ep);
+    assert!(
+        matches!(
+            &evs[..],
+            [Event::PublishFailed { id: i, error: TransportError::Rejected { status: 409, reason }, .. }]
+                if *i == id && reason.contains("Version mismatch")
+        ),
+        "{evs:?}"
+    );
+}
+
+#[test]
+fn latest_wins_while_a_publication_is_in_flight() {
+    let now = Instant::now();
+    let mut ep = Endpoint::new(config(), 3);
+    let mut peer = Peer::new();
+    ep.connected(now);
+    let user = uri("sip:a@x.com");
+    let first = ep.publish(user.clone(), presence(3500, "a"), now);
+    let r = peer.requests(&mut ep).remove(0);
+    let second = ep.publish(user.clone(), presence(6500, "b"), now);
+    let third = ep.publish(user, presence(9500, "c"), now);
+    assert!(peer.requests(&mut ep).is_empty(), "one in flight per user");
+    let evs = events(&mut ep);
+    assert!(
+        matches!(&evs[..], [Event::PublishFailed { id, error: TransportError::Superseded, .. }] if *id == second)
+    );
+    answer(&mut ep, &r, 200, now);
+    let next = peer.requests(&mut ep).remove(0);
+    let state = Publish::parse(next.body()).unwrap().publications[0]
+        .state
+        .clone()
+        .unwrap();
+    assert_eq!(state.availability, Some(9500));
+    answer(&mut ep, &next, 200, now);
+    let settled: Vec<PublishId> = events(&mut ep)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Published { id, .. } => Some(id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(settled, vec![first, third]);
+}
+
+#[test]
+fn transient_failures_retry_after_a_back_off_or_retry_after() {
+    let start = Instant::now();
+    let mut ep = Endpoint::new(config(), 4);
+    let mut peer = Peer::new();
+    ep.connected(start);
+    let user = uri("sip:a@x.com");
+    let id = ep.publish(user, presence(3500, "a"), start);
+    let r = peer.requests(&mut ep).remove(0);
+    let busy = Response::for_request(&r, 503, "Service Unavailable")
+        .unwrap()
+        .header("Retry-After", "2")
+        .unwrap();
+    ep.handle_bytes(&busy.to_bytes(), start).unwrap();
+    assert!(peer.requests(&mut ep).is_empty());
+    assert_eq!(ep.poll_timeout(), Some(start + Duration::from_secs(2)));
+    ep.handle_timeout(start + Duration::from_secs(2));
+    let r = peer.requests(&mut ep).remove(0);
+    // No answer: the request times out and is retried after the back-off.
+    let t = start + Duration::from_secs(2) + config().request_timeout;
+    ep.handle_timeout(t);
+    assert!(peer.requests(&mut ep).is_empty());
+    ep.handle_timeout(t + Duration::from_secs(1));
+    let retry = peer.requests(&mut ep).remove(0);
+    // The late answer to the timed-out request is ignored; the retry's answer counts.
+    answer(&mut ep, &r, 200, t);
+    assert!(events(&mut ep).is_empty());
+    answer(&mut ep, &retry, 200, t);
+    assert!(matches!(&events(&mut ep)[..], [Event::Published { id: i, .. }] if *i == id));
+}
+
+#[test]
+fn permanent_refusals_are_reported_and_not_repeated() {
+    let now = Instant::now();
+    let mut ep = Endpoint::new(config(), 5);
+    let mut peer = Peer::new();
+    ep.connected(now);
+    let user = uri("sip:ghost@x.com");
+    let id = ep.publish(user, presence(3500, "a"), now);
+    let r = peer.requests(&mut ep).remove(0);
+    answer(&mut ep, &r, 404, now);
+    assert!(
+        matches!(&events(&mut ep)[..], [Event::PublishFailed { id: i, error: TransportError::Rejected { status: 404, .. }, .. }] if *i == id)
+    );
+    assert!(peer.requests(&mut ep).is_empty());
+    assert_eq!(ep.poll_timeout(), None);
+}
+
+#[test]
+fn reconnect_republishes_the_latest_state_and_resubscribes() {
+    let now = Instant::now();
+    let mut ep = Endpoint::new(config(), 6);
+    let mut peer = Peer::new();
+    let a = uri("sip:a@x.com");
+    let b = uri("sip:b@x.com");
+    // While disconnected: the caller is told, the state is kept.
+    let id = ep.publish(a.clone(), presence(3500, "a"), now);
+    assert!(
+        matches!(&events(&mut ep)[..], [Event::PublishFailed { id: i, error: TransportError::NotConnected, .. }] if *i == id)
+    );
+    ep.subscribe([b], now);
+    ep.connected(now);
+    let requests = peer.requests(&mut ep);
+    let methods: Vec<&Method> = requests.iter().map(|r| r.method()).collect();
+    assert_eq!(methods, vec![&Method::Service, &Method::Subscribe]);
+    answer(&mut ep, &requests[0], 200, now);
+    // Lost mid-flight: a new publication is waiting when the connection goes.
+    ep.publish(a, presence(6500, "b"), now);
+    let _ = peer.requests(&mut ep);
+    ep.disconnected(now);
+    assert!(matches!(
+        &events(&mut ep)[..],
+        [Event::PublishFailed {
+            error: TransportError::NotConnected,
+            ..
+        }]
+    ));
+    let mut peer = Peer::new();
+    ep.connected(now);
+    let requests = peer.requests(&mut ep);
+    assert_eq!(requests.len(), 2);
+    let state = Publish::parse(requests[0].body()).unwrap().publications[0]
+        .state
+        .clone()
+        .unwrap();
+    assert_eq!(
+        state.availability,
+        Some(6500),
+        "the latest state, not the confirmed one"
+    );
+    assert_eq!(requests[1].method(), &Method::Subscribe);
+}
+
+#[test]
+fn subscriptions_batch_refresh_and_notifications() {
+    let now = Instant::now();
+    let mut ep = Endpoint::new(config(), 7);
+    let mut peer = Peer::new();
+    ep.connected(now);
+    let users: Vec<SipUri> = ["sip:a@x.com", "sip:b@x.com", "sip:c@x.com"]
+        .map(uri)
+        .to_vec();
+    ep.subscribe(users.clone(), now);
+    let subs = peer.requests(&mut ep);
+    assert_eq!(subs.len(), 2, "batch size 2");
+    let first = &subs[0];
+    assert_eq!(first.uri(), "sip:bridge@contoso.com");
+    assert_eq!(first.headers().get("Event"), Some("presence"));
+    assert!(
+        first
+            .headers()
+            .get("Supported")
+            .unwrap()
+            .contains("ms-benotify")
+    );
+    let batch = presence_mspres::BatchSubscribe::parse(first.body()).unwrap();
+    assert_eq!(batch.resources, vec!["sip:a@x.com", "sip:b@x.com"]);
+    let mut ok = Response::for_request(first, 200, "OK").unwrap();
+    ok.set_to_tag("pooltag").unwrap();
+    let ok = ok.header("Expires", "100").unwrap();
+    ep.handle_bytes(&ok.to_bytes(), now).unwrap();
+    answer(&mut ep, &subs[1], 200, now);
+    // Refresh at 80 %: in the same dialog, next CSeq.
+    ep.handle_timeout(now + Duration::from_secs(80));
+    let refresh = peer.requests(&mut ep).remove(0);
+    assert_eq!(refresh.headers().call_id(), first.headers().call_id());
+    assert_eq!(
+        refresh.headers().to_tag().unwrap().as_deref(),
+        Some("pooltag")
+    );
+    assert_eq!(
+        refresh.headers().cseq().unwrap().unwrap().seq,
+        first.headers().cseq().unwrap().unwrap().seq + 1
+    );
+
+    // A BENOTIFY in the dialog gets no answer; its presence comes out.
+    let categories = presence_mspres::Categories {
+        uri: "sip:a@x.com".to_owned(),
+        categories: vec![presence_mspres::Category {
+            name: "state".to_owned(),
+            instance: Some(0),
+            container: None,
+            publish_time: None,
+            state: Some(
+                presence_mspres::StateBody::aggregate_state(6500).with_custom(1033, "In a call"),
+            ),
+        }],
+    };
+    let notify = Request::new(Method::Benotify, "sip:bridge@contoso.com")
+        .unwrap()
+        .header("Via", "SIP/2.0/TCP pool;branch=z9hG4bKn1")
+        .unwrap()
+        .header("From", "<sip:bridge@contoso.com>;tag=pooltag")
+        .unwrap()
+        .header(
+            "To",
+            format!(
+                "<sip:bridge@contoso.com>;tag={}",
+                first.headers().from_tag().unwrap().unwrap()
+            ),
+        )
+        .unwrap()
+        .header("Call-ID", first.headers().call_id().unwrap())
+        .unwrap()
+        .header("CSeq", "1 BENOTIFY")
+        .unwrap()
+        .header("Event", "presence")
+        .unwrap()
+        .header("Subscription-State", "active;expires=100")
+        .unwrap()
+        .with_body(
+            presence_mspres::Categories::CONTENT_TYPE,
+            categories.to_xml().into_bytes(),
+        )
+        .unwrap();
+    ep.handle_bytes(&notify.to_bytes(), now).unwrap();
+    assert!(peer.take(&mut ep).is_empty(), "no answer to BENOTIFY");
+    let evs = events(&mut ep);
+    assert!(
+        matches!(&evs[..], [Event::Presence(u)] if u.user == users[0] && u.raw_availability == 6500 && u.activity.as_deref() == Some("In a call")),
+        "{evs:?}"
+    );
+
+    // The same as a NOTIFY gets a 200; an unknown dialog gets a 481.
+    let mut as_notify = notify.clone();
+    as_notify.set_method(Method::Notify).unwrap();
+    as_notify.headers_mut().set("CSeq", "2 NOTIFY").unwrap();
+    ep.handle_bytes(&as_notify.to_bytes(), now).unwrap();
+    let answers = peer.take(&mut ep);
+    assert!(matches!(&answers[..], [Message::Response(r)] if r.status().as_u16() == 200));
+    as_notify.headers_mut().set("Call-ID", "unknown").unwrap();
+    ep.handle_bytes(&as_notify.to_bytes(), now).unwrap();
+    let answers = peer.take(&mut ep);
+    assert!(matches!(&answers[..], [Message::Response(r)] if r.status().as_u16() == 481));
+
+    // Terminated: subscribe again in a new dialog.
+    let mut ended = notify;
+    ended
+        .headers_mut()
+        .set("Subscription-State", "terminated;reason=deactivated")
+        .unwrap();
+    ended.clear_body();
+    ep.handle_bytes(&ended.to_bytes(), now).unwrap();
+    ep.handle_timeout(now + Duration::from_secs(1));
+    let again = peer.requests(&mut ep);
+    assert_eq!(again.len(), 1);
+    assert_ne!(again[0].headers().call_id(), first.headers().call_id());
+    assert!(again[0].headers().to_tag().unwrap().is_none());
+}
+
+#[test]
+fn garbage_asks_for_a_reset_and_keepalives_expect_an_answer() {
+    let now = Instant::now();
+    let mut c = config();
+    c.keepalive = Some(Duration::from_secs(30));
+    c.keepalive_timeout = Duration::from_secs(5);
+    let mut ep = Endpoint::new(c, 8);
+    ep.connected(now);
+    ep.handle_timeout(now + Duration::from_secs(30));
+    assert_eq!(ep.poll_transmit().as_deref(), Some(presence_sip::PING));
+    ep.handle_timeout(now + Duration::from_secs(35));
+    assert!(
+        matches!(&events(&mut ep)[..], [Event::ResetConnection { reason }] if reason.contains("keep-alive"))
+    );
+
+    let mut ep = Endpoint::new(config(), 9);
+    ep.connected(now);
+    assert!(ep.handle_bytes(b"HELLO\n\n", now).is_err());
+    assert!(matches!(
+        &events(&mut ep)[..],
+        [Event::ResetConnection { .. }]
+    ));
+}
+
+#[test]
+fn the_in_flight_limit_holds_back_publications() {
+    let now = Instant::now();
+    let mut c = config();
+    c.max_in_flight = 3;
+    let mut ep = Endpoint::new(c, 10);
+    let mut peer = Peer::new();
+    ep.connected(now);
+    for i in 0..10 {
+        ep.publish(uri(&format!("sip:u{i}@x.com")), presence(3500, "a"), now);
+    }
+    let mut sent = peer.requests(&mut ep);
+    assert_eq!(sent.len(), 3);
+    let mut total = 0;
+    while let Some(r) = sent.pop() {
+        total += 1;
+        answer(&mut ep, &r, 200, now);
+        sent.extend(peer.requests(&mut ep));
+        assert!(ep.publications_in_flight() <= 3);
+    }
+    assert_eq!(total, 10);
+}
