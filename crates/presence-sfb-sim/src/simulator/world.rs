@@ -1,7 +1,7 @@
 //! The users' category instances: versions, contents, expiry, and the simplified
 //! aggregation that gives what watchers see.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use presence_model::SipUri;
@@ -73,6 +73,9 @@ struct Instance {
 pub(crate) struct World {
     users: BTreeMap<SipUri, BTreeMap<InstanceKey, Instance>>,
     writes: u64,
+    /// Expiry deadlines of time-bounded instances, by user. An entry may be stale (the
+    /// instance was written again since): it then only wakes the simulator early.
+    deadlines: BTreeSet<(Instant, SipUri)>,
 }
 
 impl World {
@@ -148,6 +151,9 @@ impl World {
         slot.version = slot.version.wrapping_add(1);
         slot.state = state;
         slot.expires_at = expires_at;
+        if let Some(at) = expires_at {
+            self.deadlines.insert((at, user.clone()));
+        }
         slot.written = written;
     }
 
@@ -200,22 +206,36 @@ impl World {
 
     /// The users with a time-bounded instance whose time is up.
     pub(crate) fn expire_candidates(&self, now: Instant) -> Vec<SipUri> {
-        self.users
+        let users: BTreeSet<&SipUri> = self
+            .deadlines
             .iter()
-            .filter(|(_, instances)| {
-                instances
-                    .values()
-                    .any(|i| i.expires_at.is_some_and(|at| at <= now))
+            .take_while(|(at, _)| *at <= now)
+            .map(|(_, user)| user)
+            .filter(|user| {
+                self.users.get(*user).is_some_and(|instances| {
+                    instances
+                        .values()
+                        .any(|i| i.expires_at.is_some_and(|at| at <= now))
+                })
             })
-            .map(|(user, _)| user.clone())
-            .collect()
+            .collect();
+        users.into_iter().cloned().collect()
     }
 
     /// Drops the content of time-bounded instances whose time is up; returns the users
     /// that had one.
     pub(crate) fn expire(&mut self, now: Instant) -> Vec<SipUri> {
         let mut touched = Vec::new();
-        for (user, instances) in &mut self.users {
+        while let Some((at, _)) = self.deadlines.first() {
+            if *at > now {
+                break;
+            }
+            let Some((_, user)) = self.deadlines.pop_first() else {
+                break;
+            };
+            let Some(instances) = self.users.get_mut(&user) else {
+                continue;
+            };
             let mut any = false;
             for instance in instances.values_mut() {
                 if instance.expires_at.is_some_and(|at| at <= now) {
@@ -224,8 +244,8 @@ impl World {
                     any = true;
                 }
             }
-            if any {
-                touched.push(user.clone());
+            if any && !touched.contains(&user) {
+                touched.push(user);
             }
         }
         touched
@@ -233,11 +253,7 @@ impl World {
 
     /// The next time a time-bounded instance expires.
     pub(crate) fn next_expiry(&self) -> Option<Instant> {
-        self.users
-            .values()
-            .flat_map(BTreeMap::values)
-            .filter_map(|i| i.expires_at)
-            .min()
+        self.deadlines.first().map(|(at, _)| *at)
     }
 }
 
