@@ -2,4 +2,5 @@
 //! area, shared helpers in `support`.
 
 mod check;
+mod daemon;
 mod support;

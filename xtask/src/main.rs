@@ -19,7 +19,8 @@ cargo xtask <command>
 
 Commands:
   ci                    fmt check, clippy (-D warnings), all tests, doc tests, docs (-D warnings)
-  bench [FILTER]        run the divan benchmarks (release); FILTER selects benchmark names
+  bench [FILTER]        run the divan benchmarks (release), then the loopback load generators
+                        (without FILTER); FILTER selects divan benchmark names
   fuzz TARGET [SECS]    run a cargo-fuzz target on stable for SECS seconds (default 60)
   help                  this text
 ";
@@ -111,7 +112,24 @@ fn bench(filter: Option<&str>) -> Result<()> {
     if let Some(filter) = filter {
         args.extend(["--", filter]);
     }
-    run("benchmarks", cargo(&args))
+    run("benchmarks", cargo(&args))?;
+    if filter.is_some() {
+        return Ok(());
+    }
+    // The load generators over real loopback sockets (not divan: they report rates and
+    // latency percentiles of whole runs).
+    run(
+        "release build",
+        cargo(&["build", "--release", "--locked", "-p", "presence-bridge", "-p", "presence-sfb", "--bins", "--examples"]),
+    )?;
+    run(
+        "SfB driver -> simulator over loopback TCP",
+        Command::new("target/release/examples/loopback"),
+    )?;
+    run(
+        "daemon with 10,000 DNs, load through the contact-centre link",
+        Command::new("target/release/examples/load"),
+    )
 }
 
 fn fuzz(target: &str, secs: u64) -> Result<()> {

@@ -11,7 +11,7 @@ use presence_push::PushTable;
 use serde::Serialize;
 
 use crate::CheckArgs;
-use crate::files::load_config;
+use crate::files::{Sections, load_config};
 
 /// Above this many Extension DNs, the text report summarises per profile unless --all-dns.
 const DN_LIST_LIMIT: usize = 50;
@@ -255,7 +255,27 @@ pub fn run(args: &CheckArgs) -> Result<ExitCode> {
     let path = &args.config.config;
     let file = path.display().to_string();
     let report = match load_config(path)? {
-        Ok(loaded) => report(file, Some(&loaded.config), &loaded.warnings)?,
+        Ok(loaded) => {
+            let mut report = report(file.clone(), Some(&loaded.config), &loaded.warnings)?;
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            for (severity, table, message) in section_findings(&loaded.sections) {
+                let d = DiagnosticJson {
+                    severity,
+                    file: file.clone(),
+                    line: line_of(&text, table),
+                    column: 1,
+                    dn: None,
+                    option: None,
+                    message,
+                };
+                match severity {
+                    "error" => report.errors.push(d),
+                    _ => report.warnings.push(d),
+                }
+            }
+            report.valid = report.errors.is_empty();
+            report
+        }
         Err(diagnostics) => report(file, None, &diagnostics.0)?,
     };
     if args.json {
@@ -424,4 +444,74 @@ fn text(report: &Report, all_dns: bool) -> String {
     )
     .unwrap();
     out
+}
+
+/// What `run` would refuse in the transport and listener tables, beyond their syntax (which
+/// the loader checks): an error for a setting that cannot work, a warning for a file that
+/// cannot be read here (the check may run on another machine than the daemon).
+fn section_findings(sections: &Sections) -> Vec<(&'static str, &'static str, String)> {
+    let mut out = Vec::new();
+    if let Some(sfb) = &sections.sfb {
+        if let Err(e) = sfb.endpoint_config("localhost") {
+            out.push(("error", "[sfb]", e.to_string()));
+        }
+        if sfb.transport == presence_sfb::settings::Transport::Tls {
+            let tls = &sfb.tls;
+            if tls.ca.is_none() {
+                out.push(("error", "[sfb.tls]", "[sfb.tls] `ca` is required with transport = \"tls\": the CA bundle (PEM) that signs the pool's certificate".to_owned()));
+            }
+            if tls.certificate.is_some() != tls.private_key.is_some() {
+                out.push((
+                    "error",
+                    "[sfb.tls]",
+                    "[sfb.tls] `certificate` and `private-key` go together".to_owned(),
+                ));
+            }
+            if tls.certificate.is_none() {
+                out.push(("warning", "[sfb.tls]", "[sfb.tls] has no client `certificate`: a Front End pool accepts a trusted application only with one".to_owned()));
+            }
+            for path in [&tls.ca, &tls.certificate, &tls.private_key]
+                .into_iter()
+                .flatten()
+            {
+                if let Err(e) = std::fs::metadata(path) {
+                    out.push((
+                        "warning",
+                        "[sfb.tls]",
+                        format!(
+                            "cannot read `{}` here: {e}; `run` will refuse to start without it",
+                            path.display()
+                        ),
+                    ));
+                }
+            }
+        }
+    } else {
+        out.push((
+            "warning",
+            "",
+            "no [sfb] table: `run` needs one (check and explain do not)".to_owned(),
+        ));
+    }
+    if let Some(cti) = &sections.cti
+        && let Err(e) = cti.validate()
+    {
+        out.push(("error", "[cti]", e.to_string()));
+    }
+    if let Some(admin) = &sections.admin
+        && let Err(e) = admin.validate()
+    {
+        out.push(("error", "[admin]", e.to_string()));
+    }
+    out
+}
+
+/// The 1-based line of a table header, or 1.
+fn line_of(text: &str, header: &str) -> u32 {
+    if header.is_empty() {
+        return 1;
+    }
+    text.lines()
+        .position(|l| l.trim_start().starts_with(header))
+        .map_or(1, |i| i as u32 + 1)
 }

@@ -2,9 +2,12 @@
 //! step. This binary is thin: it parses the command line, reads files, and hands the rest to
 //! the library crates.
 
+mod admin;
 mod check;
+mod demo;
 mod explain;
 mod files;
+mod run;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,6 +30,16 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the bridge: connect to the SfB pool, serve the contact-centre link and the admin
+    /// API, keep presence in step until SIGTERM or Ctrl-C.
+    ///
+    /// SIGHUP (or POST /v1/reload on the admin API) re-reads the configuration and every
+    /// agent-presence map: a valid one applies to every DN at once; an invalid one is
+    /// refused with its errors and the running one stays. Logs go to standard error.
+    Run(RunArgs),
+    /// See both modes work with no setup: an in-process SfB simulator, the bridge on a
+    /// built-in configuration, and a scripted contact-centre day. Ends by itself.
+    Demo(DemoArgs),
     /// Validate a configuration and its agent-presence maps, and print what it does.
     ///
     /// Prints each profile's mode and its whole mapping table (the 15 combinations with
@@ -50,6 +63,39 @@ struct ConfigArg {
     /// agent-presence-map paths resolve against its folder.
     #[arg(long, short = 'c', value_name = "FILE", env = "PRESENCE_BRIDGE_CONFIG")]
     config: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    #[command(flatten)]
+    log: LogArgs,
+    /// Do not serve the admin API when the configuration has no [admin] table (by default
+    /// it listens on 127.0.0.1:7071).
+    #[arg(long)]
+    no_admin: bool,
+}
+
+#[derive(Debug, Args)]
+struct LogArgs {
+    /// Log format on standard error: `text` or `json` (one object per line).
+    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+    /// Log filter (tracing's EnvFilter syntax, e.g. `info`, `presence_sfb=debug`); RUST_LOG
+    /// is used when this is not given.
+    #[arg(long, value_name = "FILTER")]
+    log_level: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// Pause between scripted steps, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 250)]
+    step_ms: u64,
+    /// Also print the bridge's own logs (warnings and errors).
+    #[arg(long)]
+    verbose: bool,
 }
 
 #[derive(Debug, Args)]
@@ -101,6 +147,16 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check(args) => check::run(&args),
         Command::Explain(args) => explain::run(&args),
+        Command::Run(args) => {
+            init_logging(&args.log).and_then(|()| runtime()?.block_on(run::run(&args)))
+        }
+        Command::Demo(args) => {
+            let log = LogArgs {
+                log_format: "text".to_owned(),
+                log_level: Some(if args.verbose { "warn" } else { "off" }.to_owned()),
+            };
+            init_logging(&log).and_then(|()| runtime()?.block_on(demo::run(&args)))
+        }
     };
     match result {
         Ok(code) => code,
@@ -109,4 +165,28 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn init_logging(args: &LogArgs) -> anyhow::Result<()> {
+    use tracing_subscriber::EnvFilter;
+    let filter = match &args.log_level {
+        Some(level) => EnvFilter::try_new(level)
+            .map_err(|e| anyhow::anyhow!("--log-level `{level}` is not a valid filter: {e}"))?,
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let installed = if args.log_format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+    installed.map_err(|e| anyhow::anyhow!("cannot set up logging: {e}"))
 }

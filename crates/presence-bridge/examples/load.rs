@@ -1,0 +1,218 @@
+//! End-to-end load: the real `presence-bridge run` (release build) with 10,000 configured DNs
+//! against the SfB simulator on loopback, driven over the contact-centre WebSocket.
+//!
+//! Reports the daemon's resident memory once it has started and resynchronised (idle), then
+//! agent events per second through the CTI link (each answered by the bridge) and the
+//! publications the simulator accepted.
+//!
+//! ```sh
+//! cargo build --release -p presence-bridge
+//! cargo run --release -p presence-bridge --example load -- [DNS] [CLIENTS] [EVENTS]
+//! ```
+//! Defaults: 10000 DNs (half push, half pull), 8 clients, 100000 events. `cargo xtask bench`
+//! runs it.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use presence_sfb_sim::{ServerConfig, SimServer};
+use presence_tlib::{ClientMessage, ClientRequest, Extensions, WorkMode};
+use tokio_tungstenite::tungstenite::Message;
+
+fn arg(n: usize, default: usize) -> usize {
+    std::env::args()
+        .nth(n)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(default)
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let dns = arg(1, 10_000);
+    let clients = arg(2, 8);
+    let events = arg(3, 100_000);
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let binary = std::env::var_os("PRESENCE_BRIDGE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target/release/presence-bridge"));
+    if !binary.exists() {
+        return Err(format!(
+            "{} is missing: run `cargo build --release -p presence-bridge` first",
+            binary.display()
+        )
+        .into());
+    }
+    let sim = SimServer::start(ServerConfig::default()).await?;
+    let dir = std::env::temp_dir().join(format!("presence-bridge-load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    std::fs::copy(
+        root.join("examples/agent-states.xml"),
+        dir.join("agent-states.xml"),
+    )?;
+    let mut config = std::fs::read_to_string(root.join("examples/bridge.toml"))?;
+    config.truncate(
+        config
+            .find("# ---- Transports and listeners")
+            .ok_or("marker")?,
+    );
+    config.push_str(&format!(
+        "\n[sfb]\npool = \"{}\"\ntransport = \"tcp\"\napplication-uri = \"sip:bridge@contoso.com\"\n\n[cti]\nlisten = \"127.0.0.1:0\"\nrate-per-second = 1000000\nburst = 1000000\nqueue = 100000\n",
+        sim.local_addr()
+    ));
+    for i in 0..dns {
+        let profile = if i % 2 == 0 {
+            "PushProfile"
+        } else {
+            "PullProfile"
+        };
+        config.push_str(&format!(
+            "\n[dn.\"{}\"]\ntype = \"Extension\"\nuri = \"sip:user{i}@contoso.com\"\nannex.TServer = {{ presence-profile = \"{profile}\" }}\n",
+            100_000 + i
+        ));
+    }
+    let path = dir.join("bridge.toml");
+    std::fs::write(&path, config)?;
+    let mut child = Command::new(&binary)
+        .args([
+            "run",
+            "--config",
+            path.to_str().ok_or("path")?,
+            "--no-admin",
+            "--log-format",
+            "json",
+            "--log-level",
+            "info",
+        ])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()?;
+    let stderr = child.stderr.take().ok_or("stderr")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("bridge running") {
+                let _ = tx.send(line.clone());
+            }
+        }
+    });
+    let started = Instant::now();
+    let line = rx.recv_timeout(Duration::from_secs(60))?;
+    let json: serde_json::Value = serde_json::from_str(&line)?;
+    let cti = json["fields"]["cti"]
+        .as_str()
+        .ok_or("cti address")?
+        .to_owned();
+    // Idle: every push user published (Logout/Idle), every pull user subscribed.
+    let push = dns.div_ceil(2) as u64;
+    while sim.published_count() < push || sim.dialog_count() < (dns / 2).div_ceil(100) {
+        if started.elapsed() > Duration::from_secs(120) {
+            return Err("the bridge did not resynchronise within 120 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let startup = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle = rss_kib(child.id());
+    println!(
+        "{dns} DNs: started and resynchronised in {startup:.2?} ({push} publications, {} subscription dialogs); idle RSS {:.1} MiB",
+        sim.dialog_count(),
+        idle as f64 / 1024.0
+    );
+
+    // Each client owns a slice of the push DNs: log in, then toggle Ready / NotReady(ACW).
+    let per_client = events / clients;
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let cti = cti.clone();
+        tasks.push(tokio::spawn(async move {
+            let (ws, _) = tokio_tungstenite::connect_async(cti.as_str()).await?;
+            let (mut sink, mut stream) = ws.split();
+            let mine: Vec<String> = (0..dns)
+                .filter(|i| i % 2 == 0 && (i / 2) % clients == c)
+                .map(|i| (100_000 + i).to_string())
+                .collect();
+            let mut reference = 0u64;
+            for d in &mine {
+                reference += 1;
+                let body = ClientRequest::RequestAgentLogin {
+                    this_dn: d.parse()?,
+                    agent_id: format!("a{d}").parse()?,
+                    workmode: None,
+                    extensions: Extensions::new(),
+                };
+                sink.send(Message::text(ClientMessage::new(reference, body).to_json()))
+                    .await?;
+            }
+            // A window of requests in flight; count every answer.
+            let sender = tokio::spawn(async move {
+                for k in 0..per_client {
+                    let d = &mine[k % mine.len()];
+                    let body = if (k / mine.len()).is_multiple_of(2) {
+                        ClientRequest::RequestAgentReady {
+                            this_dn: d.parse()?,
+                        }
+                    } else {
+                        ClientRequest::RequestAgentNotReady {
+                            this_dn: d.parse()?,
+                            workmode: Some(WorkMode::AfterCallWork),
+                        }
+                    };
+                    sink.send(Message::text(
+                        ClientMessage::new(1_000_000 + k as u64, body).to_json(),
+                    ))
+                    .await?;
+                }
+                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(sink)
+            });
+            let want = per_client + reference as usize;
+            let mut answers = 0usize;
+            while answers < want {
+                match stream.next().await {
+                    Some(Ok(Message::Text(_))) => answers += 1,
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return Err(e.into()),
+                    None => return Err("the link closed".into()),
+                }
+            }
+            let _sink = sender.await??;
+            Ok::<usize, Box<dyn std::error::Error + Send + Sync>>(answers)
+        }));
+    }
+    let mut answered = 0;
+    for task in tasks {
+        answered += task
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+    }
+    let elapsed = t0.elapsed();
+    let before = sim.published_count();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    println!(
+        "{answered} contact-centre messages answered over {clients} WebSocket clients in {elapsed:.2?}: {:.0} events/s; the simulator accepted {} publications during the run (latest-wins coalescing sends fewer than events); RSS now {:.1} MiB",
+        answered as f64 / elapsed.as_secs_f64(),
+        sim.published_count().max(before) - push,
+        rss_kib(child.id()) as f64 / 1024.0
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}

@@ -1,0 +1,428 @@
+//! The real `presence-bridge run` against the SfB simulator on loopback, driven over the
+//! contact-centre WebSocket and the admin API.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc as std_mpsc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use presence_model::{AgentState, DeviceState, SipUri, StateIndex};
+use presence_sfb_sim::{ServerConfig, SimConfig, SimServer};
+use presence_tlib::{ClientMessage, ClientRequest, ConnId, ErrorCode, Extensions, ServerEvent, WorkMode};
+use tokio::net::TcpStream;
+use tokio::time::{Instant, sleep, timeout};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::support::{Scratch, example};
+
+const STATES: &str = "1=IDLE_OUT, 2=IDLE_READY, 3=IDLE_NOTREADY, 4=IDLE_ACW, 5=IDLE_AWAY, 6=INCALL, 7=INCALL, 8=INCALL, 9=INCALL, 10=INCALL, 11=OOS, 12=OOS, 13=OOS, 14=OOS, 15=OOS";
+
+fn config(pool: &str) -> String {
+    let mut text = format!(
+        r#"
+[options.TServer]
+presence-profile = "Pull"
+
+[dn.Push]
+type = "VoIPService"
+annex.TServer = {{ service-type = "presence-profile", agent-presence-map = "map.xml", aggregated-states = "{STATES}" }}
+
+[dn.Pull]
+type = "VoIPService"
+annex.TServer = {{ service-type = "presence-profile", map-presence-to-dnd = "true", presence-availability-range = "3000-5999" }}
+
+[dn."6001"]
+type = "Extension"
+uri = "sip:expert1@contoso.com"
+
+[sfb]
+pool = "{pool}"
+transport = "tcp"
+application-uri = "sip:presence-bridge@contoso.com"
+retry-initial = "100ms"
+reconnect-initial = "100ms"
+reconnect-max = "500ms"
+
+[cti]
+listen = "127.0.0.1:0"
+max-message-bytes = 4096
+
+[admin]
+listen = "127.0.0.1:0"
+"#
+    );
+    for i in 1..=5 {
+        text.push_str(&format!(
+            "\n[dn.\"500{i}\"]\ntype = \"Extension\"\nuri = \"sip:agent{i}@contoso.com\"\nannex.TServer = {{ presence-profile = \"Push\" }}\n"
+        ));
+    }
+    text
+}
+
+/// A running `presence-bridge run` process and where it listens.
+struct Daemon {
+    child: Child,
+    cti: String,
+    admin: String,
+    dir: Scratch,
+    _stderr: std::thread::JoinHandle<()>,
+}
+
+impl Daemon {
+    fn start(name: &str, pool: &str) -> Daemon {
+        let dir = Scratch::new(name);
+        std::fs::write(dir.0.join("map.xml"), std::fs::read(example("agent-states.xml")).unwrap()).unwrap();
+        let config = dir.write("bridge.toml", &config(pool));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_presence-bridge"))
+            .args(["run", "--config", config.to_str().unwrap(), "--log-format", "json", "--log-level", "info"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the binary starts");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std_mpsc::channel::<String>();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let (cti, admin) = loop {
+            let line = rx
+                .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+                .expect("the daemon says where it listens");
+            let Ok(json) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+            if json["fields"]["message"] == "bridge running" {
+                let cti = json["fields"]["cti"].as_str().unwrap().to_owned();
+                let admin = json["fields"]["admin"].as_str().unwrap().trim_start_matches("http://").to_owned();
+                break (cti, admin);
+            }
+        };
+        // Keep draining stderr so that the daemon never blocks on a full pipe.
+        let drain = std::thread::spawn(move || {
+            while rx.recv().is_ok() {}
+            let _ = reader.join();
+        });
+        Daemon { child, cti, admin, dir, _stderr: drain }
+    }
+
+    fn config_path(&self) -> PathBuf {
+        self.dir.0.join("bridge.toml")
+    }
+
+    /// A minimal HTTP/1.1 request to the admin API: (status, body).
+    fn http(&self, method: &str, path: &str) -> (u16, String) {
+        let mut stream = std::net::TcpStream::connect(&self.admin).expect("admin listens");
+        write!(stream, "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", self.admin).unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+        (status, body)
+    }
+
+    fn signal(&self, signal: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{signal}");
+    }
+
+    fn stop(mut self) -> std::process::ExitStatus {
+        self.signal("TERM");
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(std::time::Instant::now() < deadline, "the daemon stops within 15 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A contact-centre client.
+struct Client {
+    ws: Ws,
+    next_ref: u64,
+    unsolicited: Vec<ServerEvent>,
+}
+
+impl Client {
+    async fn connect(daemon: &Daemon) -> Client {
+        let (ws, _) = tokio_tungstenite::connect_async(daemon.cti.as_str()).await.expect("the link accepts");
+        Client { ws, next_ref: 1000, unsolicited: Vec::new() }
+    }
+
+    async fn send_raw(&mut self, text: &str) {
+        self.ws.send(Message::text(text.to_owned())).await.unwrap();
+    }
+
+    async fn next(&mut self) -> ServerEvent {
+        loop {
+            let frame = timeout(Duration::from_secs(10), self.ws.next()).await.expect("an event in time").unwrap().unwrap();
+            if let Message::Text(text) = frame {
+                return ServerEvent::from_json(&text).unwrap();
+            }
+        }
+    }
+
+    async fn request(&mut self, body: ClientRequest) -> ServerEvent {
+        self.next_ref += 1;
+        let reference_id = self.next_ref;
+        self.send_raw(&ClientMessage::new(reference_id, body).to_json()).await;
+        loop {
+            let event = self.next().await;
+            if event.reference_id() == Some(reference_id) {
+                return event;
+            }
+            self.unsolicited.push(event);
+        }
+    }
+
+    /// Unsolicited events (DND) arriving within `wait`.
+    async fn collect(&mut self, wait: Duration) -> Vec<ServerEvent> {
+        let deadline = Instant::now() + wait;
+        let mut out = std::mem::take(&mut self.unsolicited);
+        while let Ok(Some(Ok(frame))) = tokio::time::timeout_at(deadline, self.ws.next()).await {
+            if let Message::Text(text) = frame {
+                out.push(ServerEvent::from_json(&text).unwrap());
+            }
+        }
+        out
+    }
+}
+
+fn dn(n: &str) -> presence_model::DnNumber {
+    n.parse().unwrap()
+}
+
+fn conn(c: &str) -> ConnId {
+    c.parse().unwrap()
+}
+
+fn login(d: &str) -> ClientRequest {
+    ClientRequest::RequestAgentLogin { this_dn: dn(d), agent_id: format!("agent-{d}").parse().unwrap(), workmode: None, extensions: Extensions::new() }
+}
+
+async fn sim() -> SimServer {
+    SimServer::start(ServerConfig { sim: SimConfig { seed: 5, ..SimConfig::default() }, ..ServerConfig::default() }).await.unwrap()
+}
+
+/// Waits until SfB shows `availability` for `user`.
+async fn shows(sim: &SimServer, user: &SipUri, availability: u32) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if sim.shows(user).is_some_and(|s| s.availability == availability) {
+            return true;
+        }
+        sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+/// Drives DN `d` to (agent, device) with contact-centre messages.
+async fn drive(client: &mut Client, d: &str, agent: AgentState, device: DeviceState) {
+    client.request(ClientRequest::EventReleased { this_dn: dn(d), conn_id: conn("c1") }).await;
+    client.request(ClientRequest::EventDNBackInService { this_dn: dn(d) }).await;
+    match device {
+        DeviceState::Idle => {}
+        DeviceState::Busy => {
+            client.request(ClientRequest::EventRinging { this_dn: dn(d), conn_id: conn("c1") }).await;
+        }
+        DeviceState::Oos => {
+            client.request(ClientRequest::EventDNOutOfService { this_dn: dn(d) }).await;
+        }
+    }
+    let logout = client.request(ClientRequest::RequestAgentLogout { this_dn: dn(d) }).await;
+    assert!(matches!(logout, ServerEvent::EventAgentLogout { .. } | ServerEvent::EventError { error_code: ErrorCode::InvalidState, .. }));
+    if agent != AgentState::Logout {
+        client.request(login(d)).await;
+        let body = match agent {
+            AgentState::Ready => ClientRequest::RequestAgentReady { this_dn: dn(d) },
+            AgentState::NotReady => ClientRequest::RequestAgentNotReady { this_dn: dn(d), workmode: Some(WorkMode::AuxWork) },
+            AgentState::Acw => ClientRequest::RequestAgentNotReady { this_dn: dn(d), workmode: Some(WorkMode::AfterCallWork) },
+            _ => ClientRequest::RequestAgentNotReady { this_dn: dn(d), workmode: Some(WorkMode::WalkAway) },
+        };
+        client.request(body).await;
+    }
+}
+
+const ROW_AVAILABILITY: [u32; 15] = [18000, 3501, 6001, 6001, 4501, 7001, 7001, 7001, 7001, 7001, 18000, 18000, 18000, 18000, 18000];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_flow_through_all_fifteen_combinations() {
+    let sim = sim().await;
+    let daemon = Daemon::start("push", &sim.local_addr().to_string());
+    let mut client = Client::connect(&daemon).await;
+    let agent = SipUri::new("sip:agent1@contoso.com").unwrap();
+    assert!(shows(&sim, &agent, 18000).await, "start-up publishes Logout/Idle");
+    // Walk the table backwards so that every step changes what SfB shows at least sometimes.
+    for index in StateIndex::ALL.into_iter().rev() {
+        drive(&mut client, "5001", index.agent(), index.device()).await;
+        let want = ROW_AVAILABILITY[index.slot()];
+        assert!(shows(&sim, &agent, want).await, "row {index}: SfB shows {:?}, want {want}", sim.shows(&agent));
+        let (status, body) = daemon.http("GET", "/v1/dns/5001");
+        assert_eq!(status, 200);
+        let view: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(view["agent_state"], index.agent().name(), "row {index}");
+        assert_eq!(view["device_state"], index.device().name(), "row {index}");
+    }
+    let texts = sim.shows(&agent).unwrap().texts;
+    assert_eq!(texts[0], (1033, "Logged out".to_owned()));
+    assert_eq!(daemon.stop().code(), Some(0), "SIGTERM: a clean exit");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_flow_sends_dnd_on_change_to_every_registered_client() {
+    let sim = sim().await;
+    let daemon = Daemon::start("pull", &sim.local_addr().to_string());
+    let mut first = Client::connect(&daemon).await;
+    let mut second = Client::connect(&daemon).await;
+    for c in [&mut first, &mut second] {
+        assert!(matches!(c.request(ClientRequest::RegisterAddress { this_dn: dn("6001") }).await, ServerEvent::EventRegistered { .. }));
+    }
+    let expert = SipUri::new("sip:expert1@contoso.com").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sim.dialog_count() == 0 {
+        assert!(Instant::now() < deadline, "the bridge subscribes");
+        sleep(Duration::from_millis(20)).await;
+    }
+    let dnd = |events: Vec<ServerEvent>| -> Vec<(&'static str, u64)> {
+        events
+            .into_iter()
+            .filter_map(|e| match e {
+                ServerEvent::EventDNDOn { availability, .. } => Some(("on", availability)),
+                ServerEvent::EventDNDOff { availability, .. } => Some(("off", availability)),
+                _ => None,
+            })
+            .collect()
+    };
+    for (availability, expected) in [(6500, Some("on")), (9500, None), (3500, Some("off")), (4500, None), (18500, Some("on"))] {
+        sim.set_user_presence(&expert, availability, Some("x"));
+        let want: Vec<(&str, u64)> = expected.map(|s| (s, u64::from(availability))).into_iter().collect();
+        assert_eq!(dnd(first.collect(Duration::from_millis(500)).await), want, "{availability}");
+        assert_eq!(dnd(second.collect(Duration::from_millis(100)).await), want, "{availability}, second client");
+    }
+    assert_eq!(daemon.stop().code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_pool_drops_the_connection_sfb_shows_every_latest_state() {
+    let sim = sim().await;
+    let daemon = Daemon::start("reconnect", &sim.local_addr().to_string());
+    let mut client = Client::connect(&daemon).await;
+    for i in 1..=5 {
+        client.request(login(&format!("500{i}"))).await;
+    }
+    sim.drop_connections();
+    // While the bridge reconnects, agents keep changing state.
+    for i in 1..=5 {
+        let d = format!("500{i}");
+        client.request(ClientRequest::RequestAgentReady { this_dn: dn(&d) }).await;
+        if i % 2 == 0 {
+            client.request(ClientRequest::EventEstablished { this_dn: dn(&d), conn_id: conn("c9") }).await;
+        }
+    }
+    for i in 1..=5u32 {
+        let agent = SipUri::new(&format!("sip:agent{i}@contoso.com")).unwrap();
+        let want = if i % 2 == 0 { 7001 } else { 3501 };
+        assert!(shows(&sim, &agent, want).await, "agent{i}: {:?}", sim.shows(&agent));
+    }
+    let (status, _) = daemon.http("GET", "/readyz");
+    assert_eq!(status, 200);
+    assert_eq!(daemon.stop().code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_map_is_refused_on_reload_and_the_old_mapping_stays() {
+    let sim = sim().await;
+    let daemon = Daemon::start("reload", &sim.local_addr().to_string());
+    let mut client = Client::connect(&daemon).await;
+    let agent = SipUri::new("sip:agent1@contoso.com").unwrap();
+    let map = daemon.dir.0.join("map.xml");
+    let good = std::fs::read_to_string(&map).unwrap();
+    std::fs::write(&map, good.replace("</agentStates>", "")).unwrap();
+    let (status, body) = daemon.http("POST", "/v1/reload");
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("map.xml") && body.contains("running one stays"), "{body}");
+    daemon.signal("HUP");
+    sleep(Duration::from_millis(300)).await;
+    // The old mapping is still in force.
+    client.request(login("5001")).await;
+    client.request(ClientRequest::RequestAgentReady { this_dn: dn("5001") }).await;
+    assert!(shows(&sim, &agent, 3501).await);
+    // A valid edit applies without a restart and republishes the DNs it affects.
+    std::fs::write(&map, good.replace("availability=\"3501\"", "availability=\"3999\"")).unwrap();
+    let (status, body) = daemon.http("POST", "/v1/reload");
+    assert_eq!(status, 200, "{body}");
+    assert!(shows(&sim, &agent, 3999).await, "{:?}", sim.shows(&agent));
+    let _ = daemon.config_path();
+    assert_eq!(daemon.stop().code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_event_error_and_everything_carries_on() {
+    let sim = sim().await;
+    let daemon = Daemon::start("bad-input", &sim.local_addr().to_string());
+    let mut client = Client::connect(&daemon).await;
+    let mut other = Client::connect(&daemon).await;
+    for (input, code) in [
+        ("{not json".to_owned(), ErrorCode::MalformedJson),
+        (r#"{"message":"RequestCoffee","referenceID":1}"#.to_owned(), ErrorCode::UnknownMessage),
+        (r#"{"message":"RequestAgentReady","referenceID":2,"thisDN":"9999"}"#.to_owned(), ErrorCode::UnknownDn),
+        (format!(r#"{{"message":"RegisterAddress","referenceID":3,"thisDN":"5001","pad":"{}"}}"#, "x".repeat(6000)), ErrorCode::MessageTooLarge),
+    ] {
+        client.send_raw(&input).await;
+        let event = client.next().await;
+        assert!(matches!(&event, ServerEvent::EventError { error_code, .. } if *error_code == code), "{event:?}");
+    }
+    // The same connection and the other DNs carry on.
+    assert!(matches!(client.request(login("5002")).await, ServerEvent::EventAgentLogin { .. }));
+    assert!(matches!(other.request(login("5003")).await, ServerEvent::EventAgentLogin { .. }));
+    let agent3 = SipUri::new("sip:agent3@contoso.com").unwrap();
+    assert!(shows(&sim, &agent3, 6001).await);
+    assert_eq!(daemon.stop().code(), Some(0));
+}
+
+#[test]
+fn run_without_an_sfb_table_says_so() {
+    let dir = Scratch::new("no-sfb");
+    let config = dir.write("bridge.toml", "[cti]\nlisten = \"127.0.0.1:0\"\n");
+    let out = Command::new(env!("CARGO_BIN_EXE_presence-bridge"))
+        .args(["run", "--config", config.to_str().unwrap(), "--no-admin"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("[sfb]"), "{stderr}");
+}
+
+#[test]
+fn the_demo_runs_and_exits_zero() {
+    let out = Command::new(env!("CARGO_BIN_EXE_presence-bridge"))
+        .args(["demo", "--step-ms", "60"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    for needle in ["EventDNDOn on 6002", "EventDNDOff on 6001", "SfB now shows sip:agent1@contoso.com (DN 5001): 7001 Busy", "Работа с клиентом", "demo finished"] {
+        assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
+    }
+}
