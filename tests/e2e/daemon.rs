@@ -10,7 +10,9 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use presence_model::{AgentState, DeviceState, SipUri, StateIndex};
 use presence_sfb_sim::{ServerConfig, SimConfig, SimServer};
-use presence_tlib::{ClientMessage, ClientRequest, ConnId, ErrorCode, Extensions, ServerEvent, WorkMode};
+use presence_tlib::{
+    ClientMessage, ClientRequest, ConnId, ErrorCode, Extensions, ServerEvent, WorkMode,
+};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, sleep, timeout};
 use tokio_tungstenite::tungstenite::Message;
@@ -74,10 +76,22 @@ struct Daemon {
 impl Daemon {
     fn start(name: &str, pool: &str) -> Daemon {
         let dir = Scratch::new(name);
-        std::fs::write(dir.0.join("map.xml"), std::fs::read(example("agent-states.xml")).unwrap()).unwrap();
+        std::fs::write(
+            dir.0.join("map.xml"),
+            std::fs::read(example("agent-states.xml")).unwrap(),
+        )
+        .unwrap();
         let config = dir.write("bridge.toml", &config(pool));
         let mut child = Command::new(env!("CARGO_BIN_EXE_presence-bridge"))
-            .args(["run", "--config", config.to_str().unwrap(), "--log-format", "json", "--log-level", "info"])
+            .args([
+                "run",
+                "--config",
+                config.to_str().unwrap(),
+                "--log-format",
+                "json",
+                "--log-level",
+                "info",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -96,10 +110,16 @@ impl Daemon {
             let line = rx
                 .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
                 .expect("the daemon says where it listens");
-            let Ok(json) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+            let Ok(json) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
             if json["fields"]["message"] == "bridge running" {
                 let cti = json["fields"]["cti"].as_str().unwrap().to_owned();
-                let admin = json["fields"]["admin"].as_str().unwrap().trim_start_matches("http://").to_owned();
+                let admin = json["fields"]["admin"]
+                    .as_str()
+                    .unwrap()
+                    .trim_start_matches("http://")
+                    .to_owned();
                 break (cti, admin);
             }
         };
@@ -108,7 +128,13 @@ impl Daemon {
             while rx.recv().is_ok() {}
             let _ = reader.join();
         });
-        Daemon { child, cti, admin, dir, _stderr: drain }
+        Daemon {
+            child,
+            cti,
+            admin,
+            dir,
+            _stderr: drain,
+        }
     }
 
     fn config_path(&self) -> PathBuf {
@@ -121,8 +147,15 @@ impl Daemon {
         write!(stream, "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", self.admin).unwrap();
         let mut response = String::new();
         stream.read_to_string(&mut response).unwrap();
-        let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-        let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+        let status = response
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
         (status, body)
     }
 
@@ -142,7 +175,10 @@ impl Daemon {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(std::time::Instant::now() < deadline, "the daemon stops within 15 s");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the daemon stops within 15 s"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -166,8 +202,14 @@ struct Client {
 
 impl Client {
     async fn connect(daemon: &Daemon) -> Client {
-        let (ws, _) = tokio_tungstenite::connect_async(daemon.cti.as_str()).await.expect("the link accepts");
-        Client { ws, next_ref: 1000, unsolicited: Vec::new() }
+        let (ws, _) = tokio_tungstenite::connect_async(daemon.cti.as_str())
+            .await
+            .expect("the link accepts");
+        Client {
+            ws,
+            next_ref: 1000,
+            unsolicited: Vec::new(),
+        }
     }
 
     async fn send_raw(&mut self, text: &str) {
@@ -176,7 +218,11 @@ impl Client {
 
     async fn next(&mut self) -> ServerEvent {
         loop {
-            let frame = timeout(Duration::from_secs(10), self.ws.next()).await.expect("an event in time").unwrap().unwrap();
+            let frame = timeout(Duration::from_secs(10), self.ws.next())
+                .await
+                .expect("an event in time")
+                .unwrap()
+                .unwrap();
             if let Message::Text(text) = frame {
                 return ServerEvent::from_json(&text).unwrap();
             }
@@ -186,7 +232,8 @@ impl Client {
     async fn request(&mut self, body: ClientRequest) -> ServerEvent {
         self.next_ref += 1;
         let reference_id = self.next_ref;
-        self.send_raw(&ClientMessage::new(reference_id, body).to_json()).await;
+        self.send_raw(&ClientMessage::new(reference_id, body).to_json())
+            .await;
         loop {
             let event = self.next().await;
             if event.reference_id() == Some(reference_id) {
@@ -218,18 +265,34 @@ fn conn(c: &str) -> ConnId {
 }
 
 fn login(d: &str) -> ClientRequest {
-    ClientRequest::RequestAgentLogin { this_dn: dn(d), agent_id: format!("agent-{d}").parse().unwrap(), workmode: None, extensions: Extensions::new() }
+    ClientRequest::RequestAgentLogin {
+        this_dn: dn(d),
+        agent_id: format!("agent-{d}").parse().unwrap(),
+        workmode: None,
+        extensions: Extensions::new(),
+    }
 }
 
 async fn sim() -> SimServer {
-    SimServer::start(ServerConfig { sim: SimConfig { seed: 5, ..SimConfig::default() }, ..ServerConfig::default() }).await.unwrap()
+    SimServer::start(ServerConfig {
+        sim: SimConfig {
+            seed: 5,
+            ..SimConfig::default()
+        },
+        ..ServerConfig::default()
+    })
+    .await
+    .unwrap()
 }
 
 /// Waits until SfB shows `availability` for `user`.
 async fn shows(sim: &SimServer, user: &SipUri, availability: u32) -> bool {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
-        if sim.shows(user).is_some_and(|s| s.availability == availability) {
+        if sim
+            .shows(user)
+            .is_some_and(|s| s.availability == availability)
+        {
             return true;
         }
         sleep(Duration::from_millis(20)).await;
@@ -239,32 +302,66 @@ async fn shows(sim: &SimServer, user: &SipUri, availability: u32) -> bool {
 
 /// Drives DN `d` to (agent, device) with contact-centre messages.
 async fn drive(client: &mut Client, d: &str, agent: AgentState, device: DeviceState) {
-    client.request(ClientRequest::EventReleased { this_dn: dn(d), conn_id: conn("c1") }).await;
-    client.request(ClientRequest::EventDNBackInService { this_dn: dn(d) }).await;
+    client
+        .request(ClientRequest::EventReleased {
+            this_dn: dn(d),
+            conn_id: conn("c1"),
+        })
+        .await;
+    client
+        .request(ClientRequest::EventDNBackInService { this_dn: dn(d) })
+        .await;
     match device {
         DeviceState::Idle => {}
         DeviceState::Busy => {
-            client.request(ClientRequest::EventRinging { this_dn: dn(d), conn_id: conn("c1") }).await;
+            client
+                .request(ClientRequest::EventRinging {
+                    this_dn: dn(d),
+                    conn_id: conn("c1"),
+                })
+                .await;
         }
         DeviceState::Oos => {
-            client.request(ClientRequest::EventDNOutOfService { this_dn: dn(d) }).await;
+            client
+                .request(ClientRequest::EventDNOutOfService { this_dn: dn(d) })
+                .await;
         }
     }
-    let logout = client.request(ClientRequest::RequestAgentLogout { this_dn: dn(d) }).await;
-    assert!(matches!(logout, ServerEvent::EventAgentLogout { .. } | ServerEvent::EventError { error_code: ErrorCode::InvalidState, .. }));
+    let logout = client
+        .request(ClientRequest::RequestAgentLogout { this_dn: dn(d) })
+        .await;
+    assert!(matches!(
+        logout,
+        ServerEvent::EventAgentLogout { .. }
+            | ServerEvent::EventError {
+                error_code: ErrorCode::InvalidState,
+                ..
+            }
+    ));
     if agent != AgentState::Logout {
         client.request(login(d)).await;
         let body = match agent {
             AgentState::Ready => ClientRequest::RequestAgentReady { this_dn: dn(d) },
-            AgentState::NotReady => ClientRequest::RequestAgentNotReady { this_dn: dn(d), workmode: Some(WorkMode::AuxWork) },
-            AgentState::Acw => ClientRequest::RequestAgentNotReady { this_dn: dn(d), workmode: Some(WorkMode::AfterCallWork) },
-            _ => ClientRequest::RequestAgentNotReady { this_dn: dn(d), workmode: Some(WorkMode::WalkAway) },
+            AgentState::NotReady => ClientRequest::RequestAgentNotReady {
+                this_dn: dn(d),
+                workmode: Some(WorkMode::AuxWork),
+            },
+            AgentState::Acw => ClientRequest::RequestAgentNotReady {
+                this_dn: dn(d),
+                workmode: Some(WorkMode::AfterCallWork),
+            },
+            _ => ClientRequest::RequestAgentNotReady {
+                this_dn: dn(d),
+                workmode: Some(WorkMode::WalkAway),
+            },
         };
         client.request(body).await;
     }
 }
 
-const ROW_AVAILABILITY: [u32; 15] = [18000, 3501, 6001, 6001, 4501, 7001, 7001, 7001, 7001, 7001, 18000, 18000, 18000, 18000, 18000];
+const ROW_AVAILABILITY: [u32; 15] = [
+    18000, 3501, 6001, 6001, 4501, 7001, 7001, 7001, 7001, 7001, 18000, 18000, 18000, 18000, 18000,
+];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_flow_through_all_fifteen_combinations() {
@@ -272,12 +369,19 @@ async fn push_flow_through_all_fifteen_combinations() {
     let daemon = Daemon::start("push", &sim.local_addr().to_string());
     let mut client = Client::connect(&daemon).await;
     let agent = SipUri::new("sip:agent1@contoso.com").unwrap();
-    assert!(shows(&sim, &agent, 18000).await, "start-up publishes Logout/Idle");
+    assert!(
+        shows(&sim, &agent, 18000).await,
+        "start-up publishes Logout/Idle"
+    );
     // Walk the table backwards so that every step changes what SfB shows at least sometimes.
     for index in StateIndex::ALL.into_iter().rev() {
         drive(&mut client, "5001", index.agent(), index.device()).await;
         let want = ROW_AVAILABILITY[index.slot()];
-        assert!(shows(&sim, &agent, want).await, "row {index}: SfB shows {:?}, want {want}", sim.shows(&agent));
+        assert!(
+            shows(&sim, &agent, want).await,
+            "row {index}: SfB shows {:?}, want {want}",
+            sim.shows(&agent)
+        );
         let (status, body) = daemon.http("GET", "/v1/dns/5001");
         assert_eq!(status, 200);
         let view: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -296,7 +400,13 @@ async fn pull_flow_sends_dnd_on_change_to_every_registered_client() {
     let mut first = Client::connect(&daemon).await;
     let mut second = Client::connect(&daemon).await;
     for c in [&mut first, &mut second] {
-        assert!(matches!(c.request(ClientRequest::RegisterAddress { this_dn: dn("6001") }).await, ServerEvent::EventRegistered { .. }));
+        assert!(matches!(
+            c.request(ClientRequest::RegisterAddress {
+                this_dn: dn("6001")
+            })
+            .await,
+            ServerEvent::EventRegistered { .. }
+        ));
     }
     let expert = SipUri::new("sip:expert1@contoso.com").unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -314,11 +424,28 @@ async fn pull_flow_sends_dnd_on_change_to_every_registered_client() {
             })
             .collect()
     };
-    for (availability, expected) in [(6500, Some("on")), (9500, None), (3500, Some("off")), (4500, None), (18500, Some("on"))] {
+    for (availability, expected) in [
+        (6500, Some("on")),
+        (9500, None),
+        (3500, Some("off")),
+        (4500, None),
+        (18500, Some("on")),
+    ] {
         sim.set_user_presence(&expert, availability, Some("x"));
-        let want: Vec<(&str, u64)> = expected.map(|s| (s, u64::from(availability))).into_iter().collect();
-        assert_eq!(dnd(first.collect(Duration::from_millis(500)).await), want, "{availability}");
-        assert_eq!(dnd(second.collect(Duration::from_millis(100)).await), want, "{availability}, second client");
+        let want: Vec<(&str, u64)> = expected
+            .map(|s| (s, u64::from(availability)))
+            .into_iter()
+            .collect();
+        assert_eq!(
+            dnd(first.collect(Duration::from_millis(500)).await),
+            want,
+            "{availability}"
+        );
+        assert_eq!(
+            dnd(second.collect(Duration::from_millis(100)).await),
+            want,
+            "{availability}, second client"
+        );
     }
     assert_eq!(daemon.stop().code(), Some(0));
 }
@@ -335,15 +462,26 @@ async fn after_the_pool_drops_the_connection_sfb_shows_every_latest_state() {
     // While the bridge reconnects, agents keep changing state.
     for i in 1..=5 {
         let d = format!("500{i}");
-        client.request(ClientRequest::RequestAgentReady { this_dn: dn(&d) }).await;
+        client
+            .request(ClientRequest::RequestAgentReady { this_dn: dn(&d) })
+            .await;
         if i % 2 == 0 {
-            client.request(ClientRequest::EventEstablished { this_dn: dn(&d), conn_id: conn("c9") }).await;
+            client
+                .request(ClientRequest::EventEstablished {
+                    this_dn: dn(&d),
+                    conn_id: conn("c9"),
+                })
+                .await;
         }
     }
     for i in 1..=5u32 {
         let agent = SipUri::new(&format!("sip:agent{i}@contoso.com")).unwrap();
         let want = if i % 2 == 0 { 7001 } else { 3501 };
-        assert!(shows(&sim, &agent, want).await, "agent{i}: {:?}", sim.shows(&agent));
+        assert!(
+            shows(&sim, &agent, want).await,
+            "agent{i}: {:?}",
+            sim.shows(&agent)
+        );
     }
     let (status, _) = daemon.http("GET", "/readyz");
     assert_eq!(status, 200);
@@ -361,15 +499,26 @@ async fn a_broken_map_is_refused_on_reload_and_the_old_mapping_stays() {
     std::fs::write(&map, good.replace("</agentStates>", "")).unwrap();
     let (status, body) = daemon.http("POST", "/v1/reload");
     assert_eq!(status, 422, "{body}");
-    assert!(body.contains("map.xml") && body.contains("running one stays"), "{body}");
+    assert!(
+        body.contains("map.xml") && body.contains("running one stays"),
+        "{body}"
+    );
     daemon.signal("HUP");
     sleep(Duration::from_millis(300)).await;
     // The old mapping is still in force.
     client.request(login("5001")).await;
-    client.request(ClientRequest::RequestAgentReady { this_dn: dn("5001") }).await;
+    client
+        .request(ClientRequest::RequestAgentReady {
+            this_dn: dn("5001"),
+        })
+        .await;
     assert!(shows(&sim, &agent, 3501).await);
     // A valid edit applies without a restart and republishes the DNs it affects.
-    std::fs::write(&map, good.replace("availability=\"3501\"", "availability=\"3999\"")).unwrap();
+    std::fs::write(
+        &map,
+        good.replace("availability=\"3501\"", "availability=\"3999\""),
+    )
+    .unwrap();
     let (status, body) = daemon.http("POST", "/v1/reload");
     assert_eq!(status, 200, "{body}");
     assert!(shows(&sim, &agent, 3999).await, "{:?}", sim.shows(&agent));
@@ -385,17 +534,38 @@ async fn bad_input_gets_event_error_and_everything_carries_on() {
     let mut other = Client::connect(&daemon).await;
     for (input, code) in [
         ("{not json".to_owned(), ErrorCode::MalformedJson),
-        (r#"{"message":"RequestCoffee","referenceID":1}"#.to_owned(), ErrorCode::UnknownMessage),
-        (r#"{"message":"RequestAgentReady","referenceID":2,"thisDN":"9999"}"#.to_owned(), ErrorCode::UnknownDn),
-        (format!(r#"{{"message":"RegisterAddress","referenceID":3,"thisDN":"5001","pad":"{}"}}"#, "x".repeat(6000)), ErrorCode::MessageTooLarge),
+        (
+            r#"{"message":"RequestCoffee","referenceID":1}"#.to_owned(),
+            ErrorCode::UnknownMessage,
+        ),
+        (
+            r#"{"message":"RequestAgentReady","referenceID":2,"thisDN":"9999"}"#.to_owned(),
+            ErrorCode::UnknownDn,
+        ),
+        (
+            format!(
+                r#"{{"message":"RegisterAddress","referenceID":3,"thisDN":"5001","pad":"{}"}}"#,
+                "x".repeat(6000)
+            ),
+            ErrorCode::MessageTooLarge,
+        ),
     ] {
         client.send_raw(&input).await;
         let event = client.next().await;
-        assert!(matches!(&event, ServerEvent::EventError { error_code, .. } if *error_code == code), "{event:?}");
+        assert!(
+            matches!(&event, ServerEvent::EventError { error_code, .. } if *error_code == code),
+            "{event:?}"
+        );
     }
     // The same connection and the other DNs carry on.
-    assert!(matches!(client.request(login("5002")).await, ServerEvent::EventAgentLogin { .. }));
-    assert!(matches!(other.request(login("5003")).await, ServerEvent::EventAgentLogin { .. }));
+    assert!(matches!(
+        client.request(login("5002")).await,
+        ServerEvent::EventAgentLogin { .. }
+    ));
+    assert!(matches!(
+        other.request(login("5003")).await,
+        ServerEvent::EventAgentLogin { .. }
+    ));
     let agent3 = SipUri::new("sip:agent3@contoso.com").unwrap();
     assert!(shows(&sim, &agent3, 6001).await);
     assert_eq!(daemon.stop().code(), Some(0));
@@ -421,8 +591,18 @@ fn the_demo_runs_and_exits_zero() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    for needle in ["EventDNDOn on 6002", "EventDNDOff on 6001", "SfB now shows sip:agent1@contoso.com (DN 5001): 7001 Busy", "Работа с клиентом", "demo finished"] {
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for needle in [
+        "EventDNDOn on 6002",
+        "EventDNDOff on 6001",
+        "SfB now shows sip:agent1@contoso.com (DN 5001): 7001 Busy",
+        "Работа с клиентом",
+        "demo finished",
+    ] {
         assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
     }
 }

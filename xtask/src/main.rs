@@ -120,7 +120,17 @@ fn bench(filter: Option<&str>) -> Result<()> {
     // latency percentiles of whole runs).
     run(
         "release build",
-        cargo(&["build", "--release", "--locked", "-p", "presence-bridge", "-p", "presence-sfb", "--bins", "--examples"]),
+        cargo(&[
+            "build",
+            "--release",
+            "--locked",
+            "-p",
+            "presence-bridge",
+            "-p",
+            "presence-sfb",
+            "--bins",
+            "--examples",
+        ]),
     )?;
     run(
         "SfB driver -> simulator over loopback TCP",

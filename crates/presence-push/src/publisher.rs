@@ -76,8 +76,8 @@ fn same(a: &Arc<Publication>, b: &Arc<Publication>) -> bool {
 /// Decides, per user, what to publish and when. Deterministic: no clock, no randomness,
 /// users in a resync come out in key order.
 ///
-/// The caller loop: [`set`](Self::set) on every state change; [`poll_publish`]
-/// (Self::poll_publish) while it has capacity, sending each publication; report each outcome
+/// The caller loop: [`set`](Self::set) on every state change;
+/// [`poll_publish`](Self::poll_publish) while it has capacity, sending each publication; report each outcome
 /// with the ticket; call [`handle_timeout`](Self::handle_timeout) at
 /// [`poll_timeout`](Self::poll_timeout); [`resync`](Self::resync) after every reconnect.
 #[derive(Debug)]

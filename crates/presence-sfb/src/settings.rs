@@ -112,7 +112,7 @@ pub struct EndpointConfig {
     pub application_uri: SipUri,
     /// The Contact URI: the application's GRUU when provisioned.
     pub contact: String,
-    /// The host[:port] written in Via.
+    /// The `host[:port]` written in Via.
     pub local_host: String,
     /// TCP or TLS (the Via token).
     pub transport: Transport,
@@ -174,7 +174,7 @@ impl EndpointConfig {
 /// | `transport` | `tls` | `tls` (mutual TLS) or `tcp` (labs, `-EnableTcp`) |
 /// | `application-uri` | required | the trusted application's SIP URI |
 /// | `gruu` | the application URI | the Contact: the application's GRUU |
-/// | `local-host` | the socket's local address | host[:port] written in Via |
+/// | `local-host` | the socket's local address | `host[:port]` written in Via |
 /// | `p-asserted-identity` | `false` | add P-Asserted-Identity with the user's URI |
 /// | `tls.certificate` | required for tls | the client certificate chain (PEM) |
 /// | `tls.private-key` | required for tls | its private key (PEM) |
@@ -207,7 +207,7 @@ pub struct SfbSettings {
     /// The application's GRUU, used as Contact.
     #[serde(default)]
     pub gruu: Option<String>,
-    /// host[:port] written in Via.
+    /// `host[:port]` written in Via.
     #[serde(default)]
     pub local_host: Option<String>,
     /// Add P-Asserted-Identity.

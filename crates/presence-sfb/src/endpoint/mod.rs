@@ -157,7 +157,7 @@ impl Endpoint {
         &self.config
     }
 
-    /// Sets the host[:port] written in Via (the driver sets the socket's local address on
+    /// Sets the `host[:port]` written in Via (the driver sets the socket's local address on
     /// each connection unless one is configured).
     pub fn set_local_host(&mut self, host: String) {
         self.config.local_host = host;
