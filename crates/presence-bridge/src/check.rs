@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use presence_config::{Config, Diagnostic, Mode, ProfileMode, Severity};
-use presence_model::{Activities, AvailabilityClass, AvailabilityRange, Lcid};
-use presence_push::PushTable;
+use presence_model::{Activities, AvailabilityClass, AvailabilityRange, Lcid, StateIndex};
+use presence_push::{Publication, PushTable};
 use serde::Serialize;
 
 use crate::CheckArgs;
@@ -161,21 +161,26 @@ struct Summary {
     none: usize,
 }
 
-/// The rows of a push table, as printed and as in JSON.
+/// One combination and what it publishes, as printed and as in JSON.
+pub fn row(index: StateIndex, publication: Option<&Publication>) -> RowJson {
+    RowJson {
+        index: index.get(),
+        agent_state: index.agent().name(),
+        device_state: index.device().name(),
+        aggregated_state: publication.map(|p| p.id.to_string()),
+        availability: publication.map(|p| p.presence.availability.get()),
+        class: publication.map(|p| p.presence.availability.class().name()),
+        activities: publication
+            .map(|p| Texts::of(&p.presence.activities))
+            .unwrap_or_default(),
+    }
+}
+
+/// The 15 rows of a push table.
 pub fn rows(table: &PushTable) -> Vec<RowJson> {
     table
         .rows()
-        .map(|(index, publication)| RowJson {
-            index: index.get(),
-            agent_state: index.agent().name(),
-            device_state: index.device().name(),
-            aggregated_state: publication.map(|p| p.id.to_string()),
-            availability: publication.map(|p| p.presence.availability.get()),
-            class: publication.map(|p| p.presence.availability.class().name()),
-            activities: publication
-                .map(|p| Texts::of(&p.presence.activities))
-                .unwrap_or_default(),
-        })
+        .map(|(index, publication)| row(index, publication.map(|p| &**p)))
         .collect()
 }
 

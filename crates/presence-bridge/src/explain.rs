@@ -11,7 +11,7 @@ use presence_push::PushTable;
 use serde::Serialize;
 
 use crate::ExplainArgs;
-use crate::check::{Texts, lcid_text, ranges_text};
+use crate::check::{RowJson, lcid_text, ranges_text, row};
 use crate::files::load_config;
 
 /// The `explain --json` object (SPEC §7; documented in docs/cli.md; keep it stable).
@@ -33,15 +33,7 @@ struct Explanation {
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
 enum Answer {
-    Push {
-        agent_state: &'static str,
-        device_state: &'static str,
-        index: u8,
-        aggregated_state: Option<String>,
-        availability: Option<u16>,
-        class: Option<&'static str>,
-        activities: Texts,
-    },
+    Push(RowJson),
     Pull {
         /// As given.
         availability: u64,
@@ -78,18 +70,7 @@ pub fn run(args: &ExplainArgs) -> Result<ExitCode> {
         (Some(ProfileMode::Push(push)), Some(agent), Some(device), _) => {
             let table = PushTable::compile(&push.states, &push.map)?;
             let index = StateIndex::of(agent, device);
-            let publication = table.by_index(index);
-            Answer::Push {
-                agent_state: agent.name(),
-                device_state: device.name(),
-                index: index.get(),
-                aggregated_state: publication.map(|p| p.id.to_string()),
-                availability: publication.map(|p| p.presence.availability.get()),
-                class: publication.map(|p| p.presence.availability.class().name()),
-                activities: publication
-                    .map(|p| Texts::of(&p.presence.activities))
-                    .unwrap_or_default(),
-            }
+            Answer::Push(row(index, table.by_index(index).map(|p| &**p)))
         }
         (Some(ProfileMode::Pull(pull)), _, _, Some(raw)) => {
             let dnd = PullMapper::new(&pull.ranges).map_wire(raw);
@@ -162,7 +143,7 @@ fn text(e: &Explanation, configured: bool) -> String {
         _ => writeln!(out, "  no profile applies: presence is not propagated").unwrap(),
     }
     match &e.answer {
-        Answer::Push {
+        Answer::Push(RowJson {
             agent_state,
             device_state,
             index,
@@ -170,7 +151,7 @@ fn text(e: &Explanation, configured: bool) -> String {
             availability,
             class,
             activities,
-        } => {
+        }) => {
             write!(
                 out,
                 "  agent {agent_state} + device {device_state} -> combination {index} -> "

@@ -356,7 +356,16 @@ impl<T: PresenceTransport, S: ClientSink> Engine<T, S> {
             return;
         };
         let logged_in = state.agent != AgentState::Logout;
-        let not_logged_in = || format!("no agent is logged in on DN `{dn}`");
+        let needs_agent = matches!(
+            message.body,
+            ClientRequest::RequestAgentLogout { .. }
+                | ClientRequest::RequestAgentReady { .. }
+                | ClientRequest::RequestAgentNotReady { .. }
+        );
+        if needs_agent && !logged_in {
+            let message = format!("no agent is logged in on DN `{dn}`");
+            return self.refuse(client, reference_id, ErrorCode::InvalidState, message);
+        }
         let answer = match message.body {
             ClientRequest::RegisterAddress { .. } => {
                 state.clients.insert(client);
@@ -427,14 +436,6 @@ impl<T: PresenceTransport, S: ClientSink> Engine<T, S> {
                 }
             }
             ClientRequest::RequestAgentLogout { .. } => {
-                if !logged_in {
-                    return self.refuse(
-                        client,
-                        reference_id,
-                        ErrorCode::InvalidState,
-                        not_logged_in(),
-                    );
-                }
                 state.agent = AgentState::Logout;
                 state.agent_id = None;
                 state.workmode = None;
@@ -447,14 +448,6 @@ impl<T: PresenceTransport, S: ClientSink> Engine<T, S> {
                 }
             }
             ClientRequest::RequestAgentReady { .. } => {
-                if !logged_in {
-                    return self.refuse(
-                        client,
-                        reference_id,
-                        ErrorCode::InvalidState,
-                        not_logged_in(),
-                    );
-                }
                 state.agent = AgentState::Ready;
                 state.workmode = None;
                 ServerEvent::EventAgentReady {
@@ -463,14 +456,6 @@ impl<T: PresenceTransport, S: ClientSink> Engine<T, S> {
                 }
             }
             ClientRequest::RequestAgentNotReady { workmode, .. } => {
-                if !logged_in {
-                    return self.refuse(
-                        client,
-                        reference_id,
-                        ErrorCode::InvalidState,
-                        not_logged_in(),
-                    );
-                }
                 state.agent = workmode.map_or(AgentState::NotReady, WorkMode::agent_state);
                 state.workmode = workmode;
                 ServerEvent::EventAgentNotReady {

@@ -76,6 +76,14 @@ pub enum ExpireType {
 }
 
 impl ExpireType {
+    /// The expire type named `name` (`static`, `user`, `endpoint`, `time`; any case).
+    pub fn from_name(name: &str) -> Option<ExpireType> {
+        EXPIRE_TYPES
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name.trim()))
+            .map(|(_, t)| *t)
+    }
+
     /// The attribute value.
     pub fn as_str(self) -> &'static str {
         match self {

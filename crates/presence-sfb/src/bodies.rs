@@ -4,7 +4,7 @@ use presence_model::{Presence, SipUri};
 use presence_mspres::{BatchSubscribe, Fault, Publication, Publish, StateBody, SubscribeAction};
 use presence_transport::PresenceUpdate;
 
-use crate::settings::{ExpireType, PublicationSettings};
+use crate::settings::PublicationSettings;
 
 /// A category-publish body: the presence in each configured container, with that
 /// container's version.
@@ -20,19 +20,13 @@ pub(crate) fn publish(
     for (lcid, text) in presence.activities.iter() {
         state = state.with_custom(lcid.get(), text.as_str());
     }
-    let expire_type = match settings.expire_type {
-        ExpireType::Static => presence_mspres::ExpireType::Static,
-        ExpireType::User => presence_mspres::ExpireType::User,
-        ExpireType::Endpoint => presence_mspres::ExpireType::Endpoint,
-        ExpireType::Time => presence_mspres::ExpireType::Time,
-    };
     let publications = settings
         .containers
         .iter()
         .zip(versions)
         .map(|(&container, &version)| {
             let mut p = Publication::state(settings.instance, container, version, state.clone());
-            p.expire_type = expire_type;
+            p.expire_type = settings.expire_type;
             p
         })
         .collect();

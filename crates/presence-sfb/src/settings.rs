@@ -8,6 +8,7 @@ use presence_model::SipUri;
 use serde::{Deserialize, Deserializer};
 
 use crate::SfbError;
+pub use presence_mspres::ExpireType;
 
 /// TCP (labs: `New-CsTrustedApplication ... -EnableTcp`) or TLS (production, mutual TLS).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -29,32 +30,6 @@ impl Transport {
     }
 }
 
-/// `expireType` of a category publication.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ExpireType {
-    /// Lives until removed (the default: the bridge owns the state).
-    Static,
-    /// Lives while the user has an endpoint signed in.
-    User,
-    /// Lives while the publishing endpoint is registered.
-    Endpoint,
-    /// Lives for the `expires` seconds of the publication.
-    Time,
-}
-
-impl ExpireType {
-    /// The attribute value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ExpireType::Static => "static",
-            ExpireType::User => "user",
-            ExpireType::Endpoint => "endpoint",
-            ExpireType::Time => "time",
-        }
-    }
-}
-
 /// What a publication looks like: state type, instance, containers, expiry.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
@@ -68,6 +43,7 @@ pub struct PublicationSettings {
     /// inputs).
     pub containers: Vec<u32>,
     /// `static` (default), `user`, `endpoint` or `time`.
+    #[serde(deserialize_with = "expire_type")]
     pub expire_type: ExpireType,
     /// `manual="true"` on the state (default true).
     pub manual: bool,
@@ -361,6 +337,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "`{text}` has an unknown unit `{other}`: expected ms, s, m or h"
         )),
     }
+}
+
+/// Serde helper: an expire type by name.
+fn expire_type<'de, D: Deserializer<'de>>(deserializer: D) -> Result<ExpireType, D::Error> {
+    let name = String::deserialize(deserializer)?;
+    ExpireType::from_name(&name).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "`{name}` is not an expire type: expected static, user, endpoint or time"
+        ))
+    })
 }
 
 /// Serde helper: a duration as text (`10s`) or a number of seconds.
