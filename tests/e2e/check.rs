@@ -185,3 +185,28 @@ fn explain_refuses_a_question_that_does_not_fit_the_mode() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("Walk_Away"), "{}", stderr(&out));
 }
+
+#[test]
+fn check_summarises_many_dns_unless_asked_for_all() {
+    let dir = Scratch::new("check-many");
+    let mut text = String::from(
+        "[options.TServer]\npresence-profile = \"P\"\n[dn.P]\ntype = \"VoIPService\"\nannex.TServer = { service-type = \"presence-profile\", map-presence-to-dnd = \"true\" }\n",
+    );
+    for i in 0..60 {
+        text.push_str(&format!(
+            "[dn.\"{}\"]\ntype = \"Extension\"\nuri = \"sip:u{i}@x.com\"\n",
+            7000 + i
+        ));
+    }
+    let config = dir.write("bridge.toml", &text);
+    let out = run(&["check", "--config", config.to_str().unwrap()]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("60 DNs on P (from application), mode pull") && text.contains("--all-dns"),
+        "{text}"
+    );
+    assert!(!text.contains("sip:u59@x.com"), "{text}");
+    let out = run(&["check", "--config", config.to_str().unwrap(), "--all-dns"]);
+    assert!(stdout(&out).contains("sip:u59@x.com"));
+}

@@ -388,6 +388,19 @@ async fn push_flow_through_all_fifteen_combinations() {
         assert_eq!(view["agent_state"], index.agent().name(), "row {index}");
         assert_eq!(view["device_state"], index.device().name(), "row {index}");
     }
+    let (status, metrics) = daemon.http("GET", "/metrics");
+    assert_eq!(status, 200);
+    for name in [
+        "presence_cti_messages_total",
+        "presence_publications_total",
+        "presence_transport_connected 1",
+        "presence_publications_in_flight",
+    ] {
+        assert!(
+            metrics.contains(name),
+            "{name} missing from /metrics:\n{metrics}"
+        );
+    }
     let texts = sim.shows(&agent).unwrap().texts;
     assert_eq!(texts[0], (1033, "Logged out".to_owned()));
     assert_eq!(daemon.stop().code(), Some(0), "SIGTERM: a clean exit");
