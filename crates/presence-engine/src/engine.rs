@@ -510,6 +510,14 @@ impl<T: PresenceTransport, S: ClientSink> Engine<T, S> {
                 self.connected = false;
             }
             TransportEvent::Presence(update) => self.on_presence(update),
+            TransportEvent::Subscribed { users } => {
+                // The first update after a (re-)subscription always reports (SPEC §4).
+                for user in users {
+                    if let Some(dn) = self.by_uri.get(&user) {
+                        self.tracker.reset(dn);
+                    }
+                }
+            }
         }
         self.update_gauges();
     }

@@ -504,6 +504,17 @@ async fn pull_sends_dnd_on_change_to_every_registered_client() {
     h.events.send(update(5000));
     h.settle().await;
     assert_eq!(dnd_events(&h).len(), 2);
+    // A re-subscription (the service ended the previous one) also makes the next update
+    // report, even though the DND state did not change.
+    h.events.send(TransportEvent::Subscribed {
+        users: vec![expert.clone()],
+    });
+    h.events.send(update(5100));
+    h.settle().await;
+    assert_eq!(dnd_events(&h).len(), 2);
+    h.events.send(update(5200));
+    h.settle().await;
+    assert!(dnd_events(&h).is_empty());
     // An unregistered client gets nothing more.
     h.request_from(
         second,

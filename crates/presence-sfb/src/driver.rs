@@ -379,6 +379,9 @@ impl Driver {
                         let _ = waiter.send(Err(error));
                     }
                 }
+                Event::Subscribed { users } => {
+                    self.events.send(TransportEvent::Subscribed { users });
+                }
                 Event::SubscriptionFailed { users, reason } => {
                     tracing::warn!(users = users.len(), %reason, "subscription refused; retrying");
                 }

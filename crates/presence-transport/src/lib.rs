@@ -22,7 +22,8 @@
 //!   may complete at once without traffic.
 //! - **Subscriptions** are a set: subscribing to a user already subscribed is a no-op. The
 //!   transport keeps its subscriptions alive (refresh before expiry, re-subscribe when the
-//!   service ends one) and reports their presence as [`TransportEvent::Presence`].
+//!   service ends one), reports each new (or re-made) subscription as
+//!   [`TransportEvent::Subscribed`] and their presence as [`TransportEvent::Presence`].
 //! - **Connection events**: [`TransportEvent::Connected`] after every (re)connection, when
 //!   the service is ready for publications; [`TransportEvent::Disconnected`] when the
 //!   connection is lost. On `Connected` the engine publishes every user's current state
@@ -56,6 +57,7 @@
 //! assert_eq!(transport.shows(&user), Some(busy));
 //!
 //! block_on(transport.subscribe(std::slice::from_ref(&user)))?;
+//! assert!(matches!(events.try_recv(), Some(TransportEvent::Subscribed { .. })));
 //! transport.set_user_presence(&user, 3500, Some("Available"));
 //! let Some(TransportEvent::Presence(update)) = events.try_recv() else { panic!() };
 //! assert_eq!(update.availability.get(), 3500);
@@ -116,6 +118,13 @@ pub enum TransportEvent {
     },
     /// A subscribed user's presence, as the service reports it.
     Presence(PresenceUpdate),
+    /// The service accepted a new subscription for these users (a first one, or one made
+    /// again after the service ended the previous one): the next presence update of each is
+    /// the first after a (re-)subscription.
+    Subscribed {
+        /// The users.
+        users: Vec<SipUri>,
+    },
 }
 
 /// A subscribed user's presence as received.

@@ -123,7 +123,17 @@ impl PresenceTransport for MemoryTransport {
     }
 
     async fn subscribe(&self, users: &[SipUri]) -> Result<(), TransportError> {
-        self.lock().subscribed.extend(users.iter().cloned());
+        let mut inner = self.lock();
+        let new: Vec<SipUri> = users
+            .iter()
+            .filter(|u| inner.subscribed.insert((*u).clone()))
+            .cloned()
+            .collect();
+        let connected = inner.connected;
+        drop(inner);
+        if connected && !new.is_empty() {
+            self.events.send(TransportEvent::Subscribed { users: new });
+        }
         Ok(())
     }
 
@@ -191,6 +201,14 @@ mod tests {
         t.set_user_presence(&user, 6500, None);
         assert_eq!(events.try_recv(), None);
         block_on(t.subscribe(std::slice::from_ref(&user))).unwrap();
+        assert_eq!(
+            events.try_recv(),
+            Some(TransportEvent::Subscribed {
+                users: vec![user.clone()]
+            })
+        );
+        block_on(t.subscribe(std::slice::from_ref(&user))).unwrap();
+        assert_eq!(events.try_recv(), None, "already subscribed");
         t.set_user_presence(&user, 18500, Some("Offline"));
         let Some(TransportEvent::Presence(update)) = events.try_recv() else {
             panic!("expected a presence event")

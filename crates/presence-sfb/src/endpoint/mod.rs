@@ -52,6 +52,11 @@ pub enum Event {
         /// ms-diagnostics), `Timeout`.
         error: TransportError,
     },
+    /// The pool accepted a new subscription dialog for these users (not a refresh).
+    Subscribed {
+        /// The users of the batch.
+        users: Vec<SipUri>,
+    },
     /// A subscription for these users was refused; it is retried after a back-off.
     SubscriptionFailed {
         /// The users of the batch.
@@ -656,7 +661,11 @@ impl Endpoint {
                         .map_or(self.config.subscription.expires, |s| {
                             Duration::from_secs(u64::from(s))
                         });
-                    if self.subscriptions.accepted(batch, remote_tag) {
+                    if let Some(new) = self.subscriptions.accepted(batch, remote_tag) {
+                        if new {
+                            let users = self.subscriptions.batch_users(batch);
+                            self.events.push_back(Event::Subscribed { users });
+                        }
                         // Refresh ahead of expiry: at 80 %, and at least 5 s before.
                         let ahead = (expires / 5).max(Duration::from_secs(5)).min(expires);
                         self.timers

@@ -166,16 +166,17 @@ impl Subscriptions {
         }
     }
 
-    /// The pool accepted the SUBSCRIBE; `false` if the batch is gone meanwhile.
-    pub(super) fn accepted(&mut self, batch: u64, remote_tag: Option<String>) -> bool {
-        let Some(b) = self.batches.get_mut(&batch) else {
-            return false;
-        };
+    /// The pool accepted the SUBSCRIBE: `Some(true)` when it made a new dialog,
+    /// `Some(false)` for a refresh, `None` if the batch is gone meanwhile.
+    pub(super) fn accepted(&mut self, batch: u64, remote_tag: Option<String>) -> Option<bool> {
+        let b = self.batches.get_mut(&batch)?;
         b.failures = 0;
-        if let (Some(dialog), Some(tag)) = (&mut b.dialog, remote_tag) {
+        let dialog = b.dialog.as_mut()?;
+        let new = dialog.remote_tag.is_none();
+        if let Some(tag) = remote_tag {
             dialog.remote_tag = Some(tag);
         }
-        true
+        Some(new)
     }
 
     /// The SUBSCRIBE failed: the next attempt makes a new dialog. Returns the attempt count.
@@ -282,11 +283,16 @@ mod tests {
         s.add(users(3));
         let w = s.next_work().unwrap();
         s.sent(w.batch, "call".into(), "tag".into(), 1);
-        assert!(s.accepted(w.batch, Some("remote".into())));
+        assert_eq!(s.accepted(w.batch, Some("remote".into())), Some(true));
         assert_eq!(s.batch_of_dialog("call"), Some(w.batch));
         s.due(w.batch);
         let refresh = s.next_work().unwrap();
-        let dialog = refresh.dialog.unwrap();
+        let dialog = refresh.dialog.clone().unwrap();
+        assert_eq!(
+            s.accepted(w.batch, Some("remote".into())),
+            Some(false),
+            "a refresh"
+        );
         assert_eq!(
             (
                 dialog.call_id.as_str(),

@@ -349,6 +349,12 @@ fn subscriptions_batch_refresh_and_notifications() {
     let ok = ok.header("Expires", "100").unwrap();
     ep.handle_bytes(&ok.to_bytes(), now).unwrap();
     answer(&mut ep, &subs[1], 200, now);
+    // Each new dialog is reported once; refreshes are not.
+    let evs = events(&mut ep);
+    assert!(
+        matches!(&evs[..], [Event::Subscribed { users: a }, Event::Subscribed { users: c }] if a.len() == 2 && c.len() == 1),
+        "{evs:?}"
+    );
     // Refresh at 80 %: in the same dialog, next CSeq.
     ep.handle_timeout(now + Duration::from_secs(80));
     let refresh = peer.requests(&mut ep).remove(0);
