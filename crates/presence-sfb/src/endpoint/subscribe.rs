@@ -287,7 +287,7 @@ mod tests {
         assert_eq!(s.batch_of_dialog("call"), Some(w.batch));
         s.due(w.batch);
         let refresh = s.next_work().unwrap();
-        let dialog = refresh.dialog.clone().unwrap();
+        let dialog = refresh.dialog.unwrap();
         assert_eq!(
             s.accepted(w.batch, Some("remote".into())),
             Some(false),
