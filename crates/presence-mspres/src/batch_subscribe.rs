@@ -78,16 +78,17 @@ impl BatchSubscribe {
     /// reads as empty); other elements and attributes (`name` of `batchSub` included) are
     /// ignored.
     pub fn parse_with(body: &[u8], limits: &Limits) -> Result<BatchSubscribe, MsPresError> {
-        let root = read_tree(
+        let tree = read_tree(
             body,
             limits,
             "msrtc-adrl-categorylist+xml",
             (ns::BATCH_SUBSCRIBE, "batchSub"),
         )?;
+        let root = tree.root();
         let ctx = Ctx { body };
-        ctx.expect_root(&root, Some(ns::BATCH_SUBSCRIBE), "batchSub")?;
-        let uri = ctx.required_string(&root, "batchSub", "uri")?;
-        let action_el = ctx.required_child(&root, "batchSub", ns::BATCH_SUBSCRIBE, "action")?;
+        ctx.expect_root(root, Some(ns::BATCH_SUBSCRIBE), "batchSub")?;
+        let uri = ctx.required_string(root, "batchSub", "uri")?;
+        let action_el = ctx.required_child(root, "batchSub", ns::BATCH_SUBSCRIBE, "action")?;
         let action = ctx
             .optional_enum(
                 action_el,
@@ -97,7 +98,7 @@ impl BatchSubscribe {
                 "subscribe or unsubscribe",
             )?
             .ok_or_else(|| MsPresError::MissingAttribute {
-                at: ctx.at(action_el.offset),
+                at: ctx.at(action_el.offset()),
                 element: "action",
                 attribute: "name",
             })?;

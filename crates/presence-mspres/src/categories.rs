@@ -81,15 +81,16 @@ impl Categories {
     /// [`ns::CATEGORIES`]. A single `state` element in [`ns::STATE`] inside a category is
     /// read as a [`StateBody`]; other elements and attributes are ignored.
     pub fn parse_with(body: &[u8], limits: &Limits) -> Result<Categories, MsPresError> {
-        let root = read_tree(
+        let tree = read_tree(
             body,
             limits,
             "msrtc-event-categories+xml",
             (ns::CATEGORIES, "categories"),
         )?;
+        let root = tree.root();
         let ctx = Ctx { body };
-        ctx.expect_root(&root, Some(ns::CATEGORIES), "categories")?;
-        let uri = ctx.required_string(&root, "categories", "uri")?;
+        ctx.expect_root(root, Some(ns::CATEGORIES), "categories")?;
+        let uri = ctx.required_string(root, "categories", "uri")?;
         let categories = root
             .children_named(ns::CATEGORIES, "category")
             .map(|c| parse_category(&ctx, c))
@@ -131,7 +132,7 @@ impl Categories {
     }
 }
 
-fn parse_category(ctx: &Ctx<'_>, c: &Element) -> Result<Category, MsPresError> {
+fn parse_category(ctx: &Ctx<'_>, c: Element<'_>) -> Result<Category, MsPresError> {
     const E: &str = "category";
     Ok(Category {
         name: ctx.required_string(c, E, "name")?,

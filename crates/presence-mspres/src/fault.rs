@@ -71,18 +71,18 @@ impl Fault {
     /// `details` are optional; each `operation` of `details` needs `index` and may have
     /// `version` and `curVersion` (decimal `u32`). Other elements are ignored.
     pub fn parse_with(body: &[u8], limits: &Limits) -> Result<Fault, MsPresError> {
-        let root = read_tree(body, limits, "msrtc-fault+xml", ("*", "Fault"))?;
+        let tree = read_tree(body, limits, "msrtc-fault+xml", ("*", "Fault"))?;
+        let root = tree.root();
         let ctx = Ctx { body };
-        ctx.expect_root(&root, None, "Fault")?;
-        let code =
-            single(&ctx, &root, "Faultcode")?.ok_or_else(|| MsPresError::MissingElement {
-                at: ctx.at(root.offset),
-                parent: "Fault",
-                element: "Faultcode",
-            })?;
-        let string = single(&ctx, &root, "Faultstring")?.map(|s| s.text.clone());
+        ctx.expect_root(root, None, "Fault")?;
+        let code = single(&ctx, root, "Faultcode")?.ok_or_else(|| MsPresError::MissingElement {
+            at: ctx.at(root.offset()),
+            parent: "Fault",
+            element: "Faultcode",
+        })?;
+        let string = single(&ctx, root, "Faultstring")?.map(|s| s.text().to_owned());
         let mut operations = Vec::new();
-        if let Some(details) = single(&ctx, &root, "details")? {
+        if let Some(details) = single(&ctx, root, "details")? {
             for op in named(details, "operation") {
                 operations.push(FaultOperation {
                     index: ctx.required_u32(op, "operation", "index")?,
@@ -92,7 +92,7 @@ impl Fault {
             }
         }
         Ok(Fault {
-            code: code.text.trim_matches(is_xml_whitespace_char).to_owned(),
+            code: code.text().trim_matches(is_xml_whitespace_char).to_owned(),
             string,
             operations,
         })
@@ -129,25 +129,24 @@ impl Fault {
     }
 }
 
-fn named<'e>(parent: &'e Element, local: &'static str) -> impl Iterator<Item = &'e Element> {
+fn named<'e>(parent: Element<'e>, local: &'static str) -> impl Iterator<Item = Element<'e>> {
     parent
-        .children
-        .iter()
-        .filter(move |c| c.local.eq_ignore_ascii_case(local))
+        .children()
+        .filter(move |c| c.local().eq_ignore_ascii_case(local))
 }
 
 fn single<'e>(
     ctx: &Ctx<'_>,
-    parent: &'e Element,
+    parent: Element<'e>,
     local: &'static str,
-) -> Result<Option<&'e Element>, MsPresError> {
+) -> Result<Option<Element<'e>>, MsPresError> {
     let mut found = named(parent, local);
     let first = found.next();
     if let (Some(first), Some(second)) = (first, found.next()) {
         return Err(MsPresError::RepeatedElement {
-            at: ctx.at(second.offset),
+            at: ctx.at(second.offset()),
             element: local,
-            first: ctx.at(first.offset),
+            first: ctx.at(first.offset()),
         });
     }
     Ok(first)

@@ -196,16 +196,17 @@ impl Publish {
     /// `expires` is an optional `u32`. A `state` element in [`ns::STATE`] inside a
     /// publication is read as a [`StateBody`]; other elements and attributes are ignored.
     pub fn parse_with(body: &[u8], limits: &Limits) -> Result<Publish, MsPresError> {
-        let root = read_tree(
+        let tree = read_tree(
             body,
             limits,
             "msrtc-category-publish+xml",
             (ns::RICH_PRESENCE, "publish"),
         )?;
+        let root = tree.root();
         let ctx = Ctx { body };
-        ctx.expect_root(&root, Some(ns::RICH_PRESENCE), "publish")?;
+        ctx.expect_root(root, Some(ns::RICH_PRESENCE), "publish")?;
         let publications =
-            ctx.required_child(&root, "publish", ns::RICH_PRESENCE, "publications")?;
+            ctx.required_child(root, "publish", ns::RICH_PRESENCE, "publications")?;
         let uri = ctx.required_string(publications, "publications", "uri")?;
         let publications = publications
             .children_named(ns::RICH_PRESENCE, "publication")
@@ -246,7 +247,7 @@ impl Publish {
     }
 }
 
-fn parse_publication(ctx: &Ctx<'_>, p: &Element) -> Result<Publication, MsPresError> {
+fn parse_publication(ctx: &Ctx<'_>, p: Element<'_>) -> Result<Publication, MsPresError> {
     const E: &str = "publication";
     Ok(Publication {
         category: ctx.required_string(p, E, "categoryName")?,

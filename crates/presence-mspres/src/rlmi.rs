@@ -89,13 +89,14 @@ impl Rlmi {
     /// and may have `reason` and `cid`. All are in [`ns::RLMI`]; other elements (`name`
     /// included) and attributes are ignored.
     pub fn parse_with(body: &[u8], limits: &Limits) -> Result<Rlmi, MsPresError> {
-        let root = read_tree(body, limits, "rlmi+xml", (ns::RLMI, "list"))?;
+        let tree = read_tree(body, limits, "rlmi+xml", (ns::RLMI, "list"))?;
+        let root = tree.root();
         let ctx = Ctx { body };
-        ctx.expect_root(&root, Some(ns::RLMI), "list")?;
+        ctx.expect_root(root, Some(ns::RLMI), "list")?;
         Ok(Rlmi {
-            uri: ctx.required_string(&root, "list", "uri")?,
-            version: ctx.required_u32(&root, "list", "version")?,
-            full_state: ctx.required_bool(&root, "list", "fullState")?,
+            uri: ctx.required_string(root, "list", "uri")?,
+            version: ctx.required_u32(root, "list", "version")?,
+            full_state: ctx.required_bool(root, "list", "fullState")?,
             resources: root
                 .children_named(ns::RLMI, "resource")
                 .map(|r| parse_resource(&ctx, r))
@@ -144,7 +145,7 @@ impl Rlmi {
     }
 }
 
-fn parse_resource(ctx: &Ctx<'_>, r: &Element) -> Result<RlmiResource, MsPresError> {
+fn parse_resource(ctx: &Ctx<'_>, r: Element<'_>) -> Result<RlmiResource, MsPresError> {
     Ok(RlmiResource {
         uri: ctx.required_string(r, "resource", "uri")?,
         instances: r

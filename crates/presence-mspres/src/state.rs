@@ -112,21 +112,21 @@ impl StateBody {
 }
 
 /// Reads a `<state>` element in [`ns::STATE`].
-pub(crate) fn parse_state(ctx: &Ctx<'_>, el: &Element) -> Result<StateBody, MsPresError> {
-    let state_type = match &el.xsi_type {
+pub(crate) fn parse_state(ctx: &Ctx<'_>, el: Element<'_>) -> Result<StateBody, MsPresError> {
+    let state_type = match el.xsi_type() {
         None => String::new(),
-        Some(t) => match &t.resolved {
-            Ok((namespace, local, prefixed)) => match namespace.as_deref() {
-                Some(ns::STATE) => local.clone(),
-                _ if !*prefixed => local.clone(),
+        Some(t) => match t.resolved {
+            Ok((namespace, local, prefixed)) => match namespace {
+                Some(ns::STATE) => local.to_owned(),
+                _ if !prefixed => local.to_owned(),
                 Some(other) => format!("{{{other}}}{local}"),
-                None => local.clone(),
+                None => local.to_owned(),
             },
             Err(prefix) => {
                 return Err(MsPresError::UndeclaredPrefix {
                     at: ctx.at(t.offset),
-                    prefix: prefix.clone(),
-                    name: t.raw.clone(),
+                    prefix: prefix.to_owned(),
+                    name: t.raw.to_owned(),
                 });
             }
         },
@@ -143,7 +143,7 @@ pub(crate) fn parse_state(ctx: &Ctx<'_>, el: &Element) -> Result<StateBody, MsPr
         activity_token = Ctx::optional_string(activity, "token");
         for c in activity.children_named(ns::STATE, "custom") {
             let lcid = ctx.required_u32(c, "custom", "LCID")?;
-            custom.push((lcid, c.text.clone()));
+            custom.push((lcid, c.text().to_owned()));
         }
     }
     Ok(StateBody {

@@ -1,13 +1,34 @@
-//! The shared XML layer: a namespace-resolved element tree read with `quick-xml`'s
-//! [`NsReader`], the checks every body gets (size, UTF-8, no DOCTYPE, depth, element count),
-//! helpers that read typed attributes with located errors, and the escaping writer.
+//! The shared XML layer: a namespace-resolved element tree, the checks every body gets
+//! (size, UTF-8, no DOCTYPE, depth, element count), helpers that read typed attributes with
+//! located errors, and the escaping writer.
 //!
 //! Every body is small (a few kilobytes; at most [`Limits::max_body_bytes`]), so each parser
-//! first builds a tree of the whole body and then reads its own elements from it by
+//! first reads the whole body into a [`Tree`] and then reads its own elements from it by
 //! namespace URI and local name. Names are resolved while reading, so prefixes never
 //! matter afterwards.
+//!
+//! Two readers build the tree. `quick-xml`'s [`NsReader`] (the *full reader*) reads
+//! everything and says what is wrong; the [`plain`] scanner reads the plain XML that the
+//! writers produce (no references, comments, CDATA or declarations) several times faster
+//! and hands anything else, errors included, to the full reader, so behaviour is the full
+//! reader's either way.
+//!
+//! The tree is built for the hot path (the simulator reads every publication with it):
+//!
+//! - it **borrows from the body**: local names, attribute values and texts are slices of
+//!   the body, and are copied only when reading changed them (references expanded, line
+//!   ends or white space in attribute values normalized, text split by a reference or
+//!   CDATA section);
+//! - it is **flat**: the elements are kept in document order in one vector, each with the
+//!   end of its subtree (so its children are found by skipping from one subtree to the
+//!   next), and all attributes in another, so a body costs a handful of allocations
+//!   whatever its size;
+//! - namespace URIs are stored once per body and elements refer to them by index.
+//!
+//! Parsers see the tree through [`Element`], a cheap copyable view of one element.
 
-use std::rc::Rc;
+use std::borrow::Cow;
+use std::ops::Range;
 
 use quick_xml::XmlVersion;
 use quick_xml::escape::EscapeError;
@@ -19,73 +40,218 @@ use quick_xml::reader::NsReader;
 use crate::error::{quote, quote_str};
 use crate::{Limits, Location, MsPresError};
 
+mod plain;
+
 /// The XML Schema instance namespace (`xsi:type`).
 pub(crate) const XSI: &str = "http://www.w3.org/2001/XMLSchema-instance";
 
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
-/// An element with its resolved name, attributes, children and direct text.
-#[derive(Debug)]
-pub(crate) struct Element {
-    /// The namespace URI, if the element is in one (shared by the elements of the body
-    /// that are in the same namespace).
-    pub(crate) ns: Option<Rc<str>>,
+/// The index of a namespace URI in [`Tree::namespaces`].
+type NsId = usize;
+
+/// A body read into elements, borrowing from the body (`'a`).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Tree<'a> {
+    /// The root element; its descendants are all of `nodes`.
+    root: Node<'a>,
+    /// The elements below the root, in document order (an element comes before its
+    /// children, and its subtree is `index + 1..end`).
+    nodes: Vec<Node<'a>>,
+    /// The attributes of all elements; each element owns a contiguous range.
+    attrs: Vec<Attr<'a>>,
+    /// The `xsi:type` attributes, resolved.
+    types: Vec<XsiType<'a>>,
+    /// The namespace URIs the body uses, each once.
+    namespaces: Vec<Box<str>>,
+}
+
+/// One element of a [`Tree`].
+#[derive(Debug, PartialEq, Eq)]
+struct Node<'a> {
+    /// The namespace URI, if the element is in one.
+    ns: Option<NsId>,
     /// The local name.
-    pub(crate) local: String,
+    local: Cow<'a, str>,
     /// Byte offset of the `<` in the body (the name as written follows it).
-    pub(crate) offset: usize,
-    pub(crate) attrs: Vec<Attr>,
-    pub(crate) children: Vec<Element>,
+    offset: usize,
+    /// Its attributes in [`Tree::attrs`].
+    attrs: Range<usize>,
+    /// The index in [`Tree::nodes`] just after its last descendant.
+    end: usize,
     /// The concatenated text, CDATA and references directly inside the element (line ends
     /// normalized as XML 1.0 requires).
-    pub(crate) text: String,
-    /// The `xsi:type` attribute resolved as a QName in the element's scope.
-    pub(crate) xsi_type: Option<XsiType>,
+    text: Cow<'a, str>,
+    /// Its `xsi:type` attribute in [`Tree::types`].
+    xsi_type: Option<usize>,
 }
 
 /// An attribute (namespace declarations are not kept).
-#[derive(Debug)]
-pub(crate) struct Attr {
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Attr<'a> {
     /// The namespace URI: `None` for an unprefixed attribute.
-    pub(crate) ns: Option<Rc<str>>,
-    pub(crate) local: String,
+    ns: Option<NsId>,
+    local: Cow<'a, str>,
     /// The normalized value (references expanded, white space characters as spaces).
-    pub(crate) value: String,
+    pub(crate) value: Cow<'a, str>,
     /// Byte offset of the attribute's name in the body.
     pub(crate) offset: usize,
 }
 
+/// An `xsi:type` attribute as stored: its value resolved as a QName in the scope of its
+/// element.
+#[derive(Debug, PartialEq, Eq)]
+struct XsiType<'a> {
+    /// The value as written, trimmed.
+    raw: Cow<'a, str>,
+    /// The namespace of the name (`None`: unbound), or the prefix if it is undeclared.
+    ns: Result<Option<NsId>, String>,
+    /// Where the local name starts in `raw`.
+    local_start: usize,
+    /// Whether the name has a prefix.
+    prefixed: bool,
+    /// Byte offset of the attribute.
+    offset: usize,
+}
+
 /// The value of an `xsi:type` attribute, resolved as a QName.
 #[derive(Debug)]
-pub(crate) struct XsiType {
+pub(crate) struct TypeName<'t> {
     /// The value as written, trimmed.
-    pub(crate) raw: String,
+    pub(crate) raw: &'t str,
     /// `Ok((namespace, local name, prefixed))` or `Err(prefix)` if the prefix is undeclared.
-    pub(crate) resolved: Result<(Option<String>, String, bool), String>,
+    pub(crate) resolved: Result<(Option<&'t str>, &'t str, bool), &'t str>,
     /// Byte offset of the attribute.
     pub(crate) offset: usize,
 }
 
-impl Element {
+impl<'a> Tree<'a> {
+    /// The root element.
+    pub(crate) fn root(&self) -> Element<'_> {
+        Element {
+            tree: self,
+            node: &self.root,
+            first: 0,
+        }
+    }
+
+    fn namespace(&self, id: Option<NsId>) -> Option<&str> {
+        id.and_then(|id| self.namespaces.get(id)).map(|ns| &**ns)
+    }
+}
+
+/// A view of one element of a [`Tree`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Element<'t> {
+    tree: &'t Tree<'t>,
+    node: &'t Node<'t>,
+    /// The index in [`Tree::nodes`] of its first descendant, if it has one.
+    first: usize,
+}
+
+impl<'t> Element<'t> {
+    /// The local name.
+    pub(crate) fn local(&self) -> &'t str {
+        &self.node.local
+    }
+
+    /// The namespace URI, if the element is in one.
+    pub(crate) fn ns(&self) -> Option<&'t str> {
+        self.tree.namespace(self.node.ns)
+    }
+
+    /// Byte offset of the `<` in the body.
+    pub(crate) fn offset(&self) -> usize {
+        self.node.offset
+    }
+
+    /// The concatenated text, CDATA and references directly inside the element.
+    pub(crate) fn text(&self) -> &'t str {
+        &self.node.text
+    }
+
     /// Whether the element is `local` in namespace `ns`.
     pub(crate) fn is(&self, ns: &str, local: &str) -> bool {
-        self.local == local && self.ns.as_deref() == Some(ns)
+        self.local() == local && self.ns() == Some(ns)
+    }
+
+    /// The attributes (namespace declarations excluded), in document order.
+    pub(crate) fn attrs(&self) -> &'t [Attr<'t>] {
+        self.tree
+            .attrs
+            .get(self.node.attrs.clone())
+            .unwrap_or_default()
     }
 
     /// The unprefixed (no-namespace) attribute `local`.
-    pub(crate) fn attr(&self, local: &str) -> Option<&Attr> {
-        self.attrs
+    pub(crate) fn attr(&self, local: &str) -> Option<&'t Attr<'t>> {
+        self.attrs()
             .iter()
             .find(|a| a.ns.is_none() && a.local == local)
     }
 
+    /// The `xsi:type` attribute, resolved in the element's scope.
+    pub(crate) fn xsi_type(&self) -> Option<TypeName<'t>> {
+        let t = self.tree.types.get(self.node.xsi_type?)?;
+        let raw: &'t str = &t.raw;
+        let resolved = match &t.ns {
+            Ok(ns) => Ok((
+                self.tree.namespace(*ns),
+                raw.get(t.local_start..).unwrap_or_default(),
+                t.prefixed,
+            )),
+            Err(prefix) => Err(prefix.as_str()),
+        };
+        Some(TypeName {
+            raw,
+            resolved,
+            offset: t.offset,
+        })
+    }
+
+    /// The child elements, in document order.
+    pub(crate) fn children(&self) -> Children<'t> {
+        Children {
+            tree: self.tree,
+            next: self.first,
+            end: self.node.end,
+        }
+    }
+
     /// The child elements `local` in namespace `ns`.
-    pub(crate) fn children_named<'s, 'n>(
-        &'s self,
+    pub(crate) fn children_named<'n>(
+        &self,
         ns: &'n str,
         local: &'n str,
-    ) -> impl Iterator<Item = &'s Element> + use<'s, 'n> {
-        self.children.iter().filter(move |c| c.is(ns, local))
+    ) -> impl Iterator<Item = Element<'t>> + use<'t, 'n> {
+        self.children().filter(move |c| c.is(ns, local))
+    }
+}
+
+/// The children of an element: each is followed by its subtree, which is skipped.
+#[derive(Clone, Debug)]
+pub(crate) struct Children<'t> {
+    tree: &'t Tree<'t>,
+    next: usize,
+    end: usize,
+}
+
+impl<'t> Iterator for Children<'t> {
+    type Item = Element<'t>;
+
+    fn next(&mut self) -> Option<Element<'t>> {
+        if self.next >= self.end {
+            return None;
+        }
+        let index = self.next;
+        let node = self.tree.nodes.get(index)?;
+        // `end` is past the element itself, so this always moves on.
+        self.next = node.end.max(index + 1);
+        Some(Element {
+            tree: self.tree,
+            node,
+            first: index + 1,
+        })
     }
 }
 
@@ -93,12 +259,12 @@ impl Element {
 ///
 /// `kind` names the body in size errors; `root` (namespace, local name) is only used for
 /// the message when there is no root element.
-pub(crate) fn read_tree(
-    body: &[u8],
+pub(crate) fn read_tree<'a>(
+    body: &'a [u8],
     limits: &Limits,
     kind: &'static str,
     root: (&'static str, &'static str),
-) -> Result<Element, MsPresError> {
+) -> Result<Tree<'a>, MsPresError> {
     if body.len() > limits.max_body_bytes {
         return Err(MsPresError::TooLarge {
             body: kind,
@@ -121,24 +287,199 @@ pub(crate) fn read_tree(
             });
         }
     };
-    if let Some((i, c)) = text.char_indices().find(|&(_, c)| !is_xml_char(c)) {
+    if let Some((i, c)) = first_forbidden(text) {
         return Err(MsPresError::ForbiddenCharacter {
             at: Location::of(body, base + i),
             code: u32::from(c),
         });
     }
+    // Plain bodies (what the writers of this crate produce) are read by a fast scanner;
+    // anything else, errors included, by quick-xml.
+    if let Some(tree) = plain::read(text, base, limits) {
+        return Ok(tree);
+    }
+    read_tree_full(body, text, base, limits, root)
+}
+
+/// Reads `text` (the body after its byte-order mark, at `base` in `body`) with quick-xml:
+/// every XML the crate accepts, and every error.
+fn read_tree_full<'a>(
+    body: &'a [u8],
+    text: &'a str,
+    base: usize,
+    limits: &Limits,
+    root: (&'static str, &'static str),
+) -> Result<Tree<'a>, MsPresError> {
     TreeReader {
         body,
+        text,
         base,
         reader: new_reader(text),
-        stack: Vec::new(),
-        namespaces: Vec::new(),
-        root: None,
+        stack: Vec::with_capacity(8),
+        tree: Builder::for_body(text.len()),
         elements: 0,
         limits,
         root_name: root,
     }
     .run()
+}
+
+/// Where an open element is: the root, or an index in [`Tree::nodes`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Slot {
+    Root,
+    Node(usize),
+}
+
+/// A [`Tree`] being built, element by element in document order (both readers use it).
+#[derive(Debug)]
+struct Builder<'a> {
+    root: Option<Node<'a>>,
+    nodes: Vec<Node<'a>>,
+    attrs: Vec<Attr<'a>>,
+    types: Vec<XsiType<'a>>,
+    namespaces: Vec<Box<str>>,
+}
+
+impl<'a> Builder<'a> {
+    /// An empty tree with room for a body of `len` bytes.
+    fn for_body(len: usize) -> Self {
+        // A rough guess (a publication has an element per 60 to 80 bytes and two
+        // attributes per element), so that small bodies rarely grow the vectors.
+        let guess = len / 64;
+        Builder {
+            root: None,
+            nodes: Vec::with_capacity(guess.clamp(4, 256)),
+            attrs: Vec::with_capacity((2 * guess).clamp(4, 512)),
+            types: Vec::new(),
+            namespaces: Vec::new(),
+        }
+    }
+
+    /// Adds an element whose attributes are the last ones added since `attrs_start`: the
+    /// root if it is the first one, otherwise the next node. Until it is closed, its
+    /// subtree is itself.
+    fn open(
+        &mut self,
+        ns: Option<NsId>,
+        local: Cow<'a, str>,
+        offset: usize,
+        attrs_start: usize,
+        xsi_type: Option<usize>,
+    ) -> Slot {
+        let mut node = Node {
+            ns,
+            local,
+            offset,
+            attrs: attrs_start..self.attrs.len(),
+            end: 0,
+            text: Cow::Borrowed(""),
+            xsi_type,
+        };
+        if self.root.is_none() {
+            self.root = Some(node);
+            Slot::Root
+        } else {
+            let index = self.nodes.len();
+            node.end = index + 1;
+            self.nodes.push(node);
+            Slot::Node(index)
+        }
+    }
+
+    /// The element at `slot` is complete: its subtree ends with the last node added.
+    fn close(&mut self, slot: Slot) {
+        let end = self.nodes.len();
+        if let Some(node) = self.node_mut(slot) {
+            node.end = end;
+        }
+    }
+
+    fn node(&self, slot: Slot) -> Option<&Node<'a>> {
+        match slot {
+            Slot::Root => self.root.as_ref(),
+            Slot::Node(i) => self.nodes.get(i),
+        }
+    }
+
+    fn node_mut(&mut self, slot: Slot) -> Option<&mut Node<'a>> {
+        match slot {
+            Slot::Root => self.root.as_mut(),
+            Slot::Node(i) => self.nodes.get_mut(i),
+        }
+    }
+
+    /// Appends `content` to the text of the element at `slot` (borrowed while it is the
+    /// only piece).
+    fn push_text(&mut self, slot: Slot, content: Cow<'a, str>) {
+        if let Some(node) = self.node_mut(slot) {
+            if node.text.is_empty() {
+                node.text = content;
+            } else {
+                node.text.to_mut().push_str(&content);
+            }
+        }
+    }
+
+    fn namespace(&self, id: Option<NsId>) -> Option<&str> {
+        id.and_then(|id| self.namespaces.get(id)).map(|ns| &**ns)
+    }
+
+    /// The tree, if it has a root.
+    fn finish(self) -> Option<Tree<'a>> {
+        Some(Tree {
+            root: self.root?,
+            nodes: self.nodes,
+            attrs: self.attrs,
+            types: self.types,
+            namespaces: self.namespaces,
+        })
+    }
+}
+
+/// The first character XML 1.0 forbids in `text` (C0 controls other than tab, line feed
+/// and carriage return; U+FFFE; U+FFFF) and its byte offset: the same answer as
+/// `text.char_indices().find(|&(_, c)| !is_xml_char(c))`, found by scanning bytes.
+///
+/// In UTF-8 a byte below 0x20 is always a whole character, and U+FFFE / U+FFFF are the
+/// only forbidden characters that are not ASCII (surrogates cannot occur in a `str`); they
+/// are `EF BF BE` / `EF BF BF`. Blocks of bytes without either lead byte are skipped with
+/// one branch-free test each.
+fn first_forbidden(text: &str) -> Option<(usize, char)> {
+    const BLOCK: usize = 32;
+    let bytes = text.as_bytes();
+    let suspect = |b: u8| b < 0x20 || b == 0xEF;
+    let mut blocks = bytes.chunks_exact(BLOCK);
+    let mut start = 0;
+    for block in &mut blocks {
+        if block.iter().fold(false, |any, &b| any | suspect(b))
+            && let Some(found) = forbidden_in(bytes, start, start + BLOCK)
+        {
+            return Some(found);
+        }
+        start += BLOCK;
+    }
+    forbidden_in(bytes, start, bytes.len())
+}
+
+/// The first forbidden character starting in `bytes[from..to]` (see [`first_forbidden`]);
+/// `bytes` is valid UTF-8.
+fn forbidden_in(bytes: &[u8], from: usize, to: usize) -> Option<(usize, char)> {
+    let part = bytes.get(from..to)?;
+    part.iter().enumerate().find_map(|(i, &b)| {
+        let at = from + i;
+        let c = match b {
+            b'\t' | b'\n' | b'\r' => return None,
+            0..0x20 => char::from(b),
+            0xEF => match (bytes.get(at + 1), bytes.get(at + 2)) {
+                (Some(0xBF), Some(0xBE)) => '\u{FFFE}',
+                (Some(0xBF), Some(0xBF)) => '\u{FFFF}',
+                _ => return None,
+            },
+            _ => return None,
+        };
+        Some((at, c))
+    })
 }
 
 fn new_reader(text: &str) -> NsReader<&[u8]> {
@@ -155,13 +496,14 @@ fn new_reader(text: &str) -> NsReader<&[u8]> {
 struct TreeReader<'a, 'l> {
     /// The whole body (locations are computed on it).
     body: &'a [u8],
+    /// The body as text, after a byte-order mark (what the reader reads).
+    text: &'a str,
     /// Offset of the reader's text in `body` (3 after a byte-order mark).
     base: usize,
     reader: NsReader<&'a [u8]>,
-    stack: Vec<Element>,
-    /// The namespace URIs seen so far, shared by the elements and attributes in them.
-    namespaces: Vec<Rc<str>>,
-    root: Option<Element>,
+    /// The open elements, innermost last.
+    stack: Vec<Slot>,
+    tree: Builder<'a>,
     elements: usize,
     limits: &'l Limits,
     root_name: (&'static str, &'static str),
@@ -193,15 +535,35 @@ impl<'a> TreeReader<'a, '_> {
         }
     }
 
-    /// The byte offset of `part` in the body, if it is a slice of it (events borrow from
-    /// the input).
-    fn offset_of(&self, part: &str) -> Option<usize> {
-        let start = self.body.as_ptr() as usize;
-        let at = (part.as_ptr() as usize).checked_sub(start)?;
-        (at <= self.body.len()).then_some(at)
+    /// The offset of `part` in the reader's text, if it is a slice of it (events borrow
+    /// from the input).
+    fn text_offset_of(&self, part: &str) -> Option<usize> {
+        let at = (part.as_ptr() as usize).checked_sub(self.text.as_ptr() as usize)?;
+        (at <= self.text.len()).then_some(at)
     }
 
-    fn run(mut self) -> Result<Element, MsPresError> {
+    /// The byte offset of `part` in the body, if it is a slice of it.
+    fn offset_of(&self, part: &str) -> Option<usize> {
+        self.text_offset_of(part).map(|at| at + self.base)
+    }
+
+    /// `part` borrowed from the body for the tree's lifetime when it is a slice of it (it
+    /// always is for names and unchanged values), a copy otherwise.
+    fn borrowed(&self, part: &str) -> Cow<'a, str> {
+        self.text_offset_of(part)
+            .and_then(|at| self.text.get(at..at.checked_add(part.len())?))
+            .map_or_else(|| Cow::Owned(part.to_owned()), Cow::Borrowed)
+    }
+
+    /// `value` with the tree's lifetime: borrowed from the body when it was not changed.
+    fn keep(&self, value: Cow<'_, str>) -> Cow<'a, str> {
+        match value {
+            Cow::Borrowed(part) => self.borrowed(part),
+            Cow::Owned(owned) => Cow::Owned(owned),
+        }
+    }
+
+    fn run(mut self) -> Result<Tree<'a>, MsPresError> {
         let mut first_event = true;
         loop {
             let offset = self.position();
@@ -212,34 +574,34 @@ impl<'a> TreeReader<'a, '_> {
             let was_first = std::mem::replace(&mut first_event, false);
             match event {
                 Event::Start(e) => {
-                    let element = self.element(&e, offset)?;
-                    self.stack.push(element);
+                    let slot = self.element(&e, offset)?;
+                    self.stack.push(slot);
                 }
                 Event::Empty(e) => {
-                    let element = self.element(&e, offset)?;
-                    self.attach(element);
+                    let slot = self.element(&e, offset)?;
+                    self.tree.close(slot);
                 }
                 Event::End(_) => {
                     // The reader checks that end tags match, so the stack is not empty.
-                    if let Some(element) = self.stack.pop() {
-                        self.attach(element);
+                    if let Some(slot) = self.stack.pop() {
+                        self.tree.close(slot);
                     }
                 }
-                Event::Text(t) => self.text(&t.xml10_content(), offset)?,
+                Event::Text(t) => self.text(t.xml10_content(), offset)?,
                 Event::CData(c) => {
                     let content = c.xml10_content();
                     if self.stack.is_empty() {
                         return Err(self.outside_root(offset));
                     }
-                    self.push_text(&content);
+                    self.push_text(content);
                 }
                 Event::GeneralRef(r) => {
                     let c = self.reference(&r, offset)?;
                     if self.stack.is_empty() {
                         return Err(self.outside_root(offset));
                     }
-                    if let Some(top) = self.stack.last_mut() {
-                        top.text.push(c);
+                    if let Some(top) = self.stack.last().and_then(|&s| self.tree.node_mut(s)) {
+                        top.text.to_mut().push(c);
                     }
                 }
                 Event::Decl(d) => {
@@ -271,20 +633,14 @@ impl<'a> TreeReader<'a, '_> {
         }
     }
 
-    fn attach(&mut self, element: Element) {
-        match self.stack.last_mut() {
-            Some(parent) => parent.children.push(element),
-            None => self.root = Some(element),
+    /// Appends `content` to the text of the innermost open element.
+    fn push_text(&mut self, content: Cow<'a, str>) {
+        if let Some(&top) = self.stack.last() {
+            self.tree.push_text(top, content);
         }
     }
 
-    fn push_text(&mut self, content: &str) {
-        if let Some(top) = self.stack.last_mut() {
-            top.text.push_str(content);
-        }
-    }
-
-    fn text(&mut self, content: &str, offset: usize) -> Result<(), MsPresError> {
+    fn text(&mut self, content: Cow<'a, str>, offset: usize) -> Result<(), MsPresError> {
         if self.stack.is_empty() {
             if content.bytes().all(is_xml_whitespace) {
                 return Ok(());
@@ -331,8 +687,9 @@ impl<'a> TreeReader<'a, '_> {
         }
     }
 
-    fn element(&mut self, e: &BytesStart<'_>, offset: usize) -> Result<Element, MsPresError> {
-        if self.stack.is_empty() && self.root.is_some() {
+    /// Reads a start (or empty) tag into a new node and says where it is.
+    fn element(&mut self, e: &BytesStart<'_>, offset: usize) -> Result<Slot, MsPresError> {
+        if self.stack.is_empty() && self.tree.root.is_some() {
             return Err(self.outside_root(offset));
         }
         if self.stack.len() >= self.limits.max_depth {
@@ -351,7 +708,7 @@ impl<'a> TreeReader<'a, '_> {
         let name = e.name();
         let (ns, local) = self.reader.resolver().resolve_element(name);
         let ns = match ns {
-            ResolveResult::Bound(ns) => Some(intern(&mut self.namespaces, ns.into_inner())),
+            ResolveResult::Bound(ns) => Some(intern(&mut self.tree.namespaces, ns.into_inner())),
             ResolveResult::Unbound => None,
             ResolveResult::Unknown(prefix) => {
                 return Err(MsPresError::UndeclaredPrefix {
@@ -361,15 +718,20 @@ impl<'a> TreeReader<'a, '_> {
                 });
             }
         };
-        let mut element = Element {
-            ns,
-            local: local.into_inner().to_owned(),
-            offset,
-            attrs: Vec::new(),
-            children: Vec::new(),
-            text: String::new(),
-            xsi_type: None,
-        };
+        let local = self.borrowed(local.into_inner());
+        let attrs_start = self.tree.attrs.len();
+        let xsi_type = self.attributes(e, offset)?;
+        Ok(self.tree.open(ns, local, offset, attrs_start, xsi_type))
+    }
+
+    /// Appends the attributes of `e` (namespace declarations skipped) to the tree and
+    /// returns the index of its `xsi:type` in [`Tree::types`], if it has one.
+    fn attributes(
+        &mut self,
+        e: &BytesStart<'_>,
+        offset: usize,
+    ) -> Result<Option<usize>, MsPresError> {
+        let mut xsi_type = None;
         // The tag's content starts after its `<`; attribute errors count from there.
         let content_offset = offset.saturating_add(1);
         for attribute in e.attributes() {
@@ -384,7 +746,9 @@ impl<'a> TreeReader<'a, '_> {
             let at = self.offset_of(key.into_inner()).unwrap_or(offset);
             let (ns, local) = self.reader.resolver().resolve_attribute(key);
             let ns = match ns {
-                ResolveResult::Bound(ns) => Some(intern(&mut self.namespaces, ns.into_inner())),
+                ResolveResult::Bound(ns) => {
+                    Some(intern(&mut self.tree.namespaces, ns.into_inner()))
+                }
                 ResolveResult::Unbound => None,
                 ResolveResult::Unknown(prefix) => {
                     return Err(MsPresError::UndeclaredPrefix {
@@ -396,47 +760,55 @@ impl<'a> TreeReader<'a, '_> {
             };
             let value = attribute
                 .normalized_value(XmlVersion::Implicit1_0)
-                .map_err(|error| self.attribute_value_error(at, error))?
-                .into_owned();
-            if let Some(c) = value.chars().find(|&c| !is_xml_char(c)) {
+                .map_err(|error| self.attribute_value_error(at, error))?;
+            // Characters written literally were checked with the whole body; references
+            // may still stand for forbidden ones.
+            if let Some((_, c)) = first_forbidden(&value) {
                 return Err(MsPresError::ForbiddenCharacter {
                     at: self.at(at),
                     code: u32::from(c),
                 });
             }
-            let local = local.into_inner().to_owned();
-            if ns.as_deref() == Some(XSI) && local == "type" {
-                element.xsi_type = Some(self.resolve_type(&value, at));
+            let value = self.keep(value);
+            let local = self.borrowed(local.into_inner());
+            if local == "type" && self.tree.namespace(ns) == Some(XSI) {
+                xsi_type = Some(self.tree.types.len());
+                let resolved = self.resolve_type(&value, at);
+                self.tree.types.push(resolved);
             }
-            element.attrs.push(Attr {
+            self.tree.attrs.push(Attr {
                 ns,
                 local,
                 value,
                 offset: at,
             });
         }
-        Ok(element)
+        Ok(xsi_type)
     }
 
     /// Resolves an `xsi:type` value as a QName in the current scope (the element's own
     /// declarations included): an unprefixed name takes the default namespace.
-    fn resolve_type(&self, value: &str, offset: usize) -> XsiType {
-        let raw = value.trim_matches(is_xml_whitespace_char).to_owned();
+    fn resolve_type(&mut self, value: &Cow<'a, str>, offset: usize) -> XsiType<'a> {
+        let raw = match value {
+            Cow::Borrowed(v) => Cow::Borrowed(v.trim_matches(is_xml_whitespace_char)),
+            Cow::Owned(v) => Cow::Owned(v.trim_matches(is_xml_whitespace_char).to_owned()),
+        };
         let qname = QName(&raw);
         let prefixed = qname.prefix().is_some();
         let (ns, local) = self.reader.resolver().resolve_element(qname);
-        let resolved = match ns {
-            ResolveResult::Bound(ns) => Ok((
-                Some(ns.into_inner().to_owned()),
-                local.into_inner().to_owned(),
-                prefixed,
-            )),
-            ResolveResult::Unbound => Ok((None, local.into_inner().to_owned(), prefixed)),
+        let local_start = raw.len().saturating_sub(local.into_inner().len());
+        let ns = match ns {
+            ResolveResult::Bound(ns) => {
+                Ok(Some(intern(&mut self.tree.namespaces, ns.into_inner())))
+            }
+            ResolveResult::Unbound => Ok(None),
             ResolveResult::Unknown(prefix) => Err(prefix),
         };
         XsiType {
             raw,
-            resolved,
+            ns,
+            local_start,
+            prefixed,
             offset,
         }
     }
@@ -453,22 +825,21 @@ impl<'a> TreeReader<'a, '_> {
         }
     }
 
-    fn finish(mut self, offset: usize) -> Result<Element, MsPresError> {
+    fn finish(mut self, offset: usize) -> Result<Tree<'a>, MsPresError> {
         if let Some(open) = self.stack.pop() {
+            let opened = self.tree.node(open).map_or(offset, |n| n.offset);
             return Err(MsPresError::Truncated {
                 at: self.at(offset),
-                opened_at: self.at(open.offset),
-                open: tag_name_at(self.body, open.offset),
+                opened_at: self.at(opened),
+                open: tag_name_at(self.body, opened),
             });
         }
-        match self.root.take() {
-            Some(root) => Ok(root),
-            None => Err(MsPresError::MissingRoot {
-                at: self.at(offset),
-                expected: self.root_name.1,
-                namespace: self.root_name.0,
-            }),
-        }
+        let (body, (namespace, expected)) = (self.body, self.root_name);
+        self.tree.finish().ok_or_else(|| MsPresError::MissingRoot {
+            at: Location::of(body, offset),
+            expected,
+            namespace,
+        })
     }
 }
 
@@ -483,14 +854,14 @@ fn attr_error_position(error: &AttrError) -> usize {
     }
 }
 
-/// The shared copy of namespace URI `ns` (a body uses a handful of namespaces).
-fn intern(namespaces: &mut Vec<Rc<str>>, ns: &str) -> Rc<str> {
-    if let Some(known) = namespaces.iter().find(|n| ***n == *ns) {
-        return Rc::clone(known);
+/// The index of namespace URI `ns` in `namespaces`, added if new (a body uses a handful
+/// of namespaces).
+fn intern(namespaces: &mut Vec<Box<str>>, ns: &str) -> NsId {
+    if let Some(known) = namespaces.iter().position(|n| **n == *ns) {
+        return known;
     }
-    let new: Rc<str> = Rc::from(ns);
-    namespaces.push(Rc::clone(&new));
-    new
+    namespaces.push(ns.into());
+    namespaces.len() - 1
 }
 
 /// The name of the tag whose `<` is at `offset`, as written (for messages).
@@ -538,21 +909,21 @@ impl Ctx<'_> {
     /// local name then compares ASCII case-insensitively).
     pub(crate) fn expect_root(
         &self,
-        root: &Element,
+        root: Element<'_>,
         ns: Option<&'static str>,
         local: &'static str,
     ) -> Result<(), MsPresError> {
         let ok = match ns {
             Some(ns) => root.is(ns, local),
-            None => root.local.eq_ignore_ascii_case(local),
+            None => root.local().eq_ignore_ascii_case(local),
         };
         if ok {
             Ok(())
         } else {
             Err(MsPresError::WrongRoot {
-                at: self.at(root.offset),
-                found: tag_name_at(self.body, root.offset),
-                found_namespace: root.ns.as_deref().map(str::to_owned),
+                at: self.at(root.offset()),
+                found: tag_name_at(self.body, root.offset()),
+                found_namespace: root.ns().map(str::to_owned),
                 expected: local,
                 namespace: ns.unwrap_or("*"),
             })
@@ -562,17 +933,17 @@ impl Ctx<'_> {
     /// The at most one child `local` in `ns`.
     pub(crate) fn single_child<'e>(
         &self,
-        parent: &'e Element,
+        parent: Element<'e>,
         ns: &str,
         local: &'static str,
-    ) -> Result<Option<&'e Element>, MsPresError> {
+    ) -> Result<Option<Element<'e>>, MsPresError> {
         let mut found = parent.children_named(ns, local);
         let first = found.next();
         if let (Some(first), Some(second)) = (first, found.next()) {
             return Err(MsPresError::RepeatedElement {
-                at: self.at(second.offset),
+                at: self.at(second.offset()),
                 element: local,
-                first: self.at(first.offset),
+                first: self.at(first.offset()),
             });
         }
         Ok(first)
@@ -581,14 +952,14 @@ impl Ctx<'_> {
     /// The exactly one child `local` in `ns`.
     pub(crate) fn required_child<'e>(
         &self,
-        parent: &'e Element,
+        parent: Element<'e>,
         parent_name: &'static str,
         ns: &str,
         local: &'static str,
-    ) -> Result<&'e Element, MsPresError> {
+    ) -> Result<Element<'e>, MsPresError> {
         self.single_child(parent, ns, local)?
             .ok_or_else(|| MsPresError::MissingElement {
-                at: self.at(parent.offset),
+                at: self.at(parent.offset()),
                 parent: parent_name,
                 element: local,
             })
@@ -596,14 +967,14 @@ impl Ctx<'_> {
 
     pub(crate) fn required_attr<'e>(
         &self,
-        element: &'e Element,
+        element: Element<'e>,
         element_name: &'static str,
         attribute: &'static str,
-    ) -> Result<&'e Attr, MsPresError> {
+    ) -> Result<&'e Attr<'e>, MsPresError> {
         element
             .attr(attribute)
             .ok_or_else(|| MsPresError::MissingAttribute {
-                at: self.at(element.offset),
+                at: self.at(element.offset()),
                 element: element_name,
                 attribute,
             })
@@ -611,23 +982,26 @@ impl Ctx<'_> {
 
     pub(crate) fn required_string(
         &self,
-        element: &Element,
+        element: Element<'_>,
         element_name: &'static str,
         attribute: &'static str,
     ) -> Result<String, MsPresError> {
         Ok(self
             .required_attr(element, element_name, attribute)?
             .value
-            .clone())
+            .clone()
+            .into_owned())
     }
 
-    pub(crate) fn optional_string(element: &Element, attribute: &str) -> Option<String> {
-        element.attr(attribute).map(|a| a.value.clone())
+    pub(crate) fn optional_string(element: Element<'_>, attribute: &str) -> Option<String> {
+        element
+            .attr(attribute)
+            .map(|a| a.value.clone().into_owned())
     }
 
     fn invalid(
         &self,
-        attr: &Attr,
+        attr: &Attr<'_>,
         element: &'static str,
         attribute: &'static str,
         expected: &'static str,
@@ -643,7 +1017,7 @@ impl Ctx<'_> {
 
     pub(crate) fn optional_u32(
         &self,
-        element: &Element,
+        element: Element<'_>,
         element_name: &'static str,
         attribute: &'static str,
     ) -> Result<Option<u32>, MsPresError> {
@@ -658,7 +1032,7 @@ impl Ctx<'_> {
 
     pub(crate) fn required_u32(
         &self,
-        element: &Element,
+        element: Element<'_>,
         element_name: &'static str,
         attribute: &'static str,
     ) -> Result<u32, MsPresError> {
@@ -669,7 +1043,7 @@ impl Ctx<'_> {
 
     pub(crate) fn optional_u64(
         &self,
-        element: &Element,
+        element: Element<'_>,
         element_name: &'static str,
         attribute: &'static str,
     ) -> Result<Option<u64>, MsPresError> {
@@ -684,7 +1058,7 @@ impl Ctx<'_> {
 
     pub(crate) fn optional_bool(
         &self,
-        element: &Element,
+        element: Element<'_>,
         element_name: &'static str,
         attribute: &'static str,
     ) -> Result<Option<bool>, MsPresError> {
@@ -699,7 +1073,7 @@ impl Ctx<'_> {
 
     pub(crate) fn required_bool(
         &self,
-        element: &Element,
+        element: Element<'_>,
         element_name: &'static str,
         attribute: &'static str,
     ) -> Result<bool, MsPresError> {
@@ -711,7 +1085,7 @@ impl Ctx<'_> {
     /// case-insensitively).
     pub(crate) fn optional_enum<T: Copy>(
         &self,
-        element: &Element,
+        element: Element<'_>,
         element_name: &'static str,
         attribute: &'static str,
         values: &[(&str, T)],
@@ -731,13 +1105,13 @@ impl Ctx<'_> {
     /// The text of `element` as a decimal number.
     pub(crate) fn text_u32(
         &self,
-        element: &Element,
+        element: Element<'_>,
         element_name: &'static str,
     ) -> Result<u32, MsPresError> {
-        parse_number::<u32>(&element.text).ok_or_else(|| MsPresError::InvalidText {
-            at: self.at(element.offset),
+        parse_number::<u32>(element.text()).ok_or_else(|| MsPresError::InvalidText {
+            at: self.at(element.offset()),
             element: element_name,
-            value: quote_str(&element.text),
+            value: quote_str(element.text()),
             expected: EXPECTED_U32,
         })
     }
@@ -834,21 +1208,22 @@ pub fn xml_safe(text: &str) -> String {
 mod tests {
     use super::*;
 
-    fn tree(body: &str) -> Result<Element, MsPresError> {
+    fn tree(body: &str) -> Result<Tree<'_>, MsPresError> {
         read_tree(body.as_bytes(), &Limits::DEFAULT, "test", ("urn:x", "r"))
     }
 
     #[test]
     fn resolves_names_by_namespace_not_prefix() {
-        let root = tree(r#"<p:r xmlns:p="urn:x" xmlns="urn:y" p:a="1" b="2"><c>t&amp;<![CDATA[<]]>&#233;</c></p:r>"#)
+        let t = tree(r#"<p:r xmlns:p="urn:x" xmlns="urn:y" p:a="1" b="2"><c>t&amp;<![CDATA[<]]>&#233;</c></p:r>"#)
             .expect("well-formed");
+        let root = t.root();
         assert!(root.is("urn:x", "r"));
-        assert_eq!(root.attrs.len(), 2);
+        assert_eq!(root.attrs().len(), 2);
         assert!(root.attr("a").is_none(), "p:a is namespaced");
-        assert_eq!(root.attr("b").map(|a| a.value.as_str()), Some("2"));
-        let child = &root.children[0];
+        assert_eq!(root.attr("b").map(|a| &*a.value), Some("2"));
+        let child = root.children().next().expect("a child");
         assert!(child.is("urn:y", "c"));
-        assert_eq!(child.text, "t&<é");
+        assert_eq!(child.text(), "t&<é");
     }
 
     #[test]
@@ -858,42 +1233,110 @@ mod tests {
         body.push('>');
         push_text(&mut body, "x\ry\r\nz\u{1}");
         body.push_str("</r>");
-        let root = tree(&body).expect("well-formed");
-        assert_eq!(
-            root.attr("v").map(|a| a.value.as_str()),
-            Some("a\tb\nc\rd \"'<>&")
-        );
-        assert_eq!(root.text, "x\ry\r\nz\u{FFFD}");
+        let t = tree(&body).expect("well-formed");
+        let root = t.root();
+        assert_eq!(root.attr("v").map(|a| &*a.value), Some("a\tb\nc\rd \"'<>&"));
+        assert_eq!(root.text(), "x\ry\r\nz\u{FFFD}");
         // Literal white space in attributes is normalized to spaces.
-        let root = tree("<r xmlns=\"urn:x\" v=\"a\tb\nc\"/>").expect("well-formed");
-        assert_eq!(root.attr("v").map(|a| a.value.as_str()), Some("a b c"));
+        let t = tree("<r xmlns=\"urn:x\" v=\"a\tb\nc\"/>").expect("well-formed");
+        assert_eq!(t.root().attr("v").map(|a| &*a.value), Some("a b c"));
     }
 
     #[test]
     fn xsi_type_is_resolved_in_scope() {
-        let root = tree(&format!(
-            r#"<r xmlns="urn:x" xmlns:i="{XSI}" xmlns:s="urn:s" i:type="s:t"/>"#
-        ))
-        .expect("well-formed");
-        let t = root.xsi_type.expect("has xsi:type");
-        assert_eq!(t.resolved, Ok((Some("urn:s".into()), "t".into(), true)));
-        let root = tree(&format!(
-            r#"<r xmlns="urn:x" xmlns:i="{XSI}" i:type=" t "/>"#
-        ))
-        .expect("well-formed");
-        let t = root.xsi_type.expect("has xsi:type");
-        assert_eq!(t.resolved, Ok((Some("urn:x".into()), "t".into(), false)));
-        let root = tree(&format!(
-            r#"<r xmlns="urn:x" xmlns:i="{XSI}" i:type="q:t"/>"#
-        ))
-        .expect("well-formed");
-        assert_eq!(
-            root.xsi_type.expect("has xsi:type").resolved,
-            Err("q".into())
-        );
+        let body = format!(r#"<r xmlns="urn:x" xmlns:i="{XSI}" xmlns:s="urn:s" i:type="s:t"/>"#);
+        let doc = tree(&body).expect("well-formed");
+        let t = doc.root().xsi_type().expect("has xsi:type");
+        assert_eq!(t.resolved, Ok((Some("urn:s"), "t", true)));
+        let body = format!(r#"<r xmlns="urn:x" xmlns:i="{XSI}" i:type=" t "/>"#);
+        let doc = tree(&body).expect("well-formed");
+        let t = doc.root().xsi_type().expect("has xsi:type");
+        assert_eq!(t.resolved, Ok((Some("urn:x"), "t", false)));
+        assert_eq!(t.raw, "t");
+        let body = format!(r#"<r xmlns="urn:x" xmlns:i="{XSI}" i:type="q:t"/>"#);
+        let doc = tree(&body).expect("well-formed");
+        let t = doc.root().xsi_type().expect("has xsi:type");
+        assert_eq!(t.resolved, Err("q"));
+        // A value changed by a reference is resolved the same.
+        let body =
+            format!(r#"<r xmlns="urn:x" xmlns:i="{XSI}" xmlns:s="urn:s" i:type="&#32;s:&#116;"/>"#);
+        let doc = tree(&body).expect("well-formed");
+        let t = doc.root().xsi_type().expect("has xsi:type");
+        assert_eq!((t.raw, t.resolved), ("s:t", Ok((Some("urn:s"), "t", true))));
         // A `type` attribute in another namespace is not xsi:type.
-        let root = tree(r#"<r xmlns="urn:x" xmlns:i="urn:not-xsi" i:type="t"/>"#).expect("ok");
-        assert!(root.xsi_type.is_none());
+        let doc = tree(r#"<r xmlns="urn:x" xmlns:i="urn:not-xsi" i:type="t"/>"#).expect("ok");
+        assert!(doc.root().xsi_type().is_none());
+    }
+
+    #[test]
+    fn children_skip_the_subtrees_of_their_siblings() {
+        let doc = tree(
+            r#"<r xmlns="urn:x"><a n="1"><b><c/></b><d/></a>text<e/><f xmlns="urn:y"><a/></f><a n="2"/></r>"#,
+        )
+        .expect("well-formed");
+        let root = doc.root();
+        let names: Vec<&str> = root.children().map(|c| c.local()).collect();
+        assert_eq!(names, ["a", "e", "f", "a"]);
+        let numbered: Vec<&str> = root
+            .children_named("urn:x", "a")
+            .filter_map(|a| a.attr("n").map(|n| &*n.value))
+            .collect();
+        assert_eq!(numbered, ["1", "2"]);
+        assert_eq!(root.text(), "text");
+        let a = root.children().next().expect("a");
+        let inner: Vec<&str> = a.children().map(|c| c.local()).collect();
+        assert_eq!(inner, ["b", "d"]);
+        let f = root.children().nth(2).expect("f");
+        assert_eq!(f.ns(), Some("urn:y"));
+        assert_eq!(
+            f.children().map(|c| c.ns()).collect::<Vec<_>>(),
+            [Some("urn:y")]
+        );
+        assert_eq!(root.children().nth(3).expect("last").children().count(), 0);
+    }
+
+    #[test]
+    fn borrows_what_reading_did_not_change() {
+        let body = "<r xmlns=\"urn:x\" a=\"plain\" b=\"a&amp;b\">text</r>";
+        let doc = tree(body).expect("well-formed");
+        let root = doc.root();
+        assert!(matches!(root.node.local, Cow::Borrowed("r")));
+        assert!(matches!(root.node.text, Cow::Borrowed("text")));
+        let a = root.attr("a").expect("a");
+        assert!(matches!(a.value, Cow::Borrowed("plain")));
+        let b = root.attr("b").expect("b");
+        assert_eq!(&*b.value, "a&b");
+        // Text split by a reference or CDATA is joined.
+        let doc = tree("<r>a&lt;b<![CDATA[c]]>d\r\ne</r>").expect("well-formed");
+        assert_eq!(doc.root().text(), "a<bcd\ne");
+    }
+
+    #[test]
+    fn finds_forbidden_characters_like_a_char_scan() {
+        let slow = |s: &str| s.char_indices().find(|&(_, c)| !is_xml_char(c));
+        let mut samples: Vec<String> = vec![
+            String::new(),
+            "plain ascii\t\r\n".into(),
+            "\u{0}".into(),
+            "\u{1F}x".into(),
+            "\u{7F}\u{80}\u{9F}".into(),
+            "\u{FFFD}\u{FFFE}".into(),
+            "\u{FFFF}".into(),
+            "\u{EFFF}\u{F000}\u{FEFF}\u{FFEF}ok".into(),
+            "é\u{10FFFF}\u{E000}".into(),
+        ];
+        // Every position around the block boundaries.
+        for bad in ['\u{1}', '\u{FFFE}', '\u{FFFF}', '\u{FF00}'] {
+            for at in 0..70 {
+                let mut s = "a".repeat(at);
+                s.push(bad);
+                s.push_str(&"b".repeat(70 - at));
+                samples.push(s);
+            }
+        }
+        for s in &samples {
+            assert_eq!(first_forbidden(s), slow(s), "{s:?}");
+        }
     }
 
     #[test]

@@ -551,8 +551,8 @@ impl Simulator {
     pub fn version(&self, user: &SipUri, category: &str, instance: u32, container: u32) -> u32 {
         self.world.version(
             user,
-            &InstanceKey {
-                category: category.to_owned(),
+            InstanceKey {
+                category,
                 instance,
                 container,
             },
@@ -950,14 +950,17 @@ impl Simulator {
             self.send_response(conn, request, response);
             return;
         }
-        let before = self.world.shown(&owner);
-        self.world.apply(&owner, &publish.publications, now);
-        self.published += 1;
         let first = publish.publications.iter().find_map(|p| p.state.as_ref());
+        let availability = first.and_then(|s| s.availability);
+        let texts = first.map(|s| s.custom.clone()).unwrap_or_default();
+        let before = self.world.shown(&owner);
+        // The parsed states move into the world.
+        self.world.apply(&owner, publish.publications, now);
+        self.published += 1;
         self.event(SimEvent::Published {
             user: owner.clone(),
-            availability: first.and_then(|s| s.availability),
-            texts: first.map(|s| s.custom.clone()).unwrap_or_default(),
+            availability,
+            texts,
         });
         self.changed(&owner, before, ChangeSource::Publication);
         let response = self.response(request, 200);
@@ -1292,7 +1295,15 @@ fn owner_of(request: &Request, publish: &Publish) -> Result<SipUri, String> {
     let target = request
         .uri_ref()
         .map_err(|e| e.to_string())
-        .and_then(|uri| SipUri::new(&uri.address_of_record()).map_err(|e| e.to_string()))
+        .and_then(|uri| {
+            let address = uri.address_of_record();
+            // The usual case: written exactly as the owner (a valid, lower-case SIP URI,
+            // which `SipUri::new` would give back unchanged).
+            if address == owner.as_str() {
+                return Ok(owner.clone());
+            }
+            SipUri::new(&address).map_err(|e| e.to_string())
+        })
         .map_err(|e| format!("the Request-URI is not a user's SIP URI: {e}"))?;
     if owner != target {
         return Err(format!(

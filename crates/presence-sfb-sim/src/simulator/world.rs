@@ -1,7 +1,12 @@
 //! The users' category instances: versions, contents, expiry, and the simplified
 //! aggregation that gives what watchers see.
+//!
+//! Every publication request reads and writes here, so the layout is made for it: users
+//! are found by hash (nothing here depends on the order of users), a user's instances are
+//! grouped by category name so that a lookup borrows the name instead of building a key,
+//! and stored states are moved in from the parsed request rather than copied.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use presence_model::SipUri;
@@ -39,18 +44,18 @@ impl Shown {
     }
 }
 
-/// A category instance's key: (category name, instance, container).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) struct InstanceKey {
-    pub(crate) category: String,
+/// A category instance's key: (category name, instance, container), borrowing the name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct InstanceKey<'a> {
+    pub(crate) category: &'a str,
     pub(crate) instance: u32,
     pub(crate) container: u32,
 }
 
-impl InstanceKey {
-    pub(crate) fn of(publication: &Publication) -> Self {
+impl<'a> InstanceKey<'a> {
+    pub(crate) fn of(publication: &'a Publication) -> Self {
         InstanceKey {
-            category: publication.category.clone(),
+            category: &publication.category,
             instance: publication.instance,
             container: publication.container,
         }
@@ -68,10 +73,35 @@ struct Instance {
     written: u64,
 }
 
+/// One user's instances: by category name, then by (instance, container).
+type Instances = BTreeMap<String, BTreeMap<(u32, u32), Instance>>;
+
+/// The instance of `key` in `instances`.
+fn find<'m>(instances: &'m Instances, key: InstanceKey<'_>) -> Option<&'m Instance> {
+    instances
+        .get(key.category)?
+        .get(&(key.instance, key.container))
+}
+
+/// The instance of `key` in `instances`, created (version 0, no state, `written`) if
+/// missing.
+fn slot<'m>(instances: &'m mut Instances, key: InstanceKey<'_>, written: u64) -> &'m mut Instance {
+    instances
+        .entry(key.category.to_owned())
+        .or_default()
+        .entry((key.instance, key.container))
+        .or_insert(Instance {
+            version: 0,
+            state: None,
+            expires_at: None,
+            written,
+        })
+}
+
 /// Every user's instances.
 #[derive(Debug, Default)]
 pub(crate) struct World {
-    users: BTreeMap<SipUri, BTreeMap<InstanceKey, Instance>>,
+    users: HashMap<SipUri, Instances>,
     writes: u64,
     /// Expiry deadlines of time-bounded instances, by user. An entry may be stale (the
     /// instance was written again since): it then only wakes the simulator early.
@@ -80,10 +110,10 @@ pub(crate) struct World {
 
 impl World {
     /// The current version of an instance: 0 when it does not exist.
-    pub(crate) fn version(&self, user: &SipUri, key: &InstanceKey) -> u32 {
+    pub(crate) fn version(&self, user: &SipUri, key: InstanceKey<'_>) -> u32 {
         self.users
             .get(user)
-            .and_then(|m| m.get(key))
+            .and_then(|m| find(m, key))
             .map_or(0, |i| i.version)
     }
 
@@ -91,14 +121,16 @@ impl World {
     /// the whole request may be applied. Publications are checked in order, so a key that
     /// appears twice must carry the version the first one would leave.
     pub(crate) fn check(&self, user: &SipUri, publications: &[Publication]) -> Vec<FaultOperation> {
-        let mut scratch: BTreeMap<InstanceKey, u32> = BTreeMap::new();
+        let instances = self.users.get(user);
+        let mut scratch: BTreeMap<InstanceKey<'_>, u32> = BTreeMap::new();
         let mut wrong = Vec::new();
         for (position, publication) in publications.iter().enumerate() {
             let key = InstanceKey::of(publication);
-            let current = scratch
-                .get(&key)
-                .copied()
-                .unwrap_or_else(|| self.version(user, &key));
+            let current = scratch.get(&key).copied().unwrap_or_else(|| {
+                instances
+                    .and_then(|m| find(m, key))
+                    .map_or(0, |i| i.version)
+            });
             let index = u32::try_from(position + 1).unwrap_or(u32::MAX);
             if publication.version == current {
                 scratch.insert(key, current.wrapping_add(1));
@@ -113,84 +145,91 @@ impl World {
         wrong
     }
 
-    /// Stores every publication (after a successful [`check`](Self::check)) and bumps each
-    /// instance's version by one.
-    pub(crate) fn apply(&mut self, user: &SipUri, publications: &[Publication], now: Instant) {
+    /// Stores every publication (after a successful [`check`](Self::check)), moving its
+    /// state in, and bumps each instance's version by one.
+    pub(crate) fn apply(&mut self, user: &SipUri, publications: Vec<Publication>, now: Instant) {
+        if publications.is_empty() {
+            return;
+        }
+        let World {
+            users,
+            writes,
+            deadlines,
+        } = self;
+        let instances = users.entry(user.clone()).or_default();
         for publication in publications {
-            let state = if publication.is_removal() {
-                None
-            } else {
-                publication.state.clone()
-            };
-            let expires_at = match (publication.expire_type, publication.expires) {
+            let removal = publication.is_removal();
+            let Publication {
+                category,
+                instance,
+                container,
+                expire_type,
+                expires,
+                state,
+                ..
+            } = publication;
+            let state = if removal { None } else { state };
+            let expires_at = match (expire_type, expires) {
                 (ExpireType::Time, Some(seconds)) if state.is_some() => {
                     now.checked_add(Duration::from_secs(u64::from(seconds)))
                 }
                 _ => None,
             };
-            self.write(user, InstanceKey::of(publication), state, expires_at);
+            *writes += 1;
+            let written = *writes;
+            // The parsed name becomes the map's key when the category is new.
+            let slot = instances
+                .entry(category)
+                .or_default()
+                .entry((instance, container))
+                .or_insert(Instance {
+                    version: 0,
+                    state: None,
+                    expires_at: None,
+                    written,
+                });
+            write(slot, state, expires_at, written);
+            if let Some(at) = expires_at {
+                deadlines.insert((at, user.clone()));
+            }
         }
-    }
-
-    fn write(
-        &mut self,
-        user: &SipUri,
-        key: InstanceKey,
-        state: Option<StateBody>,
-        expires_at: Option<Instant>,
-    ) {
-        self.writes += 1;
-        let written = self.writes;
-        let instances = self.users.entry(user.clone()).or_default();
-        let slot = instances.entry(key).or_insert(Instance {
-            version: 0,
-            state: None,
-            expires_at: None,
-            written,
-        });
-        slot.version = slot.version.wrapping_add(1);
-        slot.state = state;
-        slot.expires_at = expires_at;
-        if let Some(at) = expires_at {
-            self.deadlines.insert((at, user.clone()));
-        }
-        slot.written = written;
     }
 
     /// Another endpoint published the same instance: its version goes up, its content stays.
-    pub(crate) fn bump(&mut self, user: &SipUri, key: InstanceKey) {
+    pub(crate) fn bump(&mut self, user: &SipUri, key: InstanceKey<'_>) {
         let instances = self.users.entry(user.clone()).or_default();
-        let slot = instances.entry(key).or_insert(Instance {
-            version: 0,
-            state: None,
-            expires_at: None,
-            written: 0,
-        });
+        let slot = slot(instances, key, 0);
         slot.version = slot.version.wrapping_add(1);
     }
 
     /// What the user's own client does when the user picks a state: the static manual
     /// `userState` (instance 0x20000000) in containers 2 and 3, versions bumped.
     pub(crate) fn set_manual_state(&mut self, user: &SipUri, state: &StateBody) {
+        let instances = self.users.entry(user.clone()).or_default();
         for container in AGGREGATION_CONTAINERS {
             let key = InstanceKey {
-                category: "state".to_owned(),
+                category: "state",
                 instance: presence_mspres::STATIC_STATE_INSTANCE,
                 container,
             };
-            self.write(user, key, Some(state.clone()), None);
+            self.writes += 1;
+            let written = self.writes;
+            write(
+                slot(instances, key, written),
+                Some(state.clone()),
+                None,
+                written,
+            );
         }
     }
 
     /// The aggregate state: the most recently written `state` instance of type `userState`
     /// with an availability among containers 2 and 3.
     pub(crate) fn shown(&self, user: &SipUri) -> Option<Shown> {
-        let instances = self.users.get(user)?;
-        let (_, state) = instances
+        let states = self.users.get(user)?.get("state")?;
+        let (_, state) = states
             .iter()
-            .filter(|(key, _)| {
-                key.category == "state" && AGGREGATION_CONTAINERS.contains(&key.container)
-            })
+            .filter(|((_, container), _)| AGGREGATION_CONTAINERS.contains(container))
             .filter_map(|(_, instance)| {
                 let state = instance.state.as_ref()?;
                 (state.state_type == StateBody::USER_STATE && state.availability.is_some())
@@ -215,6 +254,7 @@ impl World {
                 self.users.get(*user).is_some_and(|instances| {
                     instances
                         .values()
+                        .flat_map(BTreeMap::values)
                         .any(|i| i.expires_at.is_some_and(|at| at <= now))
                 })
             })
@@ -237,7 +277,7 @@ impl World {
                 continue;
             };
             let mut any = false;
-            for instance in instances.values_mut() {
+            for instance in instances.values_mut().flat_map(BTreeMap::values_mut) {
                 if instance.expires_at.is_some_and(|at| at <= now) {
                     instance.expires_at = None;
                     instance.state = None;
@@ -255,6 +295,15 @@ impl World {
     pub(crate) fn next_expiry(&self) -> Option<Instant> {
         self.deadlines.first().map(|(at, _)| *at)
     }
+}
+
+/// A write of an instance: a new version with `state`, `expires_at` and write order
+/// `written`.
+fn write(slot: &mut Instance, state: Option<StateBody>, expires_at: Option<Instant>, written: u64) {
+    slot.version = slot.version.wrapping_add(1);
+    slot.state = state;
+    slot.expires_at = expires_at;
+    slot.written = written;
 }
 
 #[cfg(test)]
@@ -301,21 +350,21 @@ mod tests {
         let u = user();
         let now = Instant::now();
         assert_eq!(world.shown(&u), None);
-        world.apply(&u, &[publication(2, 0, 3500)], now);
-        world.apply(&u, &[publication(3, 0, 6500)], now);
+        world.apply(&u, vec![publication(2, 0, 3500)], now);
+        world.apply(&u, vec![publication(3, 0, 6500)], now);
         assert_eq!(world.shown(&u).map(|s| s.availability), Some(6500));
         // Another container, or another state type, does not count.
-        world.apply(&u, &[publication(400, 0, 9500)], now);
+        world.apply(&u, vec![publication(400, 0, 9500)], now);
         let mut machine = publication(2, 1, 15500);
         if let Some(state) = &mut machine.state {
             state.state_type = "machineState".to_owned();
         }
-        world.apply(&u, &[machine], now);
+        world.apply(&u, vec![machine], now);
         assert_eq!(world.shown(&u).map(|s| s.availability), Some(6500));
         // Removing the winner falls back to the next most recent one that is left.
         world.apply(
             &u,
-            &[Publication::removal("state", STATIC_STATE_INSTANCE, 3, 1)],
+            vec![Publication::removal("state", STATIC_STATE_INSTANCE, 3, 1)],
             now,
         );
         assert_eq!(
@@ -326,7 +375,7 @@ mod tests {
         assert_eq!(
             world.version(
                 &u,
-                &InstanceKey::of(&Publication::removal("state", STATIC_STATE_INSTANCE, 3, 0))
+                InstanceKey::of(&Publication::removal("state", STATIC_STATE_INSTANCE, 3, 0))
             ),
             2,
             "a removed instance keeps its version"
@@ -341,7 +390,7 @@ mod tests {
         let mut p = publication(2, 0, 6500);
         p.expire_type = ExpireType::Time;
         p.expires = Some(60);
-        world.apply(&u, &[p], now);
+        world.apply(&u, vec![p], now);
         assert_eq!(world.next_expiry(), Some(now + Duration::from_secs(60)));
         assert!(world.expire(now + Duration::from_secs(59)).is_empty());
         assert_eq!(
