@@ -11,7 +11,7 @@ use presence_push::{Publication, PushTable};
 use serde::Serialize;
 
 use crate::CheckArgs;
-use crate::files::{Sections, load_config};
+use crate::files::{Sections, load_text, read_config};
 
 /// Above this many Extension DNs, the text report summarises per profile unless --all-dns.
 const DN_LIST_LIMIT: usize = 50;
@@ -259,15 +259,15 @@ fn report(file: String, config: Option<&Config>, diagnostics: &[Diagnostic]) -> 
 pub fn run(args: &CheckArgs) -> Result<ExitCode> {
     let path = &args.config.config;
     let file = path.display().to_string();
-    let report = match load_config(path)? {
+    let source = read_config(path)?;
+    let report = match load_text(path, &source) {
         Ok(loaded) => {
             let mut report = report(file.clone(), Some(&loaded.config), &loaded.warnings)?;
-            let text = std::fs::read_to_string(path).unwrap_or_default();
             for (severity, table, message) in section_findings(&loaded.sections) {
                 let d = DiagnosticJson {
                     severity,
                     file: file.clone(),
-                    line: line_of(&text, table),
+                    line: line_of(&source, table),
                     column: 1,
                     dn: None,
                     option: None,

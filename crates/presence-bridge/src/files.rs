@@ -55,12 +55,16 @@ fn join(base: &Path, path: &Path) -> PathBuf {
 /// The outer error is for a configuration file that cannot be read at all; the inner one
 /// lists what is wrong with a configuration that was read.
 pub fn load_config(path: &Path) -> Result<Result<Loaded<Sections>, Diagnostics>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the configuration `{}`", path.display()))?;
-    Ok(load_text(path, &text))
+    Ok(load_text(path, &read_config(path)?))
 }
 
-/// [`load_config`] for a text already in memory (the demo's built-in configuration).
+/// The configuration file's text.
+pub fn read_config(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the configuration `{}`", path.display()))
+}
+
+/// [`load_config`] for a text already read.
 pub fn load_text(path: &Path, text: &str) -> Result<Loaded<Sections>, Diagnostics> {
     let source = Source { path, text };
     let mut loaded = load::<Sections>(&source, &LoadOptions::default(), &mut |map| {

@@ -570,24 +570,12 @@ impl<T: PresenceTransport, S: ClientSink> Engine<T, S> {
     /// Sends subscription changes and the publications that are due.
     fn flush(&mut self) {
         if !self.to_unsubscribe.is_empty() {
-            let users: Vec<SipUri> = std::mem::take(&mut self.to_unsubscribe)
-                .into_iter()
-                .collect();
-            let transport = Arc::clone(&self.transport);
-            tokio::spawn(async move {
-                if let Err(error) = transport.unsubscribe(&users).await {
-                    tracing::warn!(%error, users = users.len(), "unsubscribe failed");
-                }
-            });
+            let users = std::mem::take(&mut self.to_unsubscribe);
+            self.spawn_subscription(users, false);
         }
         if self.connected && !self.to_subscribe.is_empty() {
-            let users: Vec<SipUri> = std::mem::take(&mut self.to_subscribe).into_iter().collect();
-            let transport = Arc::clone(&self.transport);
-            tokio::spawn(async move {
-                if let Err(error) = transport.subscribe(&users).await {
-                    tracing::warn!(%error, users = users.len(), "subscribe failed");
-                }
-            });
+            let users = std::mem::take(&mut self.to_subscribe);
+            self.spawn_subscription(users, true);
         }
         while self.connected && self.publisher.in_flight() < self.options.max_in_flight {
             let Some((ticket, publication)) = self.publisher.poll_publish() else {
@@ -600,6 +588,27 @@ impl<T: PresenceTransport, S: ClientSink> Engine<T, S> {
             self.spawn_publish(ticket, uri, publication);
         }
         self.update_gauges();
+    }
+
+    /// Hands a subscription change to the transport without waiting for it.
+    fn spawn_subscription(&self, users: BTreeSet<SipUri>, subscribe: bool) {
+        let users: Vec<SipUri> = users.into_iter().collect();
+        let transport = Arc::clone(&self.transport);
+        tokio::spawn(async move {
+            let result = if subscribe {
+                transport.subscribe(&users).await
+            } else {
+                transport.unsubscribe(&users).await
+            };
+            if let Err(error) = result {
+                let what = if subscribe {
+                    "subscribe"
+                } else {
+                    "unsubscribe"
+                };
+                tracing::warn!(%error, users = users.len(), "{what} failed");
+            }
+        });
     }
 
     fn spawn_publish(&self, ticket: Ticket<DnNumber>, uri: SipUri, publication: Arc<Publication>) {

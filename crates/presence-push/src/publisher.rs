@@ -146,8 +146,7 @@ impl<K: Ord + Clone> Publisher<K> {
             let Some(target) = slot.target.clone() else {
                 continue;
             };
-            self.next_seq += 1;
-            let seq = self.next_seq;
+            let seq = self.seq();
             let slot = self.users.get_mut(&user).expect("present above");
             slot.in_flight = Some((seq, Arc::clone(&target)));
             self.in_flight += 1;

@@ -317,73 +317,57 @@ pub(crate) fn snippet_str(text: &str) -> String {
     }
 }
 
+/// Matches the variants whose `offset` counts from the start of the message (or stream),
+/// binding it to `$offset` for `$body`; the other arms follow. One list for [`SipError::shifted`]
+/// and [`SipError::offset`], so that a new variant cannot be forgotten in one of them.
+macro_rules! with_message_offset {
+    ($error:expr, $offset:ident => $body:expr, $($other:pat => $alt:expr),+ $(,)?) => {
+        match $error {
+            E::HeaderSectionTooLarge { offset: $offset, .. }
+            | E::BodyTooLarge { offset: $offset, .. }
+            | E::TooManyHeaders { offset: $offset, .. }
+            | E::BareLineFeed { offset: $offset }
+            | E::BareCarriageReturn { offset: $offset }
+            | E::ControlCharacter { offset: $offset, .. }
+            | E::InvalidUtf8 { offset: $offset, .. }
+            | E::InvalidStartLine { offset: $offset, .. }
+            | E::InvalidMethod { offset: $offset, .. }
+            | E::InvalidRequestUri { offset: $offset, .. }
+            | E::InvalidVersion { offset: $offset, .. }
+            | E::InvalidStatusCode { offset: $offset, .. }
+            | E::InvalidReasonPhrase { offset: $offset, .. }
+            | E::InvalidHeaderName { offset: $offset, .. }
+            | E::MissingColon { offset: $offset, .. }
+            | E::UnexpectedContinuation { offset: $offset }
+            | E::InvalidHeaderValue { offset: $offset, .. }
+            | E::ConflictingContentLength { offset: $offset, .. }
+            | E::MissingContentLength { offset: $offset }
+            | E::Truncated { offset: $offset, .. }
+            | E::TrailingData { offset: $offset, .. } => $body,
+            $($other => $alt),+
+        }
+    };
+}
+
 impl SipError {
     /// Moves every stream/message offset by `base` (framer: message start → stream offset).
+    /// Offsets within a header value (name-addr, URI, parameter) stay as they are.
     pub(crate) fn shifted(mut self, base: usize) -> Self {
         use SipError as E;
-        match &mut self {
-            E::HeaderSectionTooLarge { offset, .. }
-            | E::BodyTooLarge { offset, .. }
-            | E::TooManyHeaders { offset, .. }
-            | E::BareLineFeed { offset }
-            | E::BareCarriageReturn { offset }
-            | E::ControlCharacter { offset, .. }
-            | E::InvalidUtf8 { offset, .. }
-            | E::InvalidStartLine { offset, .. }
-            | E::InvalidMethod { offset, .. }
-            | E::InvalidRequestUri { offset, .. }
-            | E::InvalidVersion { offset, .. }
-            | E::InvalidStatusCode { offset, .. }
-            | E::InvalidReasonPhrase { offset, .. }
-            | E::InvalidHeaderName { offset, .. }
-            | E::MissingColon { offset, .. }
-            | E::UnexpectedContinuation { offset }
-            | E::InvalidHeaderValue { offset, .. }
-            | E::ConflictingContentLength { offset, .. }
-            | E::MissingContentLength { offset }
-            | E::Truncated { offset, .. }
-            | E::TrailingData { offset, .. } => *offset = offset.saturating_add(base),
-            E::IncompleteHeaderSection { .. }
-            | E::InvalidNameAddr { .. }
-            | E::InvalidUri { .. }
-            | E::InvalidParam { .. }
-            | E::InHeader { .. }
-            | E::Poisoned => {}
-        }
+        with_message_offset!(&mut self, offset => *offset = offset.saturating_add(base), _ => {});
         self
     }
 
     /// The byte offset this error points at, if it has one.
     pub fn offset(&self) -> Option<usize> {
         use SipError as E;
-        match self {
-            E::HeaderSectionTooLarge { offset, .. }
-            | E::BodyTooLarge { offset, .. }
-            | E::TooManyHeaders { offset, .. }
-            | E::BareLineFeed { offset }
-            | E::BareCarriageReturn { offset }
-            | E::ControlCharacter { offset, .. }
-            | E::InvalidUtf8 { offset, .. }
-            | E::InvalidStartLine { offset, .. }
-            | E::InvalidMethod { offset, .. }
-            | E::InvalidRequestUri { offset, .. }
-            | E::InvalidVersion { offset, .. }
-            | E::InvalidStatusCode { offset, .. }
-            | E::InvalidReasonPhrase { offset, .. }
-            | E::InvalidHeaderName { offset, .. }
-            | E::MissingColon { offset, .. }
-            | E::UnexpectedContinuation { offset }
-            | E::InvalidHeaderValue { offset, .. }
-            | E::ConflictingContentLength { offset, .. }
-            | E::MissingContentLength { offset }
-            | E::Truncated { offset, .. }
-            | E::TrailingData { offset, .. }
-            | E::InvalidNameAddr { offset, .. }
+        with_message_offset!(self, offset => Some(*offset),
+            E::InvalidNameAddr { offset, .. }
             | E::InvalidUri { offset, .. }
             | E::InvalidParam { offset, .. } => Some(*offset),
             E::InHeader { source, .. } => source.offset(),
             E::IncompleteHeaderSection { .. } | E::Poisoned => None,
-        }
+        )
     }
 
     /// Wraps a value-level error with the header it came from.

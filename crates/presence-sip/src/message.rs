@@ -166,6 +166,52 @@ fn set_body_in(
     Ok(())
 }
 
+/// The header and body builders, the same for requests and responses.
+macro_rules! header_and_body_builders {
+    () => {
+        /// Appends a header field (builder style); see [`Headers::append`].
+        ///
+        /// # Errors
+        /// As [`Headers::append`].
+        pub fn header(mut self, name: &str, value: impl AsRef<str>) -> Result<Self, SipError> {
+            self.headers.append(name, value.as_ref())?;
+            Ok(self)
+        }
+
+        /// Sets the body and `Content-Type` (builder style). `Content-Length` is written by the
+        /// serializer.
+        ///
+        /// # Errors
+        /// [`SipError::InHeader`] when `content_type` is not `type/subtype[;params]`.
+        pub fn with_body(
+            mut self,
+            content_type: &str,
+            body: impl Into<Bytes>,
+        ) -> Result<Self, SipError> {
+            self.set_body(content_type, body)?;
+            Ok(self)
+        }
+
+        /// Sets the body and `Content-Type`.
+        ///
+        /// # Errors
+        /// As [`with_body`](Self::with_body).
+        pub fn set_body(
+            &mut self,
+            content_type: &str,
+            body: impl Into<Bytes>,
+        ) -> Result<(), SipError> {
+            set_body_in(&mut self.headers, &mut self.body, content_type, body.into())
+        }
+
+        /// Removes the body and `Content-Type`.
+        pub fn clear_body(&mut self) {
+            self.body = Bytes::new();
+            self.headers.remove("Content-Type");
+        }
+    };
+}
+
 impl Request {
     /// A request without headers or body.
     ///
@@ -199,42 +245,7 @@ impl Request {
         }
     }
 
-    /// Appends a header field (builder style); see [`Headers::append`].
-    ///
-    /// # Errors
-    /// As [`Headers::append`].
-    pub fn header(mut self, name: &str, value: impl AsRef<str>) -> Result<Self, SipError> {
-        self.headers.append(name, value.as_ref())?;
-        Ok(self)
-    }
-
-    /// Sets the body and `Content-Type` (builder style). `Content-Length` is written by the
-    /// serializer.
-    ///
-    /// # Errors
-    /// [`SipError::InHeader`] when `content_type` is not `type/subtype[;params]`.
-    pub fn with_body(
-        mut self,
-        content_type: &str,
-        body: impl Into<Bytes>,
-    ) -> Result<Self, SipError> {
-        self.set_body(content_type, body)?;
-        Ok(self)
-    }
-
-    /// Sets the body and `Content-Type`.
-    ///
-    /// # Errors
-    /// As [`with_body`](Self::with_body).
-    pub fn set_body(&mut self, content_type: &str, body: impl Into<Bytes>) -> Result<(), SipError> {
-        set_body_in(&mut self.headers, &mut self.body, content_type, body.into())
-    }
-
-    /// Removes the body and `Content-Type`.
-    pub fn clear_body(&mut self) {
-        self.body = Bytes::new();
-        self.headers.remove("Content-Type");
-    }
+    header_and_body_builders!();
 
     /// The method.
     pub fn method(&self) -> &Method {
@@ -417,41 +428,7 @@ impl Response {
         self.headers.set("To", &tagged)
     }
 
-    /// Appends a header field (builder style); see [`Headers::append`].
-    ///
-    /// # Errors
-    /// As [`Headers::append`].
-    pub fn header(mut self, name: &str, value: impl AsRef<str>) -> Result<Self, SipError> {
-        self.headers.append(name, value.as_ref())?;
-        Ok(self)
-    }
-
-    /// Sets the body and `Content-Type` (builder style).
-    ///
-    /// # Errors
-    /// [`SipError::InHeader`] when `content_type` is not `type/subtype[;params]`.
-    pub fn with_body(
-        mut self,
-        content_type: &str,
-        body: impl Into<Bytes>,
-    ) -> Result<Self, SipError> {
-        self.set_body(content_type, body)?;
-        Ok(self)
-    }
-
-    /// Sets the body and `Content-Type`.
-    ///
-    /// # Errors
-    /// As [`with_body`](Self::with_body).
-    pub fn set_body(&mut self, content_type: &str, body: impl Into<Bytes>) -> Result<(), SipError> {
-        set_body_in(&mut self.headers, &mut self.body, content_type, body.into())
-    }
-
-    /// Removes the body and `Content-Type`.
-    pub fn clear_body(&mut self) {
-        self.body = Bytes::new();
-        self.headers.remove("Content-Type");
-    }
+    header_and_body_builders!();
 
     /// The status code.
     pub fn status(&self) -> StatusCode {

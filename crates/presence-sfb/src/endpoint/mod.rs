@@ -17,7 +17,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use presence_model::{Presence, SipUri};
-use presence_sip::{Frame, Framer, Limits, Message, Method, Request, Response};
+use presence_sip::{Frame, Framer, Headers, Limits, Message, Method, Request, Response};
 use presence_transport::{PresenceUpdate, TransportError};
 
 use crate::backoff::{Backoff, Rng};
@@ -281,7 +281,7 @@ impl Endpoint {
             match timer {
                 Timer::Transaction(branch) => {
                     if let Some(tx) = self.transactions.remove(&branch) {
-                        self.on_failure(tx.kind, None, "no response in time".to_owned(), now);
+                        self.on_failure(tx.kind, None, "no response in time".to_owned(), None, now);
                     }
                 }
                 Timer::PublishRetry(user) => self.publications.retry_due(&user),
@@ -582,7 +582,7 @@ impl Endpoint {
                         .map(|s| Duration::from_secs(u64::from(s)));
                     self.resubscribe_later(batch, delay, now);
                 }
-                self.notification(&request, now);
+                self.notification(request.headers(), request.body());
             }
             Method::Options => self.respond(&request, 200, "OK"),
             Method::Ack => {}
@@ -590,26 +590,20 @@ impl Endpoint {
         }
     }
 
-    fn notification(&mut self, message: &Request, _now: Instant) {
-        let content_type = message
-            .headers()
-            .get("Content-Type")
-            .unwrap_or_default()
-            .to_owned();
-        if message.body().is_empty() {
+    /// Reads a notification body (a NOTIFY/BENOTIFY, or the first one piggy-backed on a
+    /// SUBSCRIBE's 200): presence updates out, terminated resources back to subscribing.
+    fn notification(&mut self, headers: &Headers, body: &[u8]) {
+        if body.is_empty() {
             return;
         }
-        match crate::bodies::notification(&content_type, message.body()) {
+        let content_type = headers.get("Content-Type").unwrap_or_default();
+        match crate::bodies::notification(content_type, body) {
             Ok(notification) => {
                 for update in notification.updates {
                     self.events.push_back(Event::Presence(update));
                 }
-                let terminated = self
-                    .subscriptions
+                self.subscriptions
                     .resources_terminated(&notification.terminated);
-                if terminated > 0 {
-                    self.pump(_now);
-                }
             }
             Err(error) => self.events.push_back(Event::Warning {
                 message: format!("unreadable notification body ({content_type}): {error}"),
@@ -671,24 +665,8 @@ impl Endpoint {
                         self.timers
                             .set(Timer::Batch(batch), now + (expires - ahead));
                     }
-                    if !response.body().is_empty() {
-                        // ms-piggyback-first-notify: the first notification rides on the 200.
-                        let content_type = response
-                            .headers()
-                            .get("Content-Type")
-                            .unwrap_or_default()
-                            .to_owned();
-                        match crate::bodies::notification(&content_type, response.body()) {
-                            Ok(n) => {
-                                for update in n.updates {
-                                    self.events.push_back(Event::Presence(update));
-                                }
-                            }
-                            Err(error) => self.events.push_back(Event::Warning {
-                                message: format!("unreadable piggy-backed notification: {error}"),
-                            }),
-                        }
-                    }
+                    // ms-piggyback-first-notify: the first notification rides on the 200.
+                    self.notification(response.headers(), response.body());
                 }
                 TxKind::Unsubscribe => {}
             }
@@ -740,16 +718,12 @@ impl Endpoint {
                     .ok()
             })
             .map(Duration::from_secs);
-        self.on_failure_after(tx.kind, Some(status), reason, retry_after, now);
-    }
-
-    fn on_failure(&mut self, kind: TxKind, status: Option<u16>, reason: String, now: Instant) {
-        self.on_failure_after(kind, status, reason, None, now);
+        self.on_failure(tx.kind, Some(status), reason, retry_after, now);
     }
 
     /// A request failed: transient failures are retried after a back-off (or the
     /// server's Retry-After); others are reported.
-    fn on_failure_after(
+    fn on_failure(
         &mut self,
         kind: TxKind,
         status: Option<u16>,
