@@ -44,34 +44,8 @@ pub enum SimError {
         #[source]
         source: std::io::Error,
     },
-    /// PEM text could not be read.
+    /// TLS material could not be read or used (see [`crate::tls`]).
     #[cfg(feature = "server")]
-    #[error("cannot read the {what} PEM")]
-    Pem {
-        /// Which PEM: `server certificate chain`, `server private key`, `client CA`, ...
-        what: &'static str,
-        /// The PEM error.
-        #[source]
-        source: rustls_pki_types::pem::Error,
-    },
-    /// PEM text holds no certificate.
-    #[cfg(feature = "server")]
-    #[error("the {what} PEM holds no certificate")]
-    NoCertificate {
-        /// Which PEM.
-        what: &'static str,
-    },
-    /// rustls refused the TLS configuration (for example a key that does not fit the
-    /// certificate).
-    #[cfg(feature = "server")]
-    #[error("TLS configuration refused")]
-    Tls(#[from] rustls::Error),
-    /// The client-certificate verifier could not be built (for example an empty CA).
-    #[cfg(feature = "server")]
-    #[error("client-certificate verifier refused")]
-    ClientVerifier(#[from] rustls::server::VerifierBuilderError),
-    /// rcgen could not make a test certificate.
-    #[cfg(feature = "server")]
-    #[error("cannot make a test certificate")]
-    Certificate(#[from] rcgen::Error),
+    #[error("TLS setup failed")]
+    Pki(#[from] presence_testpki::PkiError),
 }

@@ -2,7 +2,7 @@
 //!
 //! A Skype for Business Front End **simulator, for tests and demos — not a server**. It
 //! speaks the same wire protocol as a Front End pool towards a *trusted application*
-//! (SIP over TCP or mutual TLS, MS-SIP + MS-PRES, see `PROTOCOLS.md` §1), so the bridge's
+//! (SIP over TCP or mutual TLS, MS-SIP + MS-PRES), so the bridge's
 //! SfB transport can be tested end to end on loopback and its demo can run with no pool at
 //! all. Never expose it to a network: it trusts whatever a connection says.
 //!
@@ -165,8 +165,11 @@ mod error;
 #[cfg(feature = "server")]
 pub mod server;
 mod simulator;
+/// TLS for the simulator and its tests: the server's rustls configuration from PEM
+/// ([`tls::ServerTls`]) and a throw-away PKI made with rcgen ([`tls::TestPki`]): the
+/// `presence-testpki` crate, re-exported.
 #[cfg(feature = "server")]
-pub mod tls;
+pub use presence_testpki as tls;
 
 pub use error::SimError;
 #[cfg(feature = "server")]

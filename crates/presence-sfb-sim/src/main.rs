@@ -329,12 +329,13 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Subscribe before the banner: a client may connect as soon as it reads the address.
+    let mut events = server.events();
     eprintln!(
         "presence-sfb-sim: Skype for Business Front End simulator (tests and demos, not a \
          server) on {} ({transport}); type `help` for commands",
         server.local_addr()
     );
-    let mut events = server.events();
     let log = tokio::spawn(async move {
         loop {
             match events.recv().await {

@@ -1,16 +1,36 @@
-//! TLS for the simulator: the server's rustls configuration from PEM, and a test PKI made
-//! with rcgen at run time (a CA, a server certificate, a client certificate, and an
-//! unrelated second CA for "unknown CA" cases) that tests of other crates can use too.
+//! # presence-testpki
+//!
+//! A **throw-away test PKI** made with rcgen at run time, and rustls server and client
+//! configurations built from PEM, for tests and simulators (never for production: the
+//! keys live in memory and in plain files, and nothing is ever revoked).
+//!
+//! - [`TestPki`]: a CA, a server certificate for the names you give (for example
+//!   `localhost` and `127.0.0.1`), a client certificate signed by the same CA, and an
+//!   unrelated second CA with a client certificate of its own for "unknown CA" cases;
+//!   [`TestPki::write_to`] writes them as PEM files ([`TestPkiFiles`]).
+//! - [`ServerTls`]: a server's certificate chain and key (and optionally the CA client
+//!   certificates must come from: mutual TLS) as PEM text, read from files or taken from a
+//!   [`TestPki`], turned into a rustls [`ServerConfig`].
+//! - [`TestPki::client_config`]: a rustls [`ClientConfig`] that
+//!   trusts the test CA and presents the certificate a [`ClientIdentity`] names.
+//!
+//! Every rustls configuration uses the **ring** provider (no aws-lc, no OpenSSL), TLS 1.2
+//! and 1.3. Errors are [`PkiError`]s.
 //!
 //! ```
-//! use presence_sfb_sim::tls::{ClientIdentity, TestPki};
+//! use presence_testpki::{ClientIdentity, TestPki};
 //!
 //! let pki = TestPki::localhost()?;
 //! let server = pki.server_tls(true).server_config()?; // mutual TLS required
 //! let client = pki.client_config(ClientIdentity::Trusted)?;
 //! # let _ = (server, client);
-//! # Ok::<(), presence_sfb_sim::SimError>(())
+//! # Ok::<(), presence_testpki::PkiError>(())
 //! ```
+#![deny(missing_docs)]
+
+mod error;
+
+pub use error::PkiError;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,28 +43,26 @@ use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::SimError;
-
 /// The rustls provider: ring (no aws-lc).
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn certificates(what: &'static str, pem: &str) -> Result<Vec<CertificateDer<'static>>, SimError> {
+fn certificates(what: &'static str, pem: &str) -> Result<Vec<CertificateDer<'static>>, PkiError> {
     let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|source| SimError::Pem { what, source })?;
+        .map_err(|source| PkiError::Pem { what, source })?;
     if certs.is_empty() {
-        return Err(SimError::NoCertificate { what });
+        return Err(PkiError::NoCertificate { what });
     }
     Ok(certs)
 }
 
-fn private_key(what: &'static str, pem: &str) -> Result<PrivateKeyDer<'static>, SimError> {
-    PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(|source| SimError::Pem { what, source })
+fn private_key(what: &'static str, pem: &str) -> Result<PrivateKeyDer<'static>, PkiError> {
+    PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(|source| PkiError::Pem { what, source })
 }
 
-fn roots(what: &'static str, pem: &str) -> Result<RootCertStore, SimError> {
+fn roots(what: &'static str, pem: &str) -> Result<RootCertStore, PkiError> {
     let mut roots = RootCertStore::empty();
     for cert in certificates(what, pem)? {
         roots.add(cert)?;
@@ -52,16 +70,16 @@ fn roots(what: &'static str, pem: &str) -> Result<RootCertStore, SimError> {
     Ok(roots)
 }
 
-fn read(path: &Path) -> Result<String, SimError> {
-    std::fs::read_to_string(path).map_err(|source| SimError::Io {
-        context: format!("cannot read `{}`", path.display()),
+fn read(path: &Path) -> Result<String, PkiError> {
+    std::fs::read_to_string(path).map_err(|source| PkiError::Io {
+        action: "read",
+        path: path.to_owned(),
         source,
     })
 }
 
-/// The server side of TLS: the simulator's certificate chain and key, and optionally the
-/// CA that must sign the client's certificate (mutual TLS, as a pool requires of a trusted
-/// application).
+/// The server side of TLS: the server's certificate chain and key, and optionally the
+/// CA that must sign the client's certificate (mutual TLS).
 #[derive(Clone, Debug)]
 pub struct ServerTls {
     /// The server's certificate chain, PEM (leaf first).
@@ -76,12 +94,12 @@ impl ServerTls {
     /// Reads the PEM files.
     ///
     /// # Errors
-    /// [`SimError::Io`] when a file cannot be read.
+    /// [`PkiError::Io`] when a file cannot be read.
     pub fn from_files(
         cert_chain: &Path,
         key: &Path,
         client_ca: Option<&Path>,
-    ) -> Result<ServerTls, SimError> {
+    ) -> Result<ServerTls, PkiError> {
         Ok(ServerTls {
             cert_chain_pem: read(cert_chain)?,
             key_pem: read(key)?,
@@ -92,10 +110,10 @@ impl ServerTls {
     /// The rustls configuration (ring provider, TLS 1.2 and 1.3).
     ///
     /// # Errors
-    /// [`SimError::Pem`] / [`SimError::NoCertificate`] for unreadable PEM,
-    /// [`SimError::Tls`] for a key that does not fit, [`SimError::ClientVerifier`] for an
+    /// [`PkiError::Pem`] / [`PkiError::NoCertificate`] for unreadable PEM,
+    /// [`PkiError::Tls`] for a key that does not fit, [`PkiError::ClientVerifier`] for an
     /// unusable client CA.
-    pub fn server_config(&self) -> Result<Arc<ServerConfig>, SimError> {
+    pub fn server_config(&self) -> Result<Arc<ServerConfig>, PkiError> {
         let chain = certificates("server certificate chain", &self.cert_chain_pem)?;
         let key = private_key("server private key", &self.key_pem)?;
         let builder = ServerConfig::builder_with_provider(provider())
@@ -183,7 +201,7 @@ pub struct TestPkiFiles {
     pub other_client_key: PathBuf,
 }
 
-fn ca(name: &str) -> Result<CertifiedIssuer<'static, KeyPair>, SimError> {
+fn ca(name: &str) -> Result<CertifiedIssuer<'static, KeyPair>, PkiError> {
     let mut params = CertificateParams::new(Vec::<String>::new())?;
     params.distinguished_name.push(DnType::CommonName, name);
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -200,7 +218,7 @@ fn leaf(
     names: &[&str],
     usage: ExtendedKeyUsagePurpose,
     issuer: &Issuer<'_, KeyPair>,
-) -> Result<(String, String), SimError> {
+) -> Result<(String, String), PkiError> {
     let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
     let mut params = CertificateParams::new(names.clone())?;
     if let Some(first) = names.first() {
@@ -221,9 +239,9 @@ impl TestPki {
     /// "127.0.0.1"]`).
     ///
     /// # Errors
-    /// [`SimError::Certificate`] when rcgen fails (for example an invalid DNS name).
-    pub fn new(names: &[&str]) -> Result<TestPki, SimError> {
-        let ca = ca("presence-sfb-sim test CA")?;
+    /// [`PkiError::Certificate`] when rcgen fails (for example an invalid DNS name).
+    pub fn new(names: &[&str]) -> Result<TestPki, PkiError> {
+        let ca = ca("presence-testpki test CA")?;
         let other = ca_other()?;
         let (server_cert_pem, server_key_pem) =
             leaf(names, ExtendedKeyUsagePurpose::ServerAuth, &ca)?;
@@ -253,11 +271,11 @@ impl TestPki {
     ///
     /// # Errors
     /// As [`TestPki::new`].
-    pub fn localhost() -> Result<TestPki, SimError> {
+    pub fn localhost() -> Result<TestPki, PkiError> {
         TestPki::new(&["localhost", "127.0.0.1"])
     }
 
-    /// The simulator's TLS settings: the server certificate, and with
+    /// A server's TLS settings: the server certificate, and with
     /// `require_client_cert` the test CA as the CA client certificates must come from.
     pub fn server_tls(&self, require_client_cert: bool) -> ServerTls {
         ServerTls {
@@ -270,8 +288,8 @@ impl TestPki {
     /// A client configuration that trusts the test CA and presents `identity`.
     ///
     /// # Errors
-    /// [`SimError::Tls`] / [`SimError::Pem`] if the material is unusable.
-    pub fn client_config(&self, identity: ClientIdentity) -> Result<Arc<ClientConfig>, SimError> {
+    /// [`PkiError::Tls`] / [`PkiError::Pem`] if the material is unusable.
+    pub fn client_config(&self, identity: ClientIdentity) -> Result<Arc<ClientConfig>, PkiError> {
         let builder = ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()?
             .with_root_certificates(roots("test CA", &self.ca_pem)?);
@@ -292,12 +310,13 @@ impl TestPki {
     /// `other-client.key`.
     ///
     /// # Errors
-    /// [`SimError::Io`] when a file cannot be written.
-    pub fn write_to(&self, dir: &Path) -> Result<TestPkiFiles, SimError> {
-        let write = |name: &str, pem: &str| -> Result<PathBuf, SimError> {
+    /// [`PkiError::Io`] when a file cannot be written.
+    pub fn write_to(&self, dir: &Path) -> Result<TestPkiFiles, PkiError> {
+        let write = |name: &str, pem: &str| -> Result<PathBuf, PkiError> {
             let path = dir.join(name);
-            std::fs::write(&path, pem).map_err(|source| SimError::Io {
-                context: format!("cannot write `{}`", path.display()),
+            std::fs::write(&path, pem).map_err(|source| PkiError::Io {
+                action: "write",
+                path: path.clone(),
                 source,
             })?;
             Ok(path)
@@ -315,7 +334,7 @@ impl TestPki {
     }
 }
 
-fn ca_other() -> Result<CertifiedIssuer<'static, KeyPair>, SimError> {
+fn ca_other() -> Result<CertifiedIssuer<'static, KeyPair>, PkiError> {
     ca("unrelated test CA")
 }
 
@@ -345,7 +364,7 @@ mod tests {
         tls.cert_chain_pem = "no pem here".to_owned();
         assert!(matches!(
             tls.server_config(),
-            Err(SimError::NoCertificate {
+            Err(PkiError::NoCertificate {
                 what: "server certificate chain"
             })
         ));
@@ -353,20 +372,20 @@ mod tests {
         tls.key_pem = pki.ca_pem;
         assert!(matches!(
             tls.server_config(),
-            Err(SimError::Pem {
+            Err(PkiError::Pem {
                 what: "server private key",
                 ..
             })
         ));
         assert!(matches!(
             TestPki::new(&["caf\u{e9}.test"]),
-            Err(SimError::Certificate(_))
+            Err(PkiError::Certificate(_))
         ));
     }
 
     #[test]
     fn files_are_written_and_read_back() {
-        let dir = std::env::temp_dir().join(format!("presence-sfb-sim-pki-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("presence-testpki-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let pki = TestPki::localhost().unwrap();
         let files = pki.write_to(&dir).unwrap();
@@ -376,7 +395,7 @@ mod tests {
         assert!(tls.server_config().is_ok());
         assert!(matches!(
             ServerTls::from_files(&dir.join("missing.pem"), &files.server_key, None),
-            Err(SimError::Io { .. })
+            Err(PkiError::Io { .. })
         ));
         std::fs::remove_dir_all(&dir).unwrap();
     }
