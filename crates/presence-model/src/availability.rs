@@ -9,7 +9,7 @@ use crate::ModelError;
 ///
 /// Configuration values above 18000 are errors ([`Availability::new`]); values received from
 /// the wire above 18000 (clients publish 18500 for "appear offline") are treated as 18000
-/// ([`Availability::from_wire`]), which is SPEC §2's decision.
+/// ([`Availability::from_wire`]) **(decision)**: clients publish 18500 for "appear offline".
 ///
 /// ```
 /// use presence_model::{Availability, AvailabilityClass};
@@ -61,7 +61,7 @@ impl Availability {
         self.0 == 0
     }
 
-    /// The SfB class this number belongs to (SPEC §2).
+    /// The SfB class this number belongs to.
     pub const fn class(self) -> AvailabilityClass {
         AvailabilityClass::of(self.0)
     }
@@ -104,7 +104,7 @@ pub(crate) fn parse_decimal(s: &str) -> Option<u64> {
     s.parse().ok()
 }
 
-/// The availability classes of Skype for Business (SPEC §2).
+/// The availability classes of Skype for Business.
 ///
 /// Values 1–2999 belong to [`AvailabilityClass::Online`], as in Lync's own table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

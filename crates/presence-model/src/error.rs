@@ -91,4 +91,30 @@ pub enum ModelError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// A bad platform name.
+    #[error(
+        "platform `{token}` is not valid: {reason}; expected a name such as `sfb`, `teams` or `simple`"
+    )]
+    InvalidPlatform {
+        /// The offending text.
+        token: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A bad user principal name.
+    #[error("user principal name `{token}` is not valid: {reason}; expected `user@domain`")]
+    InvalidUpn {
+        /// The offending text.
+        token: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A bad Entra object id.
+    #[error(
+        "Entra object id `{token}` is not valid: expected a GUID such as `6e8b0b5a-3c3d-4e55-9f3b-0d5a1c2b3a4f`"
+    )]
+    InvalidEntraId {
+        /// The offending text (at most 64 characters of it).
+        token: String,
+    },
 }

@@ -10,6 +10,11 @@
 //! - [`DndState`], [`Lcid`], [`ActivityText`], [`Activities`], [`Presence`].
 //! - Validated identifiers: [`DnNumber`], [`SipUri`] (lower-cased), [`AggregatedStateId`],
 //!   and the [`AggregatedStates`] table.
+//! - Who a user is on a presence platform: [`UserId`] = a [`Platform`] (`sfb`, `teams`,
+//!   `simple`, ...) and a [`UserAddress`] ([`SipUri`], [`Upn`] or [`EntraId`]); and what is
+//!   published for a user, a [`Publication`] (an aggregated state ID and its [`Presence`]).
+//! - [`random`]: a seeded generator and capped back-off with jitter, for the deterministic
+//!   state machines above this crate.
 //!
 //! Every parser here returns a [`ModelError`] that names the offending token and says what
 //! would be valid; none of them panics on any input.
@@ -27,10 +32,13 @@ mod availability;
 mod error;
 mod ids;
 mod presence;
+pub mod random;
 mod state;
+mod user;
 
 pub use availability::{Availability, AvailabilityClass, AvailabilityRange};
 pub use error::ModelError;
 pub use ids::{ActivityText, AggregatedStateId, DnNumber, Lcid, SipUri};
-pub use presence::{Activities, AggregatedStates, Presence};
+pub use presence::{Activities, AggregatedStates, Presence, Publication};
 pub use state::{AgentState, DeviceState, DndState, StateIndex};
+pub use user::{EntraId, Platform, Upn, UserAddress, UserId};

@@ -80,6 +80,17 @@ impl fmt::Display for Presence {
     }
 }
 
+/// What the bridge publishes for a user in push mode: an aggregated state ID (`INCALL`) and
+/// the presence its entry in the agent-presence map gives. Transports get the ID too, so a
+/// platform whose states are coarser than SfB's availability classes (Teams) can map by ID.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Publication {
+    /// The aggregated state ID.
+    pub id: AggregatedStateId,
+    /// The availability and activity texts of that ID's entry.
+    pub presence: Presence,
+}
+
 /// The `aggregated-states` table: for each of the 15 combinations an aggregated state ID,
 /// or none (that combination publishes nothing).
 ///

@@ -1,6 +1,6 @@
 //! # presence-push
 //!
-//! Push mode (SPEC §5): the contact centre's (agent state, device state) becomes the user's
+//! Push mode: the contact centre's (agent state, device state) becomes the user's
 //! Skype for Business presence.
 //!
 //! - [`PushTable`] compiles a profile's `aggregated-states` and its agent-presence map into a
@@ -56,20 +56,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use presence_map::AgentPresenceMap;
-use presence_model::{
-    AgentState, AggregatedStateId, AggregatedStates, DeviceState, Presence, StateIndex,
-};
+use presence_model::{AgentState, AggregatedStateId, AggregatedStates, DeviceState, StateIndex};
 
 pub use publisher::{Publisher, PublisherConfig, Ticket};
 
-/// What one combination publishes: the aggregated state ID and its entry in the map.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Publication {
-    /// The aggregated state ID (`INCALL`).
-    pub id: AggregatedStateId,
-    /// The availability and activity texts of that ID's entry.
-    pub presence: Presence,
-}
+/// What one combination publishes: the aggregated state ID and its entry in the map
+/// (defined in presence-model, where the transports take it from).
+pub use presence_model::Publication;
 
 /// A push profile compiled for constant-time mapping: 15 rows, one per combination.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

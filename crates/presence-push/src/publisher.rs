@@ -1,30 +1,53 @@
 //! The per-user publication state machine: dedup against what was confirmed, one
-//! publication in flight per user, latest wins, retries with back-off, resync.
+//! publication in flight per user, latest wins, most recent change first, retries with
+//! jittered back-off, resync.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use presence_model::random::{Backoff, SplitMix64};
+
 use crate::Publication;
 
 /// Retry timing of a [`Publisher`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PublisherConfig {
     /// Delay before the first retry of a failed publication; doubled for each further
     /// failure in a row.
     pub retry_initial: Duration,
     /// The longest delay between retries.
     pub retry_max: Duration,
+    /// Relative jitter of each delay, `0.0..=1.0` (`0.2`: ±20 %), so that users that failed
+    /// together do not retry together.
+    pub jitter: f64,
+    /// Seed of the jitter's generator (the publisher stays deterministic).
+    pub seed: u64,
 }
 
 impl Default for PublisherConfig {
-    /// 1 s, doubling up to 60 s.
+    /// 1 s, doubling up to 60 s, ±20 %.
     fn default() -> Self {
         PublisherConfig {
             retry_initial: Duration::from_secs(1),
             retry_max: Duration::from_secs(60),
+            jitter: 0.2,
+            seed: 0x5eed,
         }
+    }
+}
+
+impl PublisherConfig {
+    /// The delay before retry number `failures` (1 = the first), given a uniform `draw`
+    /// in `0.0..1.0`: `min(retry_initial × 2^(failures-1), retry_max)`, ± jitter.
+    pub fn delay(&self, failures: u32, draw: f64) -> Duration {
+        Backoff {
+            initial: self.retry_initial,
+            max: self.retry_max,
+            jitter: self.jitter,
+        }
+        .delay(failures, draw)
     }
 }
 
@@ -46,12 +69,15 @@ struct Slot {
     published: Option<Arc<Publication>>,
     /// The publication in flight and its sequence number.
     in_flight: Option<(u64, Arc<Publication>)>,
-    /// In the ready queue.
-    queued: bool,
+    /// The generation of its live entry in the ready queue, if queued.
+    queued: Option<u64>,
     /// Waiting for a retry deadline (its sequence number identifies the heap entry).
     retry: Option<u64>,
     /// Waiting for the next resync.
     parked: bool,
+    /// A publication the transport refused for good: not sent again until the target
+    /// changes or a resync.
+    refused: Option<Arc<Publication>>,
     /// Failures in a row.
     failures: u32,
 }
@@ -66,6 +92,10 @@ impl Slot {
                 (Some(_), None) => true,
                 (None, _) => false,
             }
+            && match (&self.target, &self.refused) {
+                (Some(target), Some(refused)) => !same(target, refused),
+                _ => true,
+            }
     }
 }
 
@@ -73,21 +103,33 @@ fn same(a: &Arc<Publication>, b: &Arc<Publication>) -> bool {
     Arc::ptr_eq(a, b) || a == b
 }
 
-/// Decides, per user, what to publish and when. Deterministic: no clock, no randomness,
-/// users in a resync come out in key order.
+/// Decides, per user, what to publish and when. Deterministic: no clock, randomness only
+/// from a seeded generator, users in a resync come out in key order.
+///
+/// **Order**: the user whose state changed most recently goes first; users made due by a
+/// resync or a retry line up behind, in key order. Under a backlog (a slow platform, a
+/// rate budget) fresh changes therefore overtake the replay of states that are probably
+/// already shown. A change of a user already waiting moves it to the front.
 ///
 /// The caller loop: [`set`](Self::set) on every state change;
-/// [`poll_publish`](Self::poll_publish) while it has capacity, sending each publication; report each outcome
-/// with the ticket; call [`handle_timeout`](Self::handle_timeout) at
-/// [`poll_timeout`](Self::poll_timeout); [`resync`](Self::resync) after every reconnect.
+/// [`poll_publish`](Self::poll_publish) while it has capacity (credit), sending each
+/// publication; report each outcome with the ticket ([`complete`](Self::complete),
+/// [`fail`](Self::fail) for transient failures, [`reject`](Self::reject) for permanent
+/// ones, [`park`](Self::park) for "not connected"); call
+/// [`handle_timeout`](Self::handle_timeout) at [`poll_timeout`](Self::poll_timeout);
+/// [`resync`](Self::resync) after every reconnect.
 #[derive(Debug)]
 pub struct Publisher<K> {
     config: PublisherConfig,
     users: BTreeMap<K, Slot>,
-    ready: VecDeque<K>,
+    /// Users due, front first; entries whose generation is not their slot's are stale.
+    ready: VecDeque<(K, u64)>,
+    /// Slots with a live entry in `ready`.
+    queued: usize,
     retries: BinaryHeap<Reverse<(Instant, u64, K)>>,
     next_seq: u64,
     in_flight: usize,
+    rng: SplitMix64,
 }
 
 impl<K: Ord + Clone> Publisher<K> {
@@ -97,9 +139,11 @@ impl<K: Ord + Clone> Publisher<K> {
             config,
             users: BTreeMap::new(),
             ready: VecDeque::new(),
+            queued: 0,
             retries: BinaryHeap::new(),
             next_seq: 0,
             in_flight: 0,
+            rng: SplitMix64::new(config.seed),
         }
     }
 
@@ -108,13 +152,32 @@ impl<K: Ord + Clone> Publisher<K> {
         self.next_seq
     }
 
-    fn enqueue_if_due(&mut self, user: &K) {
-        if let Some(slot) = self.users.get_mut(user)
-            && !slot.queued
-            && slot.is_due()
-        {
-            slot.queued = true;
-            self.ready.push_back(user.clone());
+    /// Queues `user` if it is due: at the front (a fresh change: moved there even when it
+    /// already waits) or at the back (resync, retry: keeps its place when it waits).
+    fn enqueue_if_due(&mut self, user: &K, front: bool) {
+        let generation = self.next_seq + 1;
+        let Some(slot) = self.users.get_mut(user) else {
+            return;
+        };
+        if !slot.is_due() || (slot.queued.is_some() && !front) {
+            return;
+        }
+        if slot.queued.replace(generation).is_none() {
+            self.queued += 1;
+        }
+        self.next_seq = generation;
+        if front {
+            self.ready.push_front((user.clone(), generation));
+        } else {
+            self.ready.push_back((user.clone(), generation));
+        }
+        // Moving users to the front leaves stale entries behind: drop them before they
+        // outnumber the live ones, so the queue stays proportional to the users due.
+        if self.ready.len() > 2 * self.queued + 64 {
+            let users = &self.users;
+            self.ready.retain(|(user, generation)| {
+                users.get(user).and_then(|s| s.queued) == Some(*generation)
+            });
         }
     }
 
@@ -129,17 +192,21 @@ impl<K: Ord + Clone> Publisher<K> {
             Some(target) if same(target, &publication) => return,
             _ => slot.target = Some(publication),
         }
-        self.enqueue_if_due(&user);
+        self.enqueue_if_due(&user, true);
     }
 
     /// The next publication to send, if one is due, with its ticket. The user then has a
     /// publication in flight until its outcome is reported.
     pub fn poll_publish(&mut self) -> Option<(Ticket<K>, Arc<Publication>)> {
-        while let Some(user) = self.ready.pop_front() {
+        while let Some((user, generation)) = self.ready.pop_front() {
             let Some(slot) = self.users.get_mut(&user) else {
                 continue;
             };
-            slot.queued = false;
+            if slot.queued != Some(generation) {
+                continue; // stale: the user moved to the front since
+            }
+            slot.queued = None;
+            self.queued -= 1;
             if !slot.is_due() {
                 continue;
             }
@@ -172,25 +239,34 @@ impl<K: Ord + Clone> Publisher<K> {
         if let Some((slot, publication)) = self.settle(ticket) {
             slot.published = Some(publication);
             slot.failures = 0;
-            self.enqueue_if_due(&ticket.user);
+            // Due again only if the target changed while in flight: a fresh change.
+            self.enqueue_if_due(&ticket.user, true);
         }
     }
 
-    /// The ticket's publication failed; the user's target is retried after a back-off
-    /// (`retry_initial × 2^(failures-1)`, at most `retry_max`).
-    pub fn fail(&mut self, ticket: &Ticket<K>, now: Instant) {
+    /// The ticket's publication failed for now (a timeout, a 5xx, a 429); the user's
+    /// target is retried after `retry_after` when the platform said when, else after the
+    /// back-off ([`PublisherConfig::delay`]).
+    pub fn fail(&mut self, ticket: &Ticket<K>, now: Instant, retry_after: Option<Duration>) {
         let config = self.config;
+        let draw = self.rng.next_f64();
         let seq = self.seq();
         if let Some((slot, _)) = self.settle(ticket) {
             slot.failures = slot.failures.saturating_add(1);
-            let exponent = (slot.failures - 1).min(20);
-            let delay = config
-                .retry_initial
-                .saturating_mul(1 << exponent)
-                .min(config.retry_max);
+            let delay = retry_after.unwrap_or_else(|| config.delay(slot.failures, draw));
             slot.retry = Some(seq);
             self.retries
                 .push(Reverse((now + delay, seq, ticket.user.clone())));
+        }
+    }
+
+    /// The platform refused the ticket's publication for good (a 4xx): it is not sent
+    /// again until the user's target changes, or until the next resync.
+    pub fn reject(&mut self, ticket: &Ticket<K>) {
+        if let Some((slot, publication)) = self.settle(ticket) {
+            slot.failures = 0;
+            slot.refused = Some(publication);
+            self.enqueue_if_due(&ticket.user, true);
         }
     }
 
@@ -228,7 +304,7 @@ impl<K: Ord + Clone> Publisher<K> {
                 && slot.retry == Some(seq)
             {
                 slot.retry = None;
-                self.enqueue_if_due(&user);
+                self.enqueue_if_due(&user, false);
             }
         }
     }
@@ -237,6 +313,7 @@ impl<K: Ord + Clone> Publisher<K> {
     /// parking, so that every user's current target is due again (in key order).
     pub fn resync(&mut self) {
         self.ready.clear();
+        self.queued = 0;
         self.retries.clear();
         self.in_flight = 0;
         for (user, slot) in &mut self.users {
@@ -244,20 +321,27 @@ impl<K: Ord + Clone> Publisher<K> {
             slot.in_flight = None;
             slot.retry = None;
             slot.parked = false;
+            slot.refused = None;
             slot.failures = 0;
-            slot.queued = slot.is_due();
-            if slot.queued {
-                self.ready.push_back(user.clone());
+            slot.queued = None;
+            if slot.is_due() {
+                self.next_seq += 1;
+                slot.queued = Some(self.next_seq);
+                self.queued += 1;
+                self.ready.push_back((user.clone(), self.next_seq));
             }
         }
     }
 
     /// Forgets a user (it left push mode); a ticket in flight for it becomes stale.
     pub fn remove(&mut self, user: &K) {
-        if let Some(slot) = self.users.remove(user)
-            && slot.in_flight.is_some()
-        {
-            self.in_flight -= 1;
+        if let Some(slot) = self.users.remove(user) {
+            if slot.in_flight.is_some() {
+                self.in_flight -= 1;
+            }
+            if slot.queued.is_some() {
+                self.queued -= 1;
+            }
         }
     }
 
@@ -271,10 +355,10 @@ impl<K: Ord + Clone> Publisher<K> {
         self.users.get(user)?.target.as_ref()
     }
 
-    /// Users with a publication due but not yet handed out (an upper bound: entries made
-    /// obsolete by later changes are skipped when polled).
+    /// Users with a publication due but not yet handed out (an upper bound: a user whose
+    /// target went back to what is confirmed is skipped when polled).
     pub fn ready_len(&self) -> usize {
-        self.ready.len()
+        self.queued
     }
 
     /// Publications in flight.
@@ -365,6 +449,8 @@ mod tests {
         let config = PublisherConfig {
             retry_initial: Duration::from_secs(1),
             retry_max: Duration::from_secs(5),
+            jitter: 0.0,
+            ..PublisherConfig::default()
         };
         let mut p = Publisher::new(config);
         let t0 = Instant::now();
@@ -373,7 +459,7 @@ mod tests {
         let mut now = t0;
         for delay in [1, 2, 4, 5, 5] {
             let (ticket, _) = p.poll_publish().unwrap();
-            p.fail(&ticket, now);
+            p.fail(&ticket, now, None);
             assert!(p.poll_publish().is_none());
             let deadline = p.poll_timeout().unwrap();
             expected.push(delay);
@@ -414,15 +500,88 @@ mod tests {
     }
 
     #[test]
+    fn the_most_recent_change_goes_first_and_replays_wait_behind() {
+        let mut p = Publisher::new(PublisherConfig::default());
+        for user in [1, 2, 3] {
+            p.set(user, Some(publication("A", 3500)));
+        }
+        // 3 changed last, so it goes first.
+        let order: Vec<i32> =
+            std::iter::from_fn(|| p.poll_publish().map(|(t, _)| t.user)).collect();
+        assert_eq!(order, vec![3, 2, 1]);
+        p.resync(); // all three due again, in key order
+        p.set(9, Some(publication("B", 6500))); // a fresh change overtakes the replay
+        p.set(1, Some(publication("B", 6500))); // and a waiting user that changes moves up
+        let order: Vec<i32> =
+            std::iter::from_fn(|| p.poll_publish().map(|(t, _)| t.user)).collect();
+        assert_eq!(order, vec![1, 9, 2, 3]);
+    }
+
+    #[test]
+    fn the_ready_queue_stays_proportional_to_the_users_due() {
+        let mut p = Publisher::new(PublisherConfig::default());
+        for n in 0..10_000u32 {
+            // Two users flip state over and over while nothing is polled.
+            p.set(
+                n % 2,
+                Some(publication(if n % 4 < 2 { "A" } else { "B" }, 3500)),
+            );
+        }
+        assert_eq!(p.ready_len(), 2);
+        assert!(p.ready.len() <= 2 * 2 + 64 + 1, "{}", p.ready.len());
+        assert_eq!(std::iter::from_fn(|| p.poll_publish()).count(), 2);
+    }
+
+    #[test]
+    fn refused_publications_wait_for_a_change_or_a_resync() {
+        let mut p = Publisher::new(PublisherConfig::default());
+        p.set(1, Some(publication("A", 3500)));
+        let (t, _) = p.poll_publish().unwrap();
+        p.reject(&t);
+        assert!(p.poll_publish().is_none(), "not sent again as it is");
+        assert_eq!(p.poll_timeout(), None, "and no retry timer");
+        p.set(1, Some(publication("B", 6500)));
+        let (t, sent) = p.poll_publish().unwrap();
+        assert_eq!(sent.id.as_str(), "B");
+        p.reject(&t);
+        p.resync();
+        assert_eq!(
+            p.poll_publish().unwrap().1.id.as_str(),
+            "B",
+            "a resync tries again"
+        );
+    }
+
+    #[test]
+    fn retry_after_wins_over_the_back_off_and_jitter_stays_in_bounds() {
+        let mut p = Publisher::new(PublisherConfig::default());
+        let now = Instant::now();
+        p.set(1, Some(publication("A", 3500)));
+        let (t, _) = p.poll_publish().unwrap();
+        p.fail(&t, now, Some(Duration::from_secs(42)));
+        assert_eq!(p.poll_timeout().unwrap() - now, Duration::from_secs(42));
+        let config = PublisherConfig::default();
+        for failures in 1..10 {
+            for draw in [0.0, 0.5, 0.999] {
+                let d = config.delay(failures, draw);
+                let base = (1u64 << (failures - 1)).min(60) as f64;
+                assert!(d.as_secs_f64() >= base * 0.8 - 1e-9, "{d:?}");
+                assert!(d.as_secs_f64() <= base * 1.2 + 1e-9, "{d:?}");
+            }
+        }
+    }
+
+    #[test]
     fn removed_users_are_skipped() {
         let mut p = Publisher::new(PublisherConfig::default());
         p.set(1, Some(publication("A", 3500)));
         p.set(2, Some(publication("A", 3500)));
         let (t, _) = p.poll_publish().unwrap();
-        p.remove(&1);
+        assert_eq!(t.user, 2, "the most recent change first");
+        p.remove(&2);
         p.complete(&t);
         assert_eq!(p.in_flight(), 0);
-        assert_eq!(p.poll_publish().unwrap().0.user, 2);
+        assert_eq!(p.poll_publish().unwrap().0.user, 1);
     }
 
     #[derive(Clone, Debug)]
@@ -431,6 +590,8 @@ mod tests {
         Poll,
         Complete(usize),
         Fail(usize),
+        FailAfter(usize, u64),
+        Reject(usize),
         Park(usize),
         Tick(u64),
         Resync,
@@ -442,6 +603,8 @@ mod tests {
             Just(Op::Poll),
             (0usize..8).prop_map(Op::Complete),
             (0usize..8).prop_map(Op::Fail),
+            (0usize..8, 0u64..5).prop_map(|(i, s)| Op::FailAfter(i, s)),
+            (0usize..8).prop_map(Op::Reject),
             (0usize..8).prop_map(Op::Park),
             (0u64..5000).prop_map(Op::Tick),
             Just(Op::Resync),
@@ -470,7 +633,9 @@ mod tests {
                         }
                     }
                     Op::Complete(i) if i < outstanding.len() => { let t = outstanding.remove(i); p.complete(&t); }
-                    Op::Fail(i) if i < outstanding.len() => { let t = outstanding.remove(i); p.fail(&t, now); }
+                    Op::Fail(i) if i < outstanding.len() => { let t = outstanding.remove(i); p.fail(&t, now, None); }
+                    Op::FailAfter(i, s) if i < outstanding.len() => { let t = outstanding.remove(i); p.fail(&t, now, Some(Duration::from_secs(s))); }
+                    Op::Reject(i) if i < outstanding.len() => { let t = outstanding.remove(i); p.reject(&t); }
                     Op::Park(i) if i < outstanding.len() => { let t = outstanding.remove(i); p.park(&t); }
                     Op::Tick(ms) => { now += Duration::from_millis(ms); p.handle_timeout(now); }
                     Op::Resync => p.resync(),
@@ -478,6 +643,9 @@ mod tests {
                 }
                 let live = p.users.values().filter(|s| s.in_flight.is_some()).count();
                 prop_assert_eq!(p.in_flight(), live);
+                let queued = p.users.values().filter(|s| s.queued.is_some()).count();
+                prop_assert_eq!(p.ready_len(), queued);
+                prop_assert!(p.ready.len() <= 2 * queued + 65);
             }
             // Settle: everything succeeds from now on.
             for t in outstanding.drain(..) { p.complete(&t); }
