@@ -1,5 +1,6 @@
-//! The event channel from a transport to the engine: runtime-independent, multi-producer,
-//! single-consumer, merging pending presence updates per user.
+//! The event channel from transports to the engine: runtime-independent, multi-producer,
+//! single-consumer, merging pending presence updates per user and pending credit per
+//! platform.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -7,7 +8,7 @@ use std::future::poll_fn;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
-use presence_model::SipUri;
+use presence_model::{Platform, UserId};
 
 use crate::TransportEvent;
 
@@ -16,6 +17,9 @@ use crate::TransportEvent;
 /// The channel is unbounded for connection events (there are few) and holds at most one
 /// pending [`TransportEvent::Presence`] per user: a newer update for a user replaces the
 /// one still waiting, in place (latest wins, and the user keeps its place in the order).
+/// A [`TransportEvent::Credit`] adds to the platform's pending credit grant, unless a
+/// connection event of that platform came after it (credit never crosses a connection).
+/// Several transports may share one channel: clone the sender.
 pub fn event_channel() -> (EventSender, EventReceiver) {
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
@@ -53,7 +57,9 @@ struct State {
     /// Sequence number of `queue[0]`.
     head: u64,
     /// For each user with a pending presence update, the sequence number of its slot.
-    pending: HashMap<SipUri, u64>,
+    pending: HashMap<UserId, u64>,
+    /// For each platform with a pending credit grant that may still grow, its slot.
+    credits: HashMap<Platform, u64>,
     waker: Option<Waker>,
     receiver_alive: bool,
     senders: usize,
@@ -71,14 +77,31 @@ impl EventSender {
         if !state.receiver_alive {
             return false;
         }
-        if let TransportEvent::Presence(update) = &event {
-            if let Some(&seq) = state.pending.get(&update.user) {
-                let slot = (seq - state.head) as usize;
-                state.queue[slot] = event;
-                return true;
+        let seq = state.head + state.queue.len() as u64;
+        match &event {
+            TransportEvent::Presence(update) => {
+                if let Some(&pending) = state.pending.get(&update.user) {
+                    let slot = (pending - state.head) as usize;
+                    state.queue[slot] = event;
+                    return true;
+                }
+                state.pending.insert(update.user.clone(), seq);
             }
-            let seq = state.head + state.queue.len() as u64;
-            state.pending.insert(update.user.clone(), seq);
+            TransportEvent::Credit { platform, credit } => {
+                if let Some(&pending) = state.credits.get(platform) {
+                    let slot = (pending - state.head) as usize;
+                    if let TransportEvent::Credit { credit: sum, .. } = &mut state.queue[slot] {
+                        *sum = sum.saturating_add(*credit);
+                        return true;
+                    }
+                }
+                state.credits.insert(platform.clone(), seq);
+            }
+            TransportEvent::Connected { platform, .. }
+            | TransportEvent::Disconnected { platform, .. } => {
+                state.credits.remove(platform);
+            }
+            TransportEvent::Subscribed { .. } | TransportEvent::UserProblem { .. } => {}
         }
         state.queue.push_back(event);
         if let Some(waker) = state.waker.take() {
@@ -173,10 +196,14 @@ fn pop(state: &mut State) -> Option<TransportEvent> {
     let event = state.queue.pop_front()?;
     let seq = state.head;
     state.head += 1;
-    if let TransportEvent::Presence(update) = &event
-        && state.pending.get(&update.user) == Some(&seq)
-    {
-        state.pending.remove(&update.user);
+    match &event {
+        TransportEvent::Presence(update) if state.pending.get(&update.user) == Some(&seq) => {
+            state.pending.remove(&update.user);
+        }
+        TransportEvent::Credit { platform, .. } if state.credits.get(platform) == Some(&seq) => {
+            state.credits.remove(platform);
+        }
+        _ => {}
     }
     Some(event)
 }
@@ -187,6 +214,7 @@ impl Drop for EventReceiver {
         state.receiver_alive = false;
         state.queue.clear();
         state.pending.clear();
+        state.credits.clear();
     }
 }
 
@@ -204,8 +232,25 @@ mod tests {
     use crate::PresenceUpdate;
     use proptest::prelude::*;
 
-    fn user(n: u8) -> SipUri {
-        SipUri::new(&format!("sip:user{n}@example.com")).unwrap()
+    fn user(n: u8) -> UserId {
+        UserId::sip(
+            Platform::sfb(),
+            presence_model::SipUri::new(&format!("sip:user{n}@example.com")).unwrap(),
+        )
+    }
+
+    fn credit(platform: &str, credit: u32) -> TransportEvent {
+        TransportEvent::Credit {
+            platform: Platform::new(platform).unwrap(),
+            credit,
+        }
+    }
+
+    fn disconnected(platform: &str) -> TransportEvent {
+        TransportEvent::Disconnected {
+            platform: Platform::new(platform).unwrap(),
+            reason: "x".into(),
+        }
     }
 
     fn presence(n: u8, availability: u64) -> TransportEvent {
@@ -217,7 +262,7 @@ mod tests {
         let (tx, mut rx) = event_channel();
         assert!(tx.send(presence(1, 3500)));
         assert!(tx.send(presence(2, 6500)));
-        assert!(tx.send(TransportEvent::Disconnected { reason: "x".into() }));
+        assert!(tx.send(disconnected("sfb")));
         assert!(tx.send(presence(1, 9500)));
         assert_eq!(rx.len(), 3);
         assert_eq!(rx.try_recv(), Some(presence(1, 9500)));
@@ -230,6 +275,26 @@ mod tests {
         assert!(tx.send(presence(1, 3500)));
         assert_eq!(rx.try_recv(), Some(presence(1, 3500)));
         assert_eq!(rx.try_recv(), None);
+    }
+
+    #[test]
+    fn credit_merges_per_platform_but_never_across_a_connection_event() {
+        let (tx, mut rx) = event_channel();
+        tx.send(credit("sfb", 1));
+        tx.send(credit("teams", 2));
+        tx.send(credit("sfb", 3));
+        tx.send(disconnected("teams"));
+        tx.send(credit("teams", 4));
+        tx.send(credit("teams", 5));
+        assert_eq!(rx.try_recv(), Some(credit("sfb", 4)));
+        assert_eq!(rx.try_recv(), Some(credit("teams", 2)));
+        assert_eq!(rx.try_recv(), Some(disconnected("teams")));
+        assert_eq!(rx.try_recv(), Some(credit("teams", 9)));
+        assert_eq!(rx.try_recv(), None);
+        // Once read, a new grant queues anew.
+        tx.send(credit("sfb", 1));
+        tx.send(credit("sfb", u32::MAX));
+        assert_eq!(rx.try_recv(), Some(credit("sfb", u32::MAX)));
     }
 
     #[test]

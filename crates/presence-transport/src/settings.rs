@@ -1,0 +1,156 @@
+//! What every transport's configuration table shares: findings for `check` and start-up,
+//! and durations written `500ms`, `10s`, `5m`, `1h`.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Deserializer;
+
+/// How serious a [`Finding`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    /// The transport starts, but probably not as intended (or not on this machine: `check`
+    /// may run elsewhere than the daemon).
+    Warning,
+    /// The transport refuses to start with these settings.
+    Error,
+}
+
+impl Severity {
+    /// `error` or `warning`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One problem a transport's validation found in its table, naming the key with its table
+/// (`sfb.tls.ca`, `teams.client-id`). Never quotes a secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    /// Error or warning.
+    pub severity: Severity,
+    /// The key, with its table.
+    pub key: &'static str,
+    /// What is wrong, for people.
+    pub message: String,
+}
+
+impl Finding {
+    /// An error about `key`.
+    pub fn error(key: &'static str, message: impl Into<String>) -> Finding {
+        Finding {
+            severity: Severity::Error,
+            key,
+            message: message.into(),
+        }
+    }
+
+    /// A warning about `key`.
+    pub fn warning(key: &'static str, message: impl Into<String>) -> Finding {
+        Finding {
+            severity: Severity::Warning,
+            key,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Finding {
+    /// `` error: `sfb.tls.ca`: ... ``
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: `{}`: {}", self.severity, self.key, self.message)
+    }
+}
+
+/// Parses `500ms`, `10s`, `5m`, `1h`, or a bare number of seconds.
+///
+/// ```
+/// use std::time::Duration;
+/// use presence_transport::settings::parse_duration;
+/// assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+/// assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+/// assert!(parse_duration("5d").unwrap_err().contains("`d`"));
+/// ```
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: u64 = number.parse().map_err(|_| {
+        format!("`{text}` is not a duration: expected e.g. `500ms`, `10s`, `5m`, `1h`")
+    })?;
+    match unit.trim() {
+        "ms" => Ok(Duration::from_millis(n)),
+        "" | "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n.saturating_mul(60))),
+        "h" => Ok(Duration::from_secs(n.saturating_mul(3600))),
+        other => Err(format!(
+            "`{text}` has an unknown unit `{other}`: expected ms, s, m or h"
+        )),
+    }
+}
+
+/// Serde helper (`#[serde(deserialize_with = "duration")]`): a duration as text (`10s`) or
+/// a number of seconds.
+pub fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    struct Visitor;
+    impl serde::de::Visitor<'_> for Visitor {
+        type Value = Duration;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a duration such as `500ms`, `10s`, `5m` or a number of seconds")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Duration, E> {
+            parse_duration(v).map_err(E::custom)
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Duration, E> {
+            Ok(Duration::from_secs(v))
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Duration, E> {
+            u64::try_from(v)
+                .map(Duration::from_secs)
+                .map_err(|_| E::custom("a duration cannot be negative"))
+        }
+    }
+    deserializer.deserialize_any(Visitor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration(" 10 ").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        assert!(parse_duration("x").unwrap_err().contains("`x`"));
+        assert!(parse_duration("5d").unwrap_err().contains("`d`"));
+        assert!(parse_duration("-5s").is_err());
+        assert!(parse_duration("99999999999999999999s").is_err());
+    }
+
+    #[test]
+    fn findings_name_their_key() {
+        let f = Finding::error("teams.client-id", "not a GUID");
+        assert_eq!(f.to_string(), "error: `teams.client-id`: not a GUID");
+        assert!(Finding::warning("sfb.tls.ca", "x").severity < Severity::Error);
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics(s in "\\PC{0,40}") {
+            let _ = parse_duration(&s);
+        }
+    }
+}
