@@ -5,10 +5,13 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::ConfigError;
-use crate::diag::Location;
+use crate::diag::{Diagnostic, Location, Severity};
+use crate::{ConfigError, Mode as ProfileKind};
 use presence_map::AgentPresenceMap;
-use presence_model::{AggregatedStates, AvailabilityRange, DnNumber, SipUri};
+use presence_model::{
+    AggregatedStates, AvailabilityRange, DnNumber, EntraId, Platform, SipUri, Upn, UserAddress,
+    UserId,
+};
 
 /// The default of `presence-availability-range`: Online only **(decision)**.
 pub const DEFAULT_AVAILABLE_RANGE: &str = "3000-4499";
@@ -19,6 +22,7 @@ pub const DEFAULT_AVAILABLE_RANGE: &str = "3000-4499";
 pub struct Config {
     pub(crate) file: Arc<str>,
     pub(crate) application_profile: Option<(DnNumber, Location)>,
+    pub(crate) application_platform: Option<(Platform, Location)>,
     pub(crate) profiles: BTreeMap<DnNumber, Profile>,
     pub(crate) extensions: Vec<ExtensionDn>,
     pub(crate) by_number: HashMap<DnNumber, usize>,
@@ -112,12 +116,95 @@ pub struct PushSettings {
 pub struct ExtensionDn {
     /// The DN number.
     pub number: DnNumber,
-    /// The user's SfB address.
+    /// The user's SIP address (SfB, SIP SIMPLE; for Teams, its `user@host` is the UPN).
     pub uri: Option<SipUri>,
+    /// The user's Microsoft Entra object id (Teams), when given.
+    pub entra_id: Option<EntraId>,
+    /// The platform the DN's user lives on, when the DN names one, and where it does.
+    pub platform: Option<(Platform, Location)>,
     /// The annex `presence-profile`, if set (always a known profile).
     pub profile: Option<DnNumber>,
     /// Where the DN is defined.
     pub location: Location,
+}
+
+fn error_at(
+    location: &Location,
+    dn: Option<&DnNumber>,
+    option: &str,
+    error: ConfigError,
+) -> Diagnostic {
+    Diagnostic {
+        severity: Severity::Error,
+        location: location.clone(),
+        dn: dn.map(ToString::to_string),
+        option: Some(option.to_owned()),
+        error,
+    }
+}
+
+/// A platform the running bridge serves, and how it knows users.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlatformSpec {
+    /// The platform's name (the transport table's name: `sfb`, `teams`, `simple`).
+    pub name: Platform,
+    /// The address its users are known by.
+    pub addressing: Addressing,
+}
+
+/// The kind of address a platform knows users by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Addressing {
+    /// The DN's `uri` (SfB, SIP SIMPLE).
+    Sip,
+    /// The DN's `entra-id`, else its `uri`'s `user@host` taken as the UPN (Teams).
+    Entra,
+}
+
+impl Addressing {
+    fn key(self) -> &'static str {
+        match self {
+            Addressing::Sip => "uri",
+            Addressing::Entra => "entra-id",
+        }
+    }
+
+    fn needs(self) -> &'static str {
+        match self {
+            Addressing::Sip => "a SIP address: add `uri = \"sip:user@domain\"`",
+            Addressing::Entra => {
+                "a Teams user: add `uri = \"sip:user@domain\"` (its user@domain is the UPN) or `entra-id = \"<object id>\"`"
+            }
+        }
+    }
+}
+
+/// The user of each Extension DN that has one ([`Config::users`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Users {
+    by_dn: BTreeMap<DnNumber, UserId>,
+}
+
+impl Users {
+    /// The DN's user.
+    pub fn get(&self, dn: &str) -> Option<&UserId> {
+        self.by_dn.get(dn)
+    }
+
+    /// Every DN and its user, in DN order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&DnNumber, &UserId)> {
+        self.by_dn.iter()
+    }
+
+    /// How many DNs have a user.
+    pub fn len(&self) -> usize {
+        self.by_dn.len()
+    }
+
+    /// Whether no DN has a user.
+    pub fn is_empty(&self) -> bool {
+        self.by_dn.is_empty()
+    }
 }
 
 /// The level a profile came from: login session > Extension DN annex > application.
@@ -169,6 +256,134 @@ impl Config {
     /// The application-level default profile.
     pub fn application_profile(&self) -> Option<&DnNumber> {
         self.application_profile.as_ref().map(|(name, _)| name)
+    }
+
+    /// The application-level default platform (`presence-platform`), if set.
+    pub fn application_platform(&self) -> Option<&Platform> {
+        self.application_platform.as_ref().map(|(p, _)| p)
+    }
+
+    /// The user of every Extension DN that has one, on its platform: the DN's `platform`,
+    /// else the application's `presence-platform`, else the only platform when exactly one
+    /// is configured. The address is the one the platform uses ([`Addressing`]).
+    ///
+    /// Errors (each with the DN's file:line): a platform that is not among `platforms`; a
+    /// DN that gets presence (at DN or application level) but has no platform, or no
+    /// address of the kind its platform needs. DNs without presence and without a usable
+    /// address simply have no user.
+    ///
+    /// A pure function: the binary calls it at start-up and on every reload with the
+    /// platforms of the running transports.
+    pub fn users(&self, platforms: &[PlatformSpec]) -> Result<Users, Vec<Diagnostic>> {
+        let configured: Vec<String> = platforms.iter().map(|p| p.name.to_string()).collect();
+        let mut errors = Vec::new();
+        let find = |name: &Platform| platforms.iter().find(|p| &p.name == name);
+        let default = match &self.application_platform {
+            Some((platform, location)) => match find(platform) {
+                Some(spec) => Some(spec),
+                None => {
+                    errors.push(error_at(
+                        location,
+                        None,
+                        "presence-platform",
+                        ConfigError::UnknownPlatform {
+                            name: platform.to_string(),
+                            configured: configured.clone(),
+                        },
+                    ));
+                    None
+                }
+            },
+            None if platforms.len() == 1 => platforms.first(),
+            None => None,
+        };
+        let mut users = Users::default();
+        for ext in &self.extensions {
+            let has_presence = self
+                .resolve(ext.number.as_str(), None)
+                .profile
+                .is_some_and(|p| p.mode.kind() != ProfileKind::None);
+            let spec = match &ext.platform {
+                Some((platform, location)) => match find(platform) {
+                    Some(spec) => spec,
+                    None => {
+                        errors.push(error_at(
+                            location,
+                            Some(&ext.number),
+                            "platform",
+                            ConfigError::UnknownPlatform {
+                                name: platform.to_string(),
+                                configured: configured.clone(),
+                            },
+                        ));
+                        continue;
+                    }
+                },
+                None => match default {
+                    Some(spec) => spec,
+                    None => {
+                        // With no platform at all configured there is nothing to name.
+                        if has_presence && platforms.len() > 1 {
+                            errors.push(error_at(
+                                &ext.location,
+                                Some(&ext.number),
+                                "platform",
+                                ConfigError::NoPlatform {
+                                    dn: ext.number.to_string(),
+                                    configured: configured.clone(),
+                                },
+                            ));
+                        }
+                        continue;
+                    }
+                },
+            };
+            let address = match spec.addressing {
+                Addressing::Sip => ext.uri.clone().map(UserAddress::Sip),
+                Addressing::Entra => match (&ext.entra_id, &ext.uri) {
+                    (Some(id), _) => Some(UserAddress::EntraId(id.clone())),
+                    (None, Some(uri)) => match Upn::from_sip(uri) {
+                        Ok(upn) => Some(UserAddress::Upn(upn)),
+                        Err(source) => {
+                            errors.push(error_at(
+                                &ext.location,
+                                Some(&ext.number),
+                                "uri",
+                                ConfigError::BadAddress {
+                                    dn: ext.number.to_string(),
+                                    source,
+                                },
+                            ));
+                            continue;
+                        }
+                    },
+                    (None, None) => None,
+                },
+            };
+            match address {
+                Some(address) => {
+                    users
+                        .by_dn
+                        .insert(ext.number.clone(), UserId::new(spec.name.clone(), address));
+                }
+                None if has_presence => errors.push(error_at(
+                    &ext.location,
+                    Some(&ext.number),
+                    spec.addressing.key(),
+                    ConfigError::MissingAddress {
+                        dn: ext.number.to_string(),
+                        platform: spec.name.to_string(),
+                        needs: spec.addressing.needs(),
+                    },
+                )),
+                None => {}
+            }
+        }
+        if errors.is_empty() {
+            Ok(users)
+        } else {
+            Err(errors)
+        }
     }
 
     /// All presence profiles, by name.

@@ -160,9 +160,9 @@ pub enum ConfigError {
         /// The presence-profile DNs that exist.
         known: Vec<String>,
     },
-    /// An Extension DN that gets presence but has no SIP address.
+    /// An Extension DN that gets presence but has no address of its user.
     #[error(
-        "DN `{dn}` gets presence from profile `{profile}` ({mode}) but has no `uri`: add `uri = \"sip:user@domain\"`"
+        "DN `{dn}` gets presence from profile `{profile}` ({mode}) but has no `uri`: add `uri = \"sip:user@domain\"` (a Teams user may give `entra-id` instead)"
     )]
     MissingUri {
         /// The DN.
@@ -179,6 +179,54 @@ pub enum ConfigError {
         uri: String,
         /// The DN that has it first.
         first: String,
+    },
+    /// Two Extension DNs with one Entra object id.
+    #[error(
+        "Entra object id `{id}` is already the user of DN `{first}`: each user may have one DN"
+    )]
+    DuplicateEntraId {
+        /// The id.
+        id: String,
+        /// The DN that has it first.
+        first: String,
+    },
+    /// A platform no transport of the running bridge serves.
+    #[error("platform `{name}` is not configured: {}{}", configured_platforms(.configured), suggestion(.name, &.configured.join(", ")))]
+    UnknownPlatform {
+        /// The name given.
+        name: String,
+        /// The platforms configured.
+        configured: Vec<String>,
+    },
+    /// Several platforms are configured and neither the DN nor the application names one.
+    #[error(
+        "DN `{dn}` gets presence but names no `platform`, and the application sets no `presence-platform`: with several platforms configured ({}) add `platform = \"...\"` to the DN or `presence-platform` to [options.TServer]",
+        .configured.join(", ")
+    )]
+    NoPlatform {
+        /// The DN.
+        dn: String,
+        /// The platforms configured.
+        configured: Vec<String>,
+    },
+    /// The DN's user has no address of the kind its platform uses.
+    #[error("DN `{dn}` is on platform `{platform}`, which needs {needs}")]
+    MissingAddress {
+        /// The DN.
+        dn: String,
+        /// The platform.
+        platform: String,
+        /// What the platform needs.
+        needs: &'static str,
+    },
+    /// An address that cannot be used on the DN's platform.
+    #[error("DN `{dn}`: {source}")]
+    BadAddress {
+        /// The DN.
+        dn: String,
+        /// Why.
+        #[source]
+        source: ModelError,
     },
     /// `aggregated-states` names an ID the map does not have.
     #[error(
@@ -250,6 +298,14 @@ pub enum ConfigError {
         /// The parser's message.
         message: String,
     },
+}
+
+fn configured_platforms(configured: &[String]) -> String {
+    if configured.is_empty() {
+        "no transport is configured (add a [sfb] or [teams] table)".to_owned()
+    } else {
+        format!("the configured platforms are {}", configured.join(", "))
+    }
 }
 
 fn suggestion(key: &str, valid: &str) -> String {

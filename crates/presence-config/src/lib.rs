@@ -1,7 +1,7 @@
 //! # presence-config
 //!
 //! The bridge's configuration, shaped like the Genesys Configuration Server objects it
-//! stands for (SPEC §3), read from TOML:
+//! stands for, read from TOML:
 //!
 //! ```toml
 //! [options.TServer]                 # the application's own options
@@ -74,8 +74,8 @@ mod load;
 pub mod options;
 
 pub use config::{
-    Config, DEFAULT_AVAILABLE_RANGE, ExtensionDn, Mode, Profile, ProfileMode, ProfileSource,
-    PullSettings, PushSettings, Resolution,
+    Addressing, Config, DEFAULT_AVAILABLE_RANGE, ExtensionDn, Mode, PlatformSpec, Profile,
+    ProfileMode, ProfileSource, PullSettings, PushSettings, Resolution, Users,
 };
 pub use diag::{ConfigError, Diagnostic, Diagnostics, Location, Severity};
 pub use load::{DEFAULT_MAX_CONFIG_SIZE, LoadOptions, Loaded, NoSections, Source, load};

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use presence_map::{AgentPresenceMap, ParseOptions};
-use presence_model::{AggregatedStates, AvailabilityRange, DnNumber, SipUri};
+use presence_model::{AggregatedStates, AvailabilityRange, DnNumber, EntraId, Platform, SipUri};
 use serde::de::DeserializeOwned;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
@@ -137,8 +137,8 @@ pub fn load<S: DeserializeOwned>(
     }
 }
 
-const DN_FIELDS: &str = "type, uri, annex";
-const APP_OPTIONS: &str = "presence-profile";
+const DN_FIELDS: &str = "type, uri, entra-id, platform, annex";
+const APP_OPTIONS: &str = "presence-profile, presence-platform";
 const EXTENSION_OPTIONS: &str = "presence-profile";
 const PROFILE_OPTIONS: &str = "service-type, map-presence-to-dnd, presence-availability-range, agent-presence-map, aggregated-states";
 
@@ -171,6 +171,8 @@ enum RawDn {
         number: DnNumber,
         span: Span,
         uri: Option<SipUri>,
+        entra_id: Option<EntraId>,
+        platform: Option<(Platform, Span)>,
         profile: Option<(String, Span)>,
     },
     Profile {
@@ -313,11 +315,14 @@ impl<'t> Walker<'t> {
         read_file: &mut dyn FnMut(&Path) -> io::Result<Vec<u8>>,
     ) -> (Config, Option<S>) {
         let mut application_profile = None;
+        let mut application_platform = None;
         let mut raw_dns = Vec::new();
         let mut others = DeTable::new();
         for (key, value) in root {
             match key.get_ref().as_ref() {
-                "options" => application_profile = self.application_options(&value),
+                "options" => {
+                    (application_profile, application_platform) = self.application_options(&value);
+                }
                 "dn" => {
                     if let Some(table) = self.table("dn", &value, None) {
                         for (number, dn) in table {
@@ -335,6 +340,8 @@ impl<'t> Walker<'t> {
         let mut config = Config {
             file: Arc::clone(self.lines.file()),
             application_profile: None,
+            application_platform: application_platform
+                .map(|(platform, span): (Platform, Span)| (platform, self.loc(span.start))),
             profiles,
             extensions: Vec::new(),
             by_number: HashMap::new(),
@@ -368,9 +375,17 @@ impl<'t> Walker<'t> {
         }
     }
 
-    fn application_options(&mut self, value: &Value<'_>) -> Option<(String, Span)> {
-        let sections = self.table("options", value, None)?;
+    /// The application's `presence-profile` and `presence-platform`.
+    #[allow(clippy::type_complexity)]
+    fn application_options(
+        &mut self,
+        value: &Value<'_>,
+    ) -> (Option<(String, Span)>, Option<(Platform, Span)>) {
+        let Some(sections) = self.table("options", value, None) else {
+            return (None, None);
+        };
         let mut profile = None;
+        let mut platform = None;
         for (section, options) in sections {
             if section.get_ref() != "TServer" {
                 self.warn(
@@ -388,16 +403,38 @@ impl<'t> Walker<'t> {
                 continue;
             };
             for (key, value) in options {
-                if key.get_ref() == "presence-profile" {
-                    profile = self
-                        .option_value("presence-profile", value, None)
-                        .map(|v| (v.text.trim().to_owned(), v.span));
-                } else {
-                    self.unknown_key(key, None, "option", APP_OPTIONS);
+                match key.get_ref().as_ref() {
+                    "presence-profile" => {
+                        profile = self
+                            .option_value("presence-profile", value, None)
+                            .map(|v| (v.text.trim().to_owned(), v.span));
+                    }
+                    "presence-platform" => {
+                        platform = self.platform_value("presence-platform", value, None);
+                    }
+                    _ => self.unknown_key(key, None, "option", APP_OPTIONS),
                 }
             }
         }
-        profile
+        (profile, platform)
+    }
+
+    /// A platform name (`sfb`, `teams`, ...), validated for its syntax only: which
+    /// platforms exist is known to the caller ([`Config::users`]).
+    fn platform_value(
+        &mut self,
+        key: &str,
+        value: &Value<'_>,
+        dn: Option<&str>,
+    ) -> Option<(Platform, Span)> {
+        let value = self.option_value(key, value, dn)?;
+        match Platform::new(&value.text) {
+            Ok(platform) => Some((platform, value.span)),
+            Err(e) => {
+                self.error(&value.span, dn, Some(key), e.into());
+                None
+            }
+        }
     }
 
     fn dn(
@@ -418,11 +455,15 @@ impl<'t> Walker<'t> {
         let table = self.table(&format!("dn.{number}"), value, dn)?;
         let mut kind = None;
         let mut uri = None;
+        let mut entra_id = None;
+        let mut platform = None;
         let mut annex = None;
         for (key, value) in table {
             match key.get_ref().as_ref() {
                 "type" => kind = self.option_value("type", value, dn),
                 "uri" => uri = self.option_value("uri", value, dn),
+                "entra-id" => entra_id = self.option_value("entra-id", value, dn),
+                "platform" => platform = self.platform_value("platform", value, dn),
                 "annex" => annex = self.table("annex", value, dn),
                 _ => self.unknown_key(key, dn, "DN field", DN_FIELDS),
             }
@@ -481,6 +522,13 @@ impl<'t> Walker<'t> {
                     None
                 }
             });
+            let entra_id = entra_id.and_then(|value| match EntraId::new(&value.text) {
+                Ok(id) => Some(id),
+                Err(e) => {
+                    self.error(&value.span, dn, Some("entra-id"), e.into());
+                    None
+                }
+            });
             let mut profile = None;
             for (key, value) in tserver {
                 if key.get_ref() == "presence-profile" {
@@ -495,19 +543,28 @@ impl<'t> Walker<'t> {
                 number,
                 span,
                 uri,
+                entra_id,
+                platform,
                 profile,
             });
         }
-        if let Some(uri) = uri {
-            self.warn(
-                &uri.span,
-                dn,
-                Some("uri"),
-                ConfigError::Ignored {
-                    option: "uri".to_owned(),
-                    why: "a VoIP Service DN has no user",
-                },
-            );
+        let user_spans = [
+            ("uri", uri.map(|v| v.span)),
+            ("entra-id", entra_id.map(|v| v.span)),
+            ("platform", platform.map(|(_, span)| span)),
+        ];
+        for (field, span) in user_spans {
+            if let Some(span) = span {
+                self.warn(
+                    &span,
+                    dn,
+                    Some(field),
+                    ConfigError::Ignored {
+                        option: field.to_owned(),
+                        why: "a VoIP Service DN has no user",
+                    },
+                );
+            }
         }
         let mut options = BTreeMap::new();
         let mut service_type = None;
@@ -807,11 +864,14 @@ impl<'t> Walker<'t> {
 
     fn extensions(&mut self, config: &mut Config, raw_dns: Vec<RawDn>) {
         let mut uris: HashMap<SipUri, DnNumber> = HashMap::new();
+        let mut ids: HashMap<EntraId, DnNumber> = HashMap::new();
         for raw in raw_dns {
             let RawDn::Extension {
                 number,
                 span,
                 uri,
+                entra_id,
+                platform,
                 profile,
             } = raw
             else {
@@ -828,6 +888,7 @@ impl<'t> Walker<'t> {
                 .and_then(|name| config.profiles.get(name));
             if let Some(p) = in_force
                 && uri.is_none()
+                && entra_id.is_none()
                 && p.mode.kind() != crate::Mode::None
             {
                 self.error(
@@ -856,12 +917,30 @@ impl<'t> Walker<'t> {
                     uris.insert(uri.clone(), number.clone());
                 }
             }
+            if let Some(id) = &entra_id {
+                if let Some(first) = ids.get(id) {
+                    self.error(
+                        &span,
+                        dn,
+                        Some("entra-id"),
+                        ConfigError::DuplicateEntraId {
+                            id: id.to_string(),
+                            first: first.to_string(),
+                        },
+                    );
+                } else {
+                    ids.insert(id.clone(), number.clone());
+                }
+            }
             config
                 .by_number
                 .insert(number.clone(), config.extensions.len());
+            let platform = platform.map(|(platform, span)| (platform, self.loc(span.start)));
             config.extensions.push(ExtensionDn {
                 number,
                 uri,
+                entra_id,
+                platform,
                 profile,
                 location: self.loc(span.start),
             });

@@ -437,3 +437,193 @@ proptest! {
         }
     }
 }
+
+mod platforms {
+    use super::*;
+    use presence_config::{Addressing, PlatformSpec};
+    use presence_model::{Platform, UserAddress};
+
+    fn spec(name: &str, addressing: Addressing) -> PlatformSpec {
+        PlatformSpec {
+            name: Platform::new(name).unwrap(),
+            addressing,
+        }
+    }
+
+    fn hybrid() -> Vec<PlatformSpec> {
+        vec![
+            spec("sfb", Addressing::Sip),
+            spec("teams", Addressing::Entra),
+        ]
+    }
+
+    const PULL: &str = r#"
+[options.TServer]
+presence-profile = "Pull"
+
+[dn.Pull]
+type = "VoIPService"
+annex.TServer = { service-type = "presence-profile", map-presence-to-dnd = "true" }
+"#;
+
+    fn users_of(text: &str, platforms: &[PlatformSpec]) -> Result<Vec<(String, String)>, String> {
+        let loaded = try_load(text, &[]).unwrap_or_else(|d| panic!("{d}"));
+        match loaded.config.users(platforms) {
+            Ok(users) => Ok(users
+                .iter()
+                .map(|(dn, user)| (dn.to_string(), user.to_string()))
+                .collect()),
+            Err(errors) => Err(errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")),
+        }
+    }
+
+    #[test]
+    fn a_single_platform_is_every_dns_default() {
+        let text = format!(
+            "{PULL}\n[dn.\"5001\"]\ntype = \"Extension\"\nuri = \"sip:Agent1@contoso.com\"\n"
+        );
+        assert_eq!(
+            users_of(&text, &[spec("sfb", Addressing::Sip)]).unwrap(),
+            vec![("5001".into(), "sfb:sip:agent1@contoso.com".into())]
+        );
+        // On Teams the same DN is its UPN.
+        assert_eq!(
+            users_of(&text, &[spec("teams", Addressing::Entra)]).unwrap(),
+            vec![("5001".into(), "teams:agent1@contoso.com".into())]
+        );
+    }
+
+    #[test]
+    fn hybrid_dns_name_their_platform_or_take_the_applications() {
+        let text = format!(
+            r#"{PULL}
+[dn."5001"]
+type = "Extension"
+uri = "sip:agent1@contoso.com"
+platform = "sfb"
+
+[dn."5002"]
+type = "Extension"
+uri = "sip:agent2@contoso.com"
+platform = "Teams"
+
+[dn."5003"]
+type = "Extension"
+entra-id = "6E8B0B5A-3C3D-4E55-9F3B-0D5A1C2B3A4F"
+platform = "teams"
+"#
+        );
+        assert_eq!(
+            users_of(&text, &hybrid()).unwrap(),
+            vec![
+                ("5001".into(), "sfb:sip:agent1@contoso.com".into()),
+                ("5002".into(), "teams:agent2@contoso.com".into()),
+                (
+                    "5003".into(),
+                    "teams:6e8b0b5a-3c3d-4e55-9f3b-0d5a1c2b3a4f".into()
+                ),
+            ]
+        );
+        let loaded = try_load(&text, &[]).unwrap();
+        let users = loaded.config.users(&hybrid()).unwrap();
+        assert!(matches!(
+            users.get("5003").unwrap().address(),
+            UserAddress::EntraId(_)
+        ));
+        // The application's default covers DNs that name none.
+        let text = text.replacen(
+            "presence-profile = \"Pull\"",
+            "presence-profile = \"Pull\"\npresence-platform = \"teams\"",
+            1,
+        );
+        let text = text.replacen("platform = \"sfb\"\n", "", 1);
+        assert_eq!(
+            users_of(&text, &hybrid()).unwrap()[0],
+            ("5001".into(), "teams:agent1@contoso.com".into())
+        );
+    }
+
+    #[test]
+    fn errors_name_the_dn_and_the_place() {
+        let text = format!(
+            r#"{PULL}
+[dn."5001"]
+type = "Extension"
+uri = "sip:agent1@contoso.com"
+platform = "simpel"
+
+[dn."5002"]
+type = "Extension"
+uri = "sip:agent2@contoso.com"
+
+[dn."5003"]
+type = "Extension"
+entra-id = "6e8b0b5a-3c3d-4e55-9f3b-0d5a1c2b3a4f"
+platform = "sfb"
+"#
+        );
+        let platforms = [
+            spec("sfb", Addressing::Sip),
+            spec("teams", Addressing::Entra),
+            spec("simple", Addressing::Sip),
+        ];
+        let err = users_of(&text, &platforms).unwrap_err();
+        assert!(
+            err.contains("conf/bridge.toml:12:12: error: DN `5001`, option `platform`: platform `simpel` is not configured: the configured platforms are sfb, teams, simple; did you mean `simple`?"),
+            "{err}"
+        );
+        assert!(
+            err.contains(
+                "DN `5002`, option `platform`: DN `5002` gets presence but names no `platform`"
+            ),
+            "{err}"
+        );
+        assert!(
+            err.contains(
+                "DN `5003`, option `uri`: DN `5003` is on platform `sfb`, which needs a SIP address"
+            ),
+            "{err}"
+        );
+        // An application default that is not configured.
+        let text = PULL.replacen(
+            "presence-profile = \"Pull\"",
+            "presence-profile = \"Pull\"\npresence-platform = \"teams\"",
+            1,
+        );
+        let err = users_of(&text, &[spec("sfb", Addressing::Sip)]).unwrap_err();
+        assert!(
+            err.contains("option `presence-platform`: platform `teams` is not configured"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn field_syntax_is_checked_at_load() {
+        for (field, value, expected) in [
+            (
+                "platform",
+                "\"my platform\"",
+                "platform `my platform` is not valid",
+            ),
+            (
+                "entra-id",
+                "\"not-a-guid\"",
+                "Entra object id `not-a-guid` is not valid",
+            ),
+        ] {
+            let text = format!(
+                "[dn.\"5001\"]\ntype = \"Extension\"\nuri = \"sip:a@b\"\n{field} = {value}\n"
+            );
+            let err = try_load(&text, &[]).unwrap_err().to_string();
+            assert!(err.contains(expected), "{err}");
+            assert!(err.contains("conf/bridge.toml:4:"), "{err}");
+        }
+        let text = "[dn.\"5001\"]\ntype = \"Extension\"\nentra-id = \"6e8b0b5a-3c3d-4e55-9f3b-0d5a1c2b3a4f\"\n[dn.\"5002\"]\ntype = \"Extension\"\nentra-id = \"6E8B0B5A-3C3D-4E55-9F3B-0D5A1C2B3A4F\"\n";
+        let err = try_load(text, &[]).unwrap_err().to_string();
+        assert!(err.contains("is already the user of DN `5001`"), "{err}");
+    }
+}
