@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use presence_config::{Config, ProfileMode};
-use presence_model::DnNumber;
+use presence_config::{Config, ProfileMode, Users};
+use presence_model::{DnNumber, UserId};
 use presence_pull::PullMapper;
 use presence_push::PushTable;
 
@@ -28,17 +28,19 @@ impl Role {
     }
 }
 
-/// A configuration the engine runs on: the validated [`Config`] and, for every profile,
-/// its push table or pull mapper.
+/// A configuration the engine runs on: the validated [`Config`], the user of each DN on its
+/// platform ([`Config::users`], resolved against the running transports), and, for every
+/// profile, its push table or pull mapper.
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
     config: Arc<Config>,
+    users: Users,
     roles: HashMap<DnNumber, Role>,
 }
 
 impl EngineConfig {
     /// Compiles every profile of a validated configuration.
-    pub fn new(config: Config) -> Result<Self, EngineError> {
+    pub fn new(config: Config, users: Users) -> Result<Self, EngineError> {
         let mut roles = HashMap::new();
         for profile in config.profiles() {
             let role = match &profile.mode {
@@ -52,6 +54,7 @@ impl EngineConfig {
         }
         Ok(EngineConfig {
             config: Arc::new(config),
+            users,
             roles,
         })
     }
@@ -59,6 +62,11 @@ impl EngineConfig {
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The DN's user, on its platform.
+    pub fn user(&self, dn: &str) -> Option<&UserId> {
+        self.users.get(dn)
     }
 
     pub(crate) fn role(&self, profile: Option<&DnNumber>) -> Role {

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use presence_config::ProfileSource;
-use presence_model::{AgentState, DnNumber, DndState, SipUri};
+use presence_model::{AgentState, DnNumber, DndState, Platform, Publication, UserId};
 use presence_pull::DndTracker;
-use presence_push::{Publication, Publisher, Ticket};
+use presence_push::Ticket;
 use presence_tlib::{
     ClientId, ClientMessage, ClientRequest, ClientSink, ErrorCode, Extensions, LinkInput,
     ServerEvent, WorkMode, ext,
@@ -19,43 +19,49 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep_until};
 
 use crate::compiled::{EngineConfig, Role};
+use crate::lane::Lane;
 use crate::state::{DnState, DnView};
-use crate::{Control, EngineHandle, EngineOptions, EngineStats, ReloadReport, metric};
+use crate::{
+    Control, EngineHandle, EngineOptions, EngineStats, PlatformStats, ReloadReport, metric,
+};
 
-/// The outcome of one publication, sent back by its task.
-struct Completion {
-    ticket: Ticket<DnNumber>,
-    result: Result<(), TransportError>,
+/// The outcome of a call handed to the transport, sent back by its task.
+enum Completion {
+    Publish {
+        platform: Platform,
+        ticket: Ticket<DnNumber>,
+        result: Result<(), TransportError>,
+    },
+    Unpublish {
+        user: UserId,
+        result: Result<(), TransportError>,
+    },
 }
 
 /// The engine. Build it with [`Engine::new`], run it with [`Engine::run`].
-pub struct Engine<T, S> {
+pub struct Engine<S> {
     config: Arc<EngineConfig>,
-    transport: Arc<T>,
+    transport: Arc<dyn PresenceTransport>,
     sink: S,
     options: EngineOptions,
     dns: BTreeMap<DnNumber, DnState>,
-    by_uri: HashMap<SipUri, DnNumber>,
+    by_user: HashMap<UserId, DnNumber>,
     clients: HashMap<ClientId, BTreeSet<DnNumber>>,
-    publisher: Publisher<DnNumber>,
+    /// Per platform: publisher, connection, credit, subscription and unpublish work.
+    lanes: BTreeMap<Platform, Lane>,
     tracker: DndTracker<DnNumber>,
-    /// Users the transport should be subscribed to (pull DNs with a URI).
-    subscribed: BTreeSet<SipUri>,
-    to_subscribe: BTreeSet<SipUri>,
-    to_unsubscribe: BTreeSet<SipUri>,
-    connected: bool,
     completions_tx: mpsc::UnboundedSender<Completion>,
     completions: mpsc::UnboundedReceiver<Completion>,
     control: mpsc::Receiver<Control>,
     shutdown: Option<(Instant, oneshot::Sender<()>)>,
 }
 
-impl<T, S> std::fmt::Debug for Engine<T, S> {
+impl<S> std::fmt::Debug for Engine<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
             .field("dns", &self.dns.len())
             .field("clients", &self.clients.len())
-            .field("connected", &self.connected)
+            .field("platforms", &self.lanes.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }
@@ -64,11 +70,12 @@ fn now() -> std::time::Instant {
     Instant::now().into_std()
 }
 
-impl<T: PresenceTransport, S: ClientSink> Engine<T, S> {
-    /// An engine on a configuration, a transport and a sink towards the clients.
+impl<S: ClientSink> Engine<S> {
+    /// An engine on a configuration, a transport (one, or a
+    /// [`Router`](presence_transport::Router) over several) and a sink towards the clients.
     pub fn new(
         config: EngineConfig,
-        transport: Arc<T>,
+        transport: Arc<dyn PresenceTransport>,
         sink: S,
         options: EngineOptions,
     ) -> (Self, EngineHandle) {
@@ -80,14 +87,10 @@ impl<T: PresenceTransport, S: ClientSink> Engine<T, S> {
             sink,
             options,
             dns: BTreeMap::new(),
-            by_uri: HashMap::new(),
+            by_user: HashMap::new(),
             clients: HashMap::new(),
-            publisher: Publisher::new(options.retry),
+            lanes: BTreeMap::new(),
             tracker: DndTracker::new(),
-            subscribed: BTreeSet::new(),
-            to_subscribe: BTreeSet::new(),
-            to_unsubscribe: BTreeSet::new(),
-            connected: false,
             completions_tx,
             completions,
             control,
@@ -106,17 +109,25 @@ impl<T: PresenceTransport, S: ClientSink> Engine<T, S> {
         let mut control_open = true;
         loop {
             self.flush();
+            let in_flight: usize = self.lanes.values().map(|l| l.publisher.in_flight()).sum();
             if let Some((deadline, _)) = &self.shutdown {
-                let drained = self.publisher.in_flight() == 0
-                    && (self.publisher.ready_len() == 0 || !self.connected);
+                let drained = self.lanes.values().all(|l| {
+                    l.publisher.in_flight() == 0
+                        && (l.publisher.ready_len() == 0 || !l.connected || l.credit == 0)
+                });
                 if drained || Instant::now() >= *deadline {
                     break;
                 }
             }
-            if !link_open && !events_open && !control_open && self.publisher.in_flight() == 0 {
+            if !link_open && !events_open && !control_open && in_flight == 0 {
                 break;
             }
-            let retry = self.publisher.poll_timeout().map(Instant::from_std);
+            let retry = self
+                .lanes
+                .values_mut()
+                .filter_map(|l| l.publisher.poll_timeout())
+                .min()
+                .map(Instant::from_std);
             let shutdown_at = self.shutdown.as_ref().map(|(d, _)| *d);
             let wake = match (retry, shutdown_at) {
                 (Some(a), Some(b)) => Some(a.min(b)),
@@ -137,7 +148,10 @@ impl<T: PresenceTransport, S: ClientSink> Engine<T, S> {
                     None => control_open = false,
                 },
                 () = sleep_until(wake.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600))), if wake.is_some() => {
-                    self.publisher.handle_timeout(now());
+                    let now = now();
+                    for lane in self.lanes.values_mut() {
+                        lane.publisher.handle_timeout(now);
+                    }
                 }
             }
         }
@@ -146,20 +160,33 @@ impl<T: PresenceTransport, S: ClientSink> Engine<T, S> {
         }
     }
 
+    /// The lane of a platform, made on first use.
+    fn lane(&mut self, platform: &Platform) -> &mut Lane {
+        let retry = self.options.retry;
+        self.lanes
+            .entry(platform.clone())
+            .or_insert_with(|| Lane::new(platform, retry))
+    }
+
     // ----- configuration -------------------------------------------------------------
 
     /// Brings the DN table in line with `config` and re-resolves every DN.
     fn apply_config(&mut self, config: &Arc<EngineConfig>) -> ReloadReport {
         self.config = Arc::clone(config);
         let mut report = ReloadReport::default();
-        let wanted: BTreeMap<DnNumber, Option<SipUri>> = config
+        let wanted: BTreeMap<DnNumber, Option<UserId>> = config
             .config()
             .extensions()
             .iter()
-            .map(|ext| (ext.number.clone(), ext.uri.clone()))
+            .map(|ext| {
+                (
+                    ext.number.clone(),
+                    config.user(ext.number.as_str()).cloned(),
+                )
+            })
             .collect();
         report.dns = wanted.len();
-        // DNs that left the configuration.
+        // DNs that left the configuration: what the bridge had for their users ends.
         let gone: Vec<DnNumber> = self
             .dns
             .keys()
@@ -169,8 +196,8 @@ impl<T: PresenceTransport, S: ClientSink> Engine<T, S> {
         for dn in gone {
             self.set_profile(&dn, None);
             if let Some(state) = self.dns.remove(&dn) {
-                if let Some(uri) = &state.uri {
-                    self.by_uri.remove(uri);
+                if let Some(user) = &state.user {
+                    self.by_user.remove(user);
                 }
                 for client in state.clients {
                     if let Some(set) = self.clients.get_mut(&client) {
@@ -180,28 +207,34 @@ impl<T: PresenceTransport, S: ClientSink> Engine<T, S> {
             }
             report.removed += 1;
         }
-        for (dn, uri) in wanted {
-            let current = self.dns.get(&dn).map(|s| s.uri.clone());
+        for (dn, user) in wanted {
+            let current = self.dns.get(&dn).map(|s| s.user.clone());
             match current {
                 None => {
-                    self.dns.insert(dn.clone(), DnState::new(uri.clone()));
-                    if let Some(uri) = uri {
-                        self.by_uri.insert(uri, dn.clone());
+                    self.dns.insert(dn.clone(), DnState::new(user.clone()));
+                    if let Some(user) = user {
+                        self.by_user.insert(user, dn.clone());
                     }
                     report.added += 1;
                 }
-                Some(old) if old != uri => {
-                    // A new user behind the DN: leave the old user alone, start afresh.
+                Some(old) if old != user => {
+                    // Another user behind the DN, or the same user moved to another
+                    // platform: end what the old one had there, start afresh.
                     self.set_profile(&dn, None);
                     if let Some(old) = &old {
-                        self.by_uri.remove(old);
+                        self.by_user.remove(old);
                     }
-                    if let Some(uri) = &uri {
-                        self.by_uri.insert(uri.clone(), dn.clone());
+                    if let Some(user) = &user {
+                        self.by_user.insert(user.clone(), dn.clone());
                     }
                     if let Some(state) = self.dns.get_mut(&dn) {
-                        state.uri = uri;
+                        state.user = user;
+                        state.problem = None;
+                        state.last_error = None;
+                        state.last_availability = None;
+                        state.last_activity = None;
                     }
+                    report.moved += 1;
                 }
                 Some(_) => {}
             }
@@ -231,13 +264,13 @@ impl<T: PresenceTransport, S: ClientSink> Engine<T, S> {
             .profile
             .zip(resolution.source)
             .map(|(p, s)| (p.name.clone(), s));
-        // A login-level profile that needs a SIP address the DN does not have cannot apply.
+        // A login-level profile needs a user on a platform, which the DN may not have.
         if let Some((name, ProfileSource::Login)) = &chosen {
-            let has_uri = self.dns.get(dn).is_some_and(|s| s.uri.is_some());
-            let needs_uri = !matches!(self.config.role(Some(name)), Role::None);
-            if needs_uri && !has_uri {
+            let has_user = self.dns.get(dn).is_some_and(|s| s.user.is_some());
+            let needs_user = !matches!(self.config.role(Some(name)), Role::None);
+            if needs_user && !has_user {
                 refused = Some(format!(
-                    "profile `{name}` cannot apply: DN `{dn}` has no `uri` in the configuration"
+                    "profile `{name}` cannot apply: DN `{dn}` has no user on a configured platform (no `uri` or `entra-id` its platform can use)"
                 ));
                 let fallback = config.resolve(dn.as_str(), None);
                 chosen = fallback
@@ -250,7 +283,7 @@ impl<T: PresenceTransport, S: ClientSink> Engine<T, S> {
     }
 
     /// Puts `dn` on a profile (or none), switching subscriptions and publications as the
-    /// mode changes.
+    /// mode changes. A user that leaves push mode has the bridge's publication ended.
     fn set_profile(&mut self, dn: &DnNumber, profile: Option<(DnNumber, ProfileSource)>) {
         let Some(state) = self.dns.get_mut(dn) else {
             return;
@@ -258,22 +291,32 @@ impl<T: PresenceTransport, S: ClientSink> Engine<T, S> {
         let old_role = self.config.role(state.profile.as_ref().map(|(p, _)| p));
         let new_role = self.config.role(profile.as_ref().map(|(p, _)| p));
         state.profile = profile;
-        let uri = state.uri.clone();
-        if !new_role.is_push() {
-            self.publisher.remove(dn);
-        }
-        match (&uri, old_role.is_pull(), new_role.is_pull()) {
-            (Some(uri), true, false) => {
-                self.tracker.reset(dn);
-                self.subscribed.remove(uri);
-                self.to_subscribe.remove(uri);
-                self.to_unsubscribe.insert(uri.clone());
+        let Some(user) = state.user.clone() else {
+            return;
+        };
+        let lane = self.lane(user.platform());
+        match (old_role.is_push(), new_role.is_push()) {
+            (true, false) => {
+                lane.publisher.remove(dn);
+                lane.to_unpublish.insert(user.clone());
             }
-            (Some(uri), false, true) => {
+            (false, true) => {
+                lane.to_unpublish.remove(&user);
+            }
+            _ => {}
+        }
+        match (old_role.is_pull(), new_role.is_pull()) {
+            (true, false) => {
+                lane.subscribed.remove(&user);
+                lane.to_subscribe.remove(&user);
+                lane.to_unsubscribe.insert(user.clone());
                 self.tracker.reset(dn);
-                self.subscribed.insert(uri.clone());
-                self.to_unsubscribe.remove(uri);
-                self.to_subscribe.insert(uri.clone());
+            }
+            (false, true) => {
+                lane.subscribed.insert(user.clone());
+                lane.to_unsubscribe.remove(&user);
+                lane.to_subscribe.insert(user.clone());
+                self.tracker.reset(dn);
             }
             _ => {}
         }
@@ -293,19 +336,27 @@ impl<T: PresenceTransport, S: ClientSink> Engine<T, S> {
         }
     }
 
-    /// Hands the DN's current publication to the publisher (push DNs only).
+    /// Hands the DN's current publication to its platform's publisher (push DNs only).
     fn refresh_push(&mut self, dn: &DnNumber) {
         let Some(state) = self.dns.get(dn) else {
             return;
         };
-        if state.uri.is_none() {
+        let Some(user) = &state.user else {
             return;
-        }
+        };
         let Role::Push(table) = self.config.role(state.profile.as_ref().map(|(p, _)| p)) else {
             return;
         };
         let publication = table.get(state.agent, state.device()).cloned();
-        self.publisher.set(dn.clone(), publication);
+        let Some(lane) = self.lanes.get_mut(user.platform()) else {
+            return;
+        };
+        // While the bridge's previous publication is being ended, wait: the unpublish
+        // completion publishes the current state.
+        if lane.unpublishing.contains(user) {
+            return;
+        }
+        lane.publisher.set(dn.clone(), publication);
     }
 
     // ----- contact-centre link -------------------------------------------------------
@@ -493,40 +544,81 @@ impl<T: PresenceTransport, S: ClientSink> Engine<T, S> {
 
     fn on_transport(&mut self, event: TransportEvent) {
         match event {
-            TransportEvent::Connected { peer } => {
-                tracing::info!(%peer, "presence transport connected: resynchronising");
-                metrics::counter!(metric::TRANSPORT_EVENTS, "event" => "connected").increment(1);
-                self.connected = true;
-                self.publisher.resync();
-                self.tracker.reset_all();
-                self.to_unsubscribe.clear();
-                self.to_subscribe = self.subscribed.clone();
-            }
-            TransportEvent::Disconnected { reason } => {
-                if self.connected {
-                    tracing::warn!(%reason, "presence transport disconnected");
-                }
-                metrics::counter!(metric::TRANSPORT_EVENTS, "event" => "disconnected").increment(1);
-                self.connected = false;
-            }
-            TransportEvent::Presence(update) => self.on_presence(update),
-            TransportEvent::Subscribed { users } => {
-                // The first update after a (re-)subscription always reports (SPEC §4).
+            TransportEvent::Connected {
+                platform,
+                peer,
+                credit,
+            } => {
+                tracing::info!(%platform, %peer, credit, "presence transport connected: resynchronising");
+                let lane = self.lane(&platform);
+                lane.metrics.connects.increment(1);
+                lane.connected = true;
+                lane.credit = u64::from(credit);
+                // Resync (nothing is left stale): every push user is due again, every
+                // pull user is subscribed again and its next update reports.
+                lane.publisher.resync();
+                lane.to_subscribe = lane.subscribed.clone();
+                let users: Vec<UserId> = lane.subscribed.iter().cloned().collect();
                 for user in users {
-                    if let Some(dn) = self.by_uri.get(&user) {
+                    if let Some(dn) = self.by_user.get(&user) {
                         self.tracker.reset(dn);
                     }
                 }
             }
+            TransportEvent::Disconnected { platform, reason } => {
+                let lane = self.lane(&platform);
+                if lane.connected {
+                    tracing::warn!(%platform, %reason, "presence transport disconnected");
+                }
+                lane.metrics.disconnects.increment(1);
+                lane.connected = false;
+                lane.credit = 0;
+            }
+            TransportEvent::Credit { platform, credit } => {
+                let lane = self.lane(&platform);
+                lane.credit = lane.credit.saturating_add(u64::from(credit));
+            }
+            TransportEvent::Presence(update) => self.on_presence(update),
+            TransportEvent::Subscribed { users } => {
+                // The first update after a (re-)subscription always reports.
+                for user in users {
+                    if let Some(dn) = self.by_user.get(&user) {
+                        self.tracker.reset(dn);
+                    }
+                }
+            }
+            TransportEvent::UserProblem { user, problem } => self.on_user_problem(user, problem),
         }
         self.update_gauges();
     }
 
+    fn on_user_problem(&mut self, user: UserId, problem: Option<String>) {
+        let dn = self.by_user.get(&user).cloned();
+        let lane = self.lane(user.platform());
+        match &problem {
+            Some(problem) => {
+                if lane.problems.insert(user.clone()) {
+                    tracing::warn!(%user, dn = ?dn.as_ref().map(DnNumber::as_str), %problem, "the platform cannot serve this user");
+                }
+            }
+            None => {
+                if lane.problems.remove(&user) {
+                    tracing::info!(%user, "the platform serves this user again");
+                }
+            }
+        }
+        if let Some(state) = dn.and_then(|dn| self.dns.get_mut(&dn)) {
+            state.problem = problem;
+        }
+    }
+
     fn on_presence(&mut self, update: PresenceUpdate) {
-        metrics::counter!(metric::PRESENCE_UPDATES).increment(1);
-        let Some(dn) = self.by_uri.get(&update.user).cloned() else {
+        let Some(dn) = self.by_user.get(&update.user).cloned() else {
             return;
         };
+        if let Some(lane) = self.lanes.get(update.user.platform()) {
+            lane.metrics.updates.increment(1);
+        }
         let Some(state) = self.dns.get_mut(&dn) else {
             return;
         };
@@ -567,74 +659,114 @@ impl<T: PresenceTransport, S: ClientSink> Engine<T, S> {
 
     // ----- publications --------------------------------------------------------------
 
-    /// Sends subscription changes and the publications that are due.
+    /// Hands the transport what is due on every platform: subscription changes, ends of
+    /// publications, and as many publications as the platform has credit for.
     fn flush(&mut self) {
-        if !self.to_unsubscribe.is_empty() {
-            let users = std::mem::take(&mut self.to_unsubscribe);
-            self.spawn_subscription(users, false);
-        }
-        if self.connected && !self.to_subscribe.is_empty() {
-            let users = std::mem::take(&mut self.to_subscribe);
-            self.spawn_subscription(users, true);
-        }
-        while self.connected && self.publisher.in_flight() < self.options.max_in_flight {
-            let Some((ticket, publication)) = self.publisher.poll_publish() else {
-                break;
-            };
-            let Some(uri) = self.dns.get(&ticket.user).and_then(|s| s.uri.clone()) else {
-                self.publisher.remove(&ticket.user);
+        let transport = &self.transport;
+        let done = &self.completions_tx;
+        for (platform, lane) in &mut self.lanes {
+            if !lane.to_unsubscribe.is_empty() {
+                let users = std::mem::take(&mut lane.to_unsubscribe);
+                spawn_subscription(transport, users, false);
+            }
+            if !lane.connected {
                 continue;
-            };
-            self.spawn_publish(ticket, uri, publication);
+            }
+            if !lane.to_subscribe.is_empty() {
+                let users = std::mem::take(&mut lane.to_subscribe);
+                spawn_subscription(transport, users, true);
+            }
+            for user in std::mem::take(&mut lane.to_unpublish) {
+                lane.unpublishing.insert(user.clone());
+                let transport = Arc::clone(transport);
+                let done = done.clone();
+                tokio::spawn(async move {
+                    let result = transport.unpublish(&user).await;
+                    let _ = done.send(Completion::Unpublish { user, result });
+                });
+            }
+            while lane.credit > 0 {
+                let Some((ticket, publication)) = lane.publisher.poll_publish() else {
+                    break;
+                };
+                let Some(user) = self.dns.get(&ticket.user).and_then(|s| s.user.clone()) else {
+                    lane.publisher.remove(&ticket.user);
+                    continue;
+                };
+                lane.credit -= 1;
+                spawn_publish(transport, done, platform.clone(), ticket, user, publication);
+            }
         }
         self.update_gauges();
     }
 
-    /// Hands a subscription change to the transport without waiting for it.
-    fn spawn_subscription(&self, users: BTreeSet<SipUri>, subscribe: bool) {
-        let users: Vec<SipUri> = users.into_iter().collect();
-        let transport = Arc::clone(&self.transport);
-        tokio::spawn(async move {
-            let result = if subscribe {
-                transport.subscribe(&users).await
-            } else {
-                transport.unsubscribe(&users).await
-            };
-            if let Err(error) = result {
-                let what = if subscribe {
-                    "subscribe"
-                } else {
-                    "unsubscribe"
-                };
-                tracing::warn!(%error, users = users.len(), "{what} failed");
-            }
-        });
-    }
-
-    fn spawn_publish(&self, ticket: Ticket<DnNumber>, uri: SipUri, publication: Arc<Publication>) {
-        let transport = Arc::clone(&self.transport);
-        let done = self.completions_tx.clone();
-        tokio::spawn(async move {
-            let result = transport.publish(&uri, &publication.presence).await;
-            let _ = done.send(Completion { ticket, result });
-        });
-    }
-
     fn on_completion(&mut self, done: Completion) {
-        match done.result {
+        match done {
+            Completion::Publish {
+                platform,
+                ticket,
+                result,
+            } => self.on_published(&platform, &ticket, result),
+            Completion::Unpublish { user, result } => self.on_unpublished(user, result),
+        }
+    }
+
+    fn on_published(
+        &mut self,
+        platform: &Platform,
+        ticket: &Ticket<DnNumber>,
+        result: Result<(), TransportError>,
+    ) {
+        let Some(lane) = self.lanes.get_mut(platform) else {
+            return;
+        };
+        // What the DN's view says about the last publication: cleared on success.
+        let last_error = match result {
             Ok(()) => {
-                metrics::counter!(metric::PUBLICATIONS, "result" => "ok").increment(1);
-                self.publisher.complete(&done.ticket);
+                lane.metrics.ok.increment(1);
+                lane.publisher.complete(ticket);
+                Some(None)
             }
             Err(TransportError::NotConnected | TransportError::Shutdown) => {
-                metrics::counter!(metric::PUBLICATIONS, "result" => "parked").increment(1);
-                self.publisher.park(&done.ticket);
+                lane.metrics.parked.increment(1);
+                lane.publisher.park(ticket);
+                None
+            }
+            Err(error) if error.is_transient() => {
+                lane.metrics.failed.increment(1);
+                tracing::warn!(dn = %ticket.user, %platform, %error, "publication failed; will retry");
+                lane.publisher.fail(ticket, now(), error.retry_after());
+                Some(Some(error.to_string()))
             }
             Err(error) => {
-                metrics::counter!(metric::PUBLICATIONS, "result" => "failed").increment(1);
-                tracing::warn!(dn = %done.ticket.user, %error, "publication failed; will retry");
-                self.publisher.fail(&done.ticket, now());
+                lane.metrics.refused.increment(1);
+                tracing::warn!(dn = %ticket.user, %platform, %error, "publication refused; not retried until the state changes or the platform reconnects");
+                lane.publisher.reject(ticket);
+                Some(Some(error.to_string()))
             }
+        };
+        if let (Some(last_error), Some(state)) = (last_error, self.dns.get_mut(&ticket.user)) {
+            state.last_error = last_error;
+        }
+    }
+
+    fn on_unpublished(&mut self, user: UserId, result: Result<(), TransportError>) {
+        let lane = self.lane(user.platform());
+        lane.unpublishing.remove(&user);
+        match result {
+            Ok(()) => lane.metrics.unpublished.increment(1),
+            // Not connected: tried again once connected (the platform keeps the bridge's
+            // publication meanwhile).
+            Err(TransportError::NotConnected) => {
+                lane.to_unpublish.insert(user.clone());
+            }
+            Err(error) => {
+                tracing::warn!(%user, %error, "ending the bridge's publication failed");
+            }
+        }
+        // The user may have come back to push mode meanwhile: publish its current state.
+        if let Some(dn) = self.by_user.get(&user).cloned() {
+            self.refresh_push(&dn);
         }
     }
 
@@ -662,37 +794,82 @@ impl<T: PresenceTransport, S: ClientSink> Engine<T, S> {
     }
 
     fn stats(&self) -> EngineStats {
+        let mut platforms: BTreeMap<&Platform, PlatformStats> = self
+            .lanes
+            .iter()
+            .map(|(platform, lane)| {
+                (
+                    platform,
+                    PlatformStats {
+                        platform: platform.to_string(),
+                        connected: lane.connected,
+                        credit: lane.credit,
+                        publications_in_flight: lane.publisher.in_flight(),
+                        publications_queued: lane.publisher.ready_len(),
+                        user_problems: lane.problems.len(),
+                        ..PlatformStats::default()
+                    },
+                )
+            })
+            .collect();
         let mut stats = EngineStats {
             dns: self.dns.len(),
             clients: self.clients.len(),
-            publications_in_flight: self.publisher.in_flight(),
-            publications_queued: self.publisher.ready_len(),
-            transport_connected: self.connected,
             ..EngineStats::default()
         };
         for state in self.dns.values() {
-            match self.config.role(state.profile.as_ref().map(|(p, _)| p)) {
-                Role::Push(_) => stats.push += 1,
-                Role::Pull(_) => stats.pull += 1,
+            let role = self.config.role(state.profile.as_ref().map(|(p, _)| p));
+            let lane = state
+                .user
+                .as_ref()
+                .and_then(|u| platforms.get_mut(u.platform()));
+            match role {
+                Role::Push(_) => {
+                    stats.push += 1;
+                    if let Some(lane) = lane {
+                        lane.push += 1;
+                    }
+                }
+                Role::Pull(_) => {
+                    stats.pull += 1;
+                    if let Some(lane) = lane {
+                        lane.pull += 1;
+                    }
+                }
                 Role::None => {}
             }
         }
+        stats.platforms = platforms.into_values().collect();
+        stats.publications_in_flight = stats
+            .platforms
+            .iter()
+            .map(|p| p.publications_in_flight)
+            .sum();
+        stats.publications_queued = stats.platforms.iter().map(|p| p.publications_queued).sum();
+        stats.transport_connected = stats.platforms.iter().all(|p| p.connected);
         stats
     }
 
     fn update_gauges(&self) {
-        metrics::gauge!(metric::PUBLICATIONS_IN_FLIGHT).set(self.publisher.in_flight() as f64);
-        metrics::gauge!(metric::PUBLICATIONS_QUEUED).set(self.publisher.ready_len() as f64);
-        metrics::gauge!(metric::TRANSPORT_CONNECTED).set(if self.connected { 1.0 } else { 0.0 });
+        for lane in self.lanes.values() {
+            lane.update_gauges();
+        }
     }
 
     fn view(&self, dn: &str) -> Option<DnView> {
         let (number, state) = self.dns.get_key_value(dn)?;
         let role = self.config.role(state.profile.as_ref().map(|(p, _)| p));
-        let published = self.publisher.published(number);
+        let lane = state
+            .user
+            .as_ref()
+            .and_then(|u| self.lanes.get(u.platform()));
+        let published = lane.and_then(|l| l.publisher.published(number));
+        let target = lane.and_then(|l| l.publisher.target(number));
         Some(DnView {
             dn: number.to_string(),
-            uri: state.uri.as_ref().map(ToString::to_string),
+            platform: state.user.as_ref().map(|u| u.platform().to_string()),
+            user: state.user.as_ref().map(|u| u.address().to_string()),
+            user_problem: state.problem.clone(),
             agent_state: state.agent.name(),
             agent_id: state.agent_id.as_ref().map(|a| a.as_str().to_owned()),
             workmode: state.workmode.map(WorkMode::name),
@@ -705,15 +882,61 @@ impl<T: PresenceTransport, S: ClientSink> Engine<T, S> {
                 Role::Pull(_) => "pull",
                 Role::None => "none",
             },
-            target_state: self.publisher.target(number).map(|p| p.id.to_string()),
+            target_state: target.map(|p| p.id.to_string()),
             last_published_state: published.map(|p| p.id.to_string()),
             last_published_availability: published.map(|p| p.presence.availability.get()),
-            last_sfb_availability: state.last_availability,
-            last_sfb_activity: state.last_activity.clone(),
+            last_publication_error: state.last_error.clone(),
+            last_reported_availability: state.last_availability,
+            last_reported_activity: state.last_activity.clone(),
             dnd: self.tracker.last(number).map(DndState::as_str),
             registered_clients: state.clients.len(),
         })
     }
+}
+
+/// Hands a subscription change to the transport without waiting for it.
+fn spawn_subscription(
+    transport: &Arc<dyn PresenceTransport>,
+    users: BTreeSet<UserId>,
+    subscribe: bool,
+) {
+    let users: Vec<UserId> = users.into_iter().collect();
+    let transport = Arc::clone(transport);
+    tokio::spawn(async move {
+        let result = if subscribe {
+            transport.subscribe(&users).await
+        } else {
+            transport.unsubscribe(&users).await
+        };
+        if let Err(error) = result {
+            let what = if subscribe {
+                "subscribe"
+            } else {
+                "unsubscribe"
+            };
+            tracing::warn!(%error, users = users.len(), "{what} failed");
+        }
+    });
+}
+
+fn spawn_publish(
+    transport: &Arc<dyn PresenceTransport>,
+    done: &mpsc::UnboundedSender<Completion>,
+    platform: Platform,
+    ticket: Ticket<DnNumber>,
+    user: UserId,
+    publication: Arc<Publication>,
+) {
+    let transport = Arc::clone(transport);
+    let done = done.clone();
+    tokio::spawn(async move {
+        let result = transport.publish(&user, &publication).await;
+        let _ = done.send(Completion::Publish {
+            platform,
+            ticket,
+            result,
+        });
+    });
 }
 
 /// The agent state right after login **(decision)**: T-Server puts a logged-in agent in

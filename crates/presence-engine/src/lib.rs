@@ -1,38 +1,45 @@
 //! # presence-engine
 //!
 //! The bridge's engine: it keeps, per Extension DN, the agent state and work mode, the calls
-//! on the DN, whether the DN is out of service, the profile in force and where it came from;
-//! and it runs both directions of SPEC §4–§5:
+//! on the DN, whether the DN is out of service, the profile in force and where it came from,
+//! and the DN's user on its platform; and it runs both directions:
 //!
 //! - **push**: every change of (agent state, device state) maps through the DN's push table
-//!   to a publication, handed to a [`Publisher`](presence_push::Publisher) that keeps one
-//!   publication per user in flight and sends only the latest (coalescing under a slow
-//!   transport), with retries and back-off;
+//!   to a publication, handed to the platform's [`Publisher`](presence_push::Publisher),
+//!   which owns dedup, coalescing (latest wins, most recent change first), retries and
+//!   resync; publications go to the transport only as it grants credit;
 //! - **pull**: every presence update from the transport maps through the DN's pull mapper to
 //!   a DND state; a change goes to every contact-centre client registered on the DN as
 //!   `EventDNDOn` / `EventDNDOff`.
 //!
-//! Profiles are resolved at login (login > DN > application, with a refused login-level name
-//! reported in the login's answer) and again at logout and on reload; a DN whose mode
-//! changes is unsubscribed / subscribed and removed from / added to the publisher.
+//! Each platform (`sfb`, `teams`, ...) is a *lane* of its own: its connection state, credit,
+//! publisher, subscriptions; a Teams outage never holds up SfB users. Profiles are resolved
+//! at login (login > DN > application, with a refused login-level name reported in the
+//! login's answer) and again at logout and on reload; a DN whose mode changes is
+//! unsubscribed / subscribed, and a user that leaves push mode (or moves to another
+//! platform, or whose DN is removed) has the bridge's publication ended
+//! ([`unpublish`](presence_transport::PresenceTransport::unpublish)) so the platform shows
+//! the user's own presence again.
 //!
-//! **Resync**: on every `Connected` event of the transport, every push user's current state
-//! is due again and every pull user is subscribed again; the first presence update after
-//! that always produces a DND event.
+//! **Resync**: on every `Connected` event of a platform, every push user of that platform is
+//! due again and every pull user is subscribed again; the first presence update after that
+//! always produces a DND event.
 //!
-//! **Reload**: [`EngineHandle::reload`] swaps in a new, already validated configuration; every
-//! DN is re-resolved (mode changes included) without a restart, and publications whose
-//! entry changed are sent again.
+//! **Reload**: [`EngineHandle::reload`] swaps in a new, already validated configuration;
+//! every DN is re-resolved (mode and platform changes included) without a restart, and
+//! publications whose entry changed are sent again.
 //!
-//! The engine knows the presence transport only as a
-//! [`PresenceTransport`](presence_transport::PresenceTransport) and the contact-centre link
-//! only as a [`ClientSink`](presence_tlib::ClientSink) plus a channel of
-//! [`LinkInput`](presence_tlib::LinkInput)s; it is tested with mocks of both and tokio's
+//! The engine knows the presence transport only as an `Arc<dyn
+//! PresenceTransport>` (one, or a [`Router`](presence_transport::Router) over several) and
+//! the contact-centre link only as a [`ClientSink`](presence_tlib::ClientSink) plus a channel
+//! of [`LinkInput`](presence_tlib::LinkInput)s; it is tested with mocks of both and tokio's
 //! paused clock.
 //!
 //! ```
 //! use std::sync::Arc;
+//! use presence_config::{Addressing, PlatformSpec};
 //! use presence_engine::{Engine, EngineConfig, EngineOptions};
+//! use presence_model::Platform;
 //! use presence_tlib::MemorySink;
 //! use presence_transport::MemoryTransport;
 //! # fn config() -> presence_config::Config {
@@ -42,11 +49,15 @@
 //! # }
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
-//! let (transport, events) = MemoryTransport::new();
+//! let config = config();
+//! let users = config
+//!     .users(&[PlatformSpec { name: Platform::sfb(), addressing: Addressing::Sip }])
+//!     .expect("every DN has a user on sfb");
+//! let (transport, events) = MemoryTransport::new(Platform::sfb());
 //! let sink = Arc::new(MemorySink::new());
 //! let (link_tx, link_rx) = tokio::sync::mpsc::channel(64);
 //! let (engine, handle) = Engine::new(
-//!     EngineConfig::new(config()).unwrap(),
+//!     EngineConfig::new(config, users).unwrap(),
 //!     Arc::new(transport),
 //!     Arc::clone(&sink),
 //!     EngineOptions::default(),
@@ -61,6 +72,7 @@
 
 mod compiled;
 mod engine;
+mod lane;
 pub mod metric;
 mod state;
 
@@ -71,24 +83,15 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use compiled::EngineConfig;
 pub use engine::Engine;
+pub use presence_config::Users;
 pub use state::DnView;
 
-/// Tuning of the engine.
-#[derive(Clone, Copy, Debug)]
+/// Tuning of the engine. How many publications are outstanding is not tuned here: each
+/// transport grants credit for what it can take.
+#[derive(Clone, Copy, Debug, Default)]
 pub struct EngineOptions {
-    /// Publications handed to the transport at once (default 512).
-    pub max_in_flight: usize,
-    /// Retry timing of failed publications (default 1 s doubling to 60 s).
+    /// Retry timing of failed publications (default 1 s doubling to 60 s, ±20 %).
     pub retry: PublisherConfig,
-}
-
-impl Default for EngineOptions {
-    fn default() -> Self {
-        EngineOptions {
-            max_in_flight: 512,
-            retry: PublisherConfig::default(),
-        }
-    }
 }
 
 /// What a reload changed.
@@ -102,6 +105,9 @@ pub struct ReloadReport {
     pub removed: usize,
     /// DNs whose profile or mode changed.
     pub reassigned: usize,
+    /// DNs whose user changed: another address, or another platform (what the bridge had
+    /// for the old user there was ended).
+    pub moved: usize,
 }
 
 /// Counters of the engine's state, for metrics and the admin API.
@@ -119,8 +125,31 @@ pub struct EngineStats {
     pub publications_in_flight: usize,
     /// Users with a publication due but not yet handed out.
     pub publications_queued: usize,
-    /// Whether the transport is connected.
+    /// Whether every platform's transport is connected.
     pub transport_connected: bool,
+    /// Per platform.
+    pub platforms: Vec<PlatformStats>,
+}
+
+/// One platform's counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PlatformStats {
+    /// The platform (`sfb`, `teams`, ...).
+    pub platform: String,
+    /// Whether its transport is connected.
+    pub connected: bool,
+    /// Publications its transport can take now.
+    pub credit: u64,
+    /// Publications handed to it and not yet settled.
+    pub publications_in_flight: usize,
+    /// Users with a publication due but not yet handed out.
+    pub publications_queued: usize,
+    /// Push DNs on the platform.
+    pub push: usize,
+    /// Pull DNs on the platform.
+    pub pull: usize,
+    /// Users the platform reports it cannot serve.
+    pub user_problems: usize,
 }
 
 /// Why the engine cannot do what was asked.

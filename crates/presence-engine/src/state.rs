@@ -3,14 +3,15 @@
 use std::collections::BTreeSet;
 
 use presence_config::ProfileSource;
-use presence_model::{AgentState, DeviceState, DnNumber, SipUri};
+use presence_model::{AgentState, DeviceState, DnNumber, UserId};
 use presence_tlib::{AgentId, ClientId, ConnId, WorkMode};
 use serde::Serialize;
 
 /// The contact-centre side of one Extension DN.
 #[derive(Debug, Clone)]
 pub(crate) struct DnState {
-    pub(crate) uri: Option<SipUri>,
+    /// The DN's user on its platform (none: the DN has no address on a configured one).
+    pub(crate) user: Option<UserId>,
     pub(crate) agent: AgentState,
     pub(crate) agent_id: Option<AgentId>,
     pub(crate) workmode: Option<WorkMode>,
@@ -24,12 +25,16 @@ pub(crate) struct DnState {
     /// The last presence the transport reported for the DN's user.
     pub(crate) last_availability: Option<u64>,
     pub(crate) last_activity: Option<String>,
+    /// What the transport says is wrong with the user (a UPN that does not resolve).
+    pub(crate) problem: Option<String>,
+    /// Why the last publication failed, until one succeeds.
+    pub(crate) last_error: Option<String>,
 }
 
 impl DnState {
-    pub(crate) fn new(uri: Option<SipUri>) -> Self {
+    pub(crate) fn new(user: Option<UserId>) -> Self {
         DnState {
-            uri,
+            user,
             agent: AgentState::Logout,
             agent_id: None,
             workmode: None,
@@ -40,6 +45,8 @@ impl DnState {
             clients: BTreeSet::new(),
             last_availability: None,
             last_activity: None,
+            problem: None,
+            last_error: None,
         }
     }
 
@@ -60,8 +67,13 @@ impl DnState {
 pub struct DnView {
     /// The DN.
     pub dn: String,
-    /// Its user's SIP address.
-    pub uri: Option<String>,
+    /// The platform its user lives on (`sfb`, `teams`, `simple`), if it has a user.
+    pub platform: Option<String>,
+    /// Its user as the platform knows it (a SIP URI, a UPN, an Entra object id).
+    pub user: Option<String>,
+    /// What the platform's transport reports wrong with the user (a UPN that does not
+    /// resolve), if anything.
+    pub user_problem: Option<String>,
     /// `Logout`, `Ready`, `NotReady`, `ACW` or `Walk_Away`.
     pub agent_state: &'static str,
     /// The logged-in agent.
@@ -80,14 +92,17 @@ pub struct DnView {
     pub mode: &'static str,
     /// Push: the aggregated state the DN should show now.
     pub target_state: Option<String>,
-    /// Push: the aggregated state SfB last confirmed on the current connection.
+    /// Push: the aggregated state the platform last confirmed on the current connection.
     pub last_published_state: Option<String>,
-    /// Push: the availability SfB last confirmed.
+    /// Push: the availability (SfB scale) the platform last confirmed.
     pub last_published_availability: Option<u16>,
-    /// Pull: the last availability SfB reported for the user.
-    pub last_sfb_availability: Option<u64>,
-    /// Pull: its activity text.
-    pub last_sfb_activity: Option<String>,
+    /// Push: why the last publication failed, until one succeeds.
+    pub last_publication_error: Option<String>,
+    /// Pull: the last availability the platform reported for the user, on the SfB scale
+    /// (other platforms' states mapped onto it).
+    pub last_reported_availability: Option<u64>,
+    /// Pull: the activity the platform reported with it.
+    pub last_reported_activity: Option<String>,
     /// Pull: the DND state last reported (`on`/`off`).
     pub dnd: Option<&'static str>,
     /// Contact-centre clients registered on the DN.

@@ -1,30 +1,36 @@
 //! The engine against mocked ports (mockall) on tokio's paused clock.
 
-use std::future::Future;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mockall::mock;
-use presence_config::{LoadOptions, NoSections, Source, load};
+use presence_config::{Addressing, LoadOptions, NoSections, PlatformSpec, Source, load};
 use presence_engine::{Engine, EngineConfig, EngineHandle, EngineOptions};
-use presence_model::{AgentState, DeviceState, Presence, SipUri, StateIndex};
+use presence_model::{
+    AgentState, DeviceState, Platform, Presence, Publication, SipUri, StateIndex, UserId,
+};
 use presence_tlib::{
     ClientId, ClientMessage, ClientRequest, ClientSink, ConnId, ErrorCode, Extensions, LinkInput,
     MemorySink, ServerEvent, WorkMode, ext,
 };
 use presence_transport::{
-    EventSender, PresenceTransport, PresenceUpdate, TransportError, TransportEvent, event_channel,
+    EventSender, PresenceTransport, PresenceUpdate, TransportError, TransportEvent,
+    TransportStatus, event_channel,
 };
 use tokio::sync::mpsc;
 use tokio::time::sleep;
 
 mock! {
     pub Transport {}
+    #[async_trait::async_trait]
     impl PresenceTransport for Transport {
-        fn publish(&self, user: &SipUri, presence: &Presence) -> impl Future<Output = Result<(), TransportError>> + Send;
-        fn subscribe(&self, users: &[SipUri]) -> impl Future<Output = Result<(), TransportError>> + Send;
-        fn unsubscribe(&self, users: &[SipUri]) -> impl Future<Output = Result<(), TransportError>> + Send;
+        async fn publish(&self, user: &UserId, publication: &Publication) -> Result<(), TransportError>;
+        async fn unpublish(&self, user: &UserId) -> Result<(), TransportError>;
+        async fn subscribe(&self, users: &[UserId]) -> Result<(), TransportError>;
+        async fn unsubscribe(&self, users: &[UserId]) -> Result<(), TransportError>;
+        fn status(&self) -> Vec<TransportStatus>;
+        async fn shutdown(&self, grace: Duration);
     }
 }
 
@@ -59,7 +65,29 @@ type = "Extension"
 uri = "sip:expert1@contoso.com"
 "#;
 
-fn engine_config(text: &str, map: &str) -> EngineConfig {
+fn sfb() -> Platform {
+    Platform::sfb()
+}
+
+fn teams() -> Platform {
+    Platform::teams()
+}
+
+/// The platforms of a hybrid bridge: SfB (SIP URIs) and Teams (UPNs / Entra ids).
+fn hybrid() -> Vec<PlatformSpec> {
+    vec![
+        PlatformSpec {
+            name: sfb(),
+            addressing: Addressing::Sip,
+        },
+        PlatformSpec {
+            name: teams(),
+            addressing: Addressing::Entra,
+        },
+    ]
+}
+
+fn engine_config_on(text: &str, map: &str, platforms: &[PlatformSpec]) -> EngineConfig {
     let source = Source {
         path: Path::new("conf/bridge.toml"),
         text,
@@ -67,56 +95,111 @@ fn engine_config(text: &str, map: &str) -> EngineConfig {
     let map = map.as_bytes().to_vec();
     let loaded = load::<NoSections>(&source, &LoadOptions::default(), &mut |_| Ok(map.clone()))
         .unwrap_or_else(|d| panic!("{d}"));
-    EngineConfig::new(loaded.config).unwrap()
+    let users = loaded.config.users(platforms).unwrap_or_else(|d| {
+        panic!(
+            "{}",
+            d.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    });
+    EngineConfig::new(loaded.config, users).unwrap()
 }
 
-fn uri(s: &str) -> SipUri {
-    SipUri::new(s).unwrap()
+fn engine_config(text: &str, map: &str) -> EngineConfig {
+    engine_config_on(text, map, &hybrid()[..1])
 }
 
-/// What the mocked transport saw.
+fn uri(s: &str) -> UserId {
+    UserId::sip(sfb(), SipUri::new(s).unwrap())
+}
+
+fn upn(s: &str) -> UserId {
+    UserId::new(
+        teams(),
+        presence_model::UserAddress::Upn(s.parse().unwrap()),
+    )
+}
+
+/// What the fake transport saw.
 #[derive(Default)]
 struct Seen {
-    published: Vec<(SipUri, Presence)>,
-    subscribed: Vec<Vec<SipUri>>,
-    unsubscribed: Vec<Vec<SipUri>>,
+    published: Vec<(UserId, Presence)>,
+    unpublished: Vec<UserId>,
+    subscribed: Vec<Vec<UserId>>,
+    unsubscribed: Vec<Vec<UserId>>,
 }
 
 type Shared = Arc<Mutex<Seen>>;
+type Outcome = dyn Fn(usize) -> Result<(), TransportError> + Send + Sync;
 
-/// A transport mock that records everything and answers publications after `delay`
-/// (paused time) with what `outcome` says.
+/// A transport that records everything, answers publications after `delay` (paused time)
+/// with what `outcome` says, and grants one credit back per settled publication.
+struct Recording {
+    seen: Shared,
+    delay: Duration,
+    outcome: Arc<Outcome>,
+    events: Mutex<Option<EventSender>>,
+}
+
+#[async_trait::async_trait]
+impl PresenceTransport for Recording {
+    async fn publish(
+        &self,
+        user: &UserId,
+        publication: &Publication,
+    ) -> Result<(), TransportError> {
+        let n = {
+            let mut seen = self.seen.lock().unwrap();
+            seen.published
+                .push((user.clone(), publication.presence.clone()));
+            seen.published.len()
+        };
+        sleep(self.delay).await;
+        let events = self.events.lock().unwrap().clone();
+        if let Some(events) = events {
+            events.send(TransportEvent::Credit {
+                platform: user.platform().clone(),
+                credit: 1,
+            });
+        }
+        (self.outcome)(n)
+    }
+
+    async fn unpublish(&self, user: &UserId) -> Result<(), TransportError> {
+        self.seen.lock().unwrap().unpublished.push(user.clone());
+        Ok(())
+    }
+
+    async fn subscribe(&self, users: &[UserId]) -> Result<(), TransportError> {
+        self.seen.lock().unwrap().subscribed.push(users.to_vec());
+        Ok(())
+    }
+
+    async fn unsubscribe(&self, users: &[UserId]) -> Result<(), TransportError> {
+        self.seen.lock().unwrap().unsubscribed.push(users.to_vec());
+        Ok(())
+    }
+
+    fn status(&self) -> Vec<TransportStatus> {
+        Vec::new()
+    }
+
+    async fn shutdown(&self, _grace: Duration) {}
+}
+
 fn recording_transport(
     seen: &Shared,
     delay: Duration,
     outcome: impl Fn(usize) -> Result<(), TransportError> + Send + Sync + 'static,
-) -> MockTransport {
-    let mut t = MockTransport::new();
-    let s = Arc::clone(seen);
-    let outcome = Arc::new(outcome);
-    t.expect_publish().returning(move |user, presence| {
-        let n = {
-            let mut seen = s.lock().unwrap();
-            seen.published.push((user.clone(), presence.clone()));
-            seen.published.len()
-        };
-        let outcome = Arc::clone(&outcome);
-        Box::pin(async move {
-            sleep(delay).await;
-            outcome(n)
-        })
-    });
-    let s = Arc::clone(seen);
-    t.expect_subscribe().returning(move |users| {
-        s.lock().unwrap().subscribed.push(users.to_vec());
-        Box::pin(async { Ok(()) })
-    });
-    let s = Arc::clone(seen);
-    t.expect_unsubscribe().returning(move |users| {
-        s.lock().unwrap().unsubscribed.push(users.to_vec());
-        Box::pin(async { Ok(()) })
-    });
-    t
+) -> Recording {
+    Recording {
+        seen: Arc::clone(seen),
+        delay,
+        outcome: Arc::new(outcome),
+        events: Mutex::new(None),
+    }
 }
 
 struct Harness {
@@ -131,15 +214,17 @@ struct Harness {
 const CLIENT: ClientId = ClientId::new(1);
 
 impl Harness {
-    async fn start(config: EngineConfig, transport: MockTransport, seen: Shared) -> Harness {
+    async fn start(config: EngineConfig, transport: Recording, seen: Shared) -> Harness {
         let (events, receiver) = event_channel();
+        *transport.events.lock().unwrap() = Some(events.clone());
         let sink = Arc::new(MemorySink::new());
         let (link, link_rx) = mpsc::channel(1024);
-        let options = EngineOptions {
-            max_in_flight: 16,
-            ..EngineOptions::default()
-        };
-        let (engine, handle) = Engine::new(config, Arc::new(transport), Arc::clone(&sink), options);
+        let (engine, handle) = Engine::new(
+            config,
+            Arc::new(transport),
+            Arc::clone(&sink),
+            EngineOptions::default(),
+        );
         tokio::spawn(engine.run(link_rx, receiver));
         link.send(LinkInput::Connected(CLIENT, "test".into()))
             .await
@@ -159,8 +244,14 @@ impl Harness {
     }
 
     async fn connect(&self) {
+        self.connect_platform(sfb(), 16).await;
+    }
+
+    async fn connect_platform(&self, platform: Platform, credit: u32) {
         self.events.send(TransportEvent::Connected {
+            platform,
             peer: "mock".into(),
+            credit,
         });
         self.settle().await;
     }
@@ -192,7 +283,7 @@ impl Harness {
         self.request_from(CLIENT, body).await
     }
 
-    fn shows(&self, user: &SipUri) -> Option<Presence> {
+    fn shows(&self, user: &UserId) -> Option<Presence> {
         let seen = self.seen.lock().unwrap();
         seen.published
             .iter()
@@ -365,7 +456,7 @@ async fn profile_resolution_login_dn_application_and_refusals() {
             .subscribed
             .iter()
             .flatten()
-            .any(|u| u.as_str() == "sip:expert1@contoso.com")
+            .any(|u| *u == uri("sip:expert1@contoso.com"))
     );
 
     // Login level wins: 5001 switches to pull for the session.
@@ -384,7 +475,7 @@ async fn profile_resolution_login_dn_application_and_refusals() {
             .subscribed
             .iter()
             .flatten()
-            .any(|u| u.as_str() == "sip:agent1@contoso.com")
+            .any(|u| *u == uri("sip:agent1@contoso.com"))
     );
     // Logout: back to the DN level, unsubscribed.
     h.request(ClientRequest::RequestAgentLogout {
@@ -400,7 +491,7 @@ async fn profile_resolution_login_dn_application_and_refusals() {
             .unsubscribed
             .iter()
             .flatten()
-            .any(|u| u.as_str() == "sip:agent1@contoso.com")
+            .any(|u| *u == uri("sip:agent1@contoso.com"))
     );
 
     // A login naming no profile: refused for that level only, the login succeeds.
@@ -594,6 +685,7 @@ async fn failed_publications_are_retried_and_resync_republishes() {
     assert_eq!(h.publish_count(), 4);
     // Not connected: parked until the next Connected, nothing is sent meanwhile.
     h.events.send(TransportEvent::Disconnected {
+        platform: sfb(),
         reason: "test".into(),
     });
     h.settle().await;
@@ -658,6 +750,7 @@ async fn reload_switches_modes_and_republishes_edited_entries() {
     h.connect().await;
     let agent = uri("sip:agent1@contoso.com");
     assert_eq!(h.shows(&agent).unwrap().availability.get(), 18000);
+    assert!(h.seen.lock().unwrap().unpublished.is_empty());
     // Edit the IDLE_OUT entry: the DN shows the new entry without a restart.
     let edited = SEED_MAP.replace(
         "availability=\"18000\">\n    <activity LCID=\"1033\">Logged out",
@@ -670,8 +763,14 @@ async fn reload_switches_modes_and_republishes_edited_entries() {
         .await
         .unwrap();
     assert_eq!(
-        (report.dns, report.added, report.removed, report.reassigned),
-        (2, 0, 0, 0)
+        (
+            report.dns,
+            report.added,
+            report.removed,
+            report.reassigned,
+            report.moved
+        ),
+        (2, 0, 0, 0, 0)
     );
     h.settle().await;
     assert_eq!(h.shows(&agent).unwrap().availability.get(), 15500);
@@ -686,6 +785,11 @@ async fn reload_switches_modes_and_republishes_edited_entries() {
     h.settle().await;
     let v = h.handle.dn("5001").await.unwrap().unwrap();
     assert_eq!((v.mode, v.profile_source), ("pull", Some("application")));
+    assert_eq!(
+        h.seen.lock().unwrap().unpublished,
+        vec![agent.clone()],
+        "leaving push ends the bridge's publication"
+    );
     assert!(
         h.seen
             .lock()
@@ -723,7 +827,7 @@ async fn reload_switches_modes_and_republishes_edited_entries() {
             .unsubscribed
             .iter()
             .flatten()
-            .any(|u| u.as_str() == "sip:expert1@contoso.com")
+            .any(|u| *u == uri("sip:expert1@contoso.com"))
     );
 }
 
@@ -753,6 +857,7 @@ async fn the_sink_mock_sees_each_answer_once() {
         sink,
         EngineOptions::default(),
     );
+    let _ = &seen;
     let running = tokio::spawn(engine.run(link_rx, receiver));
     link.send(LinkInput::Message(
         CLIENT,
@@ -762,6 +867,265 @@ async fn the_sink_mock_sees_each_answer_once() {
     .unwrap();
     sleep(Duration::from_millis(10)).await;
     drop(events);
+    handle.shutdown(Duration::from_secs(1)).await;
+    running.await.unwrap();
+}
+
+/// Five push DNs on SfB and one on Teams, for credit and hybrid tests.
+fn many(teams_dn: &str) -> String {
+    let mut text = CONFIG.replace(
+        "[dn.\"6001\"]\ntype = \"Extension\"\nuri = \"sip:expert1@contoso.com\"\n",
+        "[dn.\"6001\"]\ntype = \"Extension\"\nuri = \"sip:expert1@contoso.com\"\nplatform = \"sfb\"\n",
+    );
+    text = text.replace(
+        "uri = \"sip:agent1@contoso.com\"\nannex",
+        "uri = \"sip:agent1@contoso.com\"\nplatform = \"sfb\"\nannex",
+    );
+    for n in 2..=5 {
+        text.push_str(&format!(
+            "\n[dn.\"500{n}\"]\ntype = \"Extension\"\nuri = \"sip:agent{n}@contoso.com\"\nplatform = \"sfb\"\nannex.TServer = {{ presence-profile = \"Push\" }}\n"
+        ));
+    }
+    text.push_str(&format!(
+        "\n[dn.\"7001\"]\ntype = \"Extension\"\nuri = \"sip:teams1@contoso.com\"\nplatform = \"{teams_dn}\"\nannex.TServer = {{ presence-profile = \"Push\" }}\n"
+    ));
+    text
+}
+
+#[tokio::test(start_paused = true)]
+async fn publications_go_out_only_with_credit() {
+    let seen = Shared::default();
+    let transport = recording_transport(&seen, Duration::from_secs(10), |_| Ok(()));
+    let config = engine_config_on(&many("teams"), SEED_MAP, &hybrid());
+    let h = Harness::start(config, transport, seen).await;
+    h.connect_platform(sfb(), 2).await;
+    assert_eq!(h.publish_count(), 2, "two credits, two publications out");
+    let stats = h.handle.stats().await.unwrap();
+    let lane = stats
+        .platforms
+        .iter()
+        .find(|p| p.platform == "sfb")
+        .unwrap();
+    assert_eq!((lane.credit, lane.publications_in_flight), (0, 2));
+    assert_eq!(lane.publications_queued, 3);
+    // Each settled publication gives its credit back (the fake grants one per settle).
+    sleep(Duration::from_secs(11)).await;
+    assert_eq!(h.publish_count(), 4);
+    sleep(Duration::from_secs(11)).await;
+    assert_eq!(h.publish_count(), 5);
+    // The Teams DN waits for its own platform: nothing was sent to it.
+    assert!(h.shows(&upn("teams1@contoso.com")).is_none());
+    // An explicit grant releases work at once.
+    h.connect_platform(teams(), 1).await;
+    assert_eq!(h.publish_count(), 6);
+    assert!(h.shows(&upn("teams1@contoso.com")).is_some());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reload_moves_a_dn_from_sfb_to_teams() {
+    let seen = Shared::default();
+    let transport = recording_transport(&seen, Duration::ZERO, |_| Ok(()));
+    let config = engine_config_on(&many("teams"), SEED_MAP, &hybrid());
+    let mut h = Harness::start(config, transport, seen).await;
+    h.connect_platform(sfb(), 16).await;
+    h.connect_platform(teams(), 16).await;
+    h.request(login("5001", None)).await;
+    h.request(ClientRequest::RequestAgentReady {
+        this_dn: dn("5001"),
+    })
+    .await;
+    let on_sfb = uri("sip:agent1@contoso.com");
+    assert_eq!(h.shows(&on_sfb).unwrap().availability.get(), 3501);
+    let v = h.handle.dn("5001").await.unwrap().unwrap();
+    assert_eq!(
+        (v.platform.as_deref(), v.user.as_deref()),
+        (Some("sfb"), Some("sip:agent1@contoso.com"))
+    );
+    // Move 5001 to Teams: SfB's publication ends, Teams gets the current state.
+    let moved = many("teams").replace(
+        "uri = \"sip:agent1@contoso.com\"\nplatform = \"sfb\"",
+        "uri = \"sip:agent1@contoso.com\"\nplatform = \"teams\"",
+    );
+    let report = h
+        .handle
+        .reload(engine_config_on(&moved, SEED_MAP, &hybrid()))
+        .await
+        .unwrap();
+    assert_eq!((report.moved, report.removed, report.added), (1, 0, 0));
+    h.settle().await;
+    assert_eq!(h.seen.lock().unwrap().unpublished, vec![on_sfb.clone()]);
+    let on_teams = upn("agent1@contoso.com");
+    assert_eq!(
+        h.shows(&on_teams).unwrap().availability.get(),
+        3501,
+        "Ready/Idle on Teams now"
+    );
+    let v = h.handle.dn("5001").await.unwrap().unwrap();
+    assert_eq!(
+        (v.platform.as_deref(), v.agent_state, v.mode),
+        (Some("teams"), "Ready", "push")
+    );
+    // State changes now go to Teams only.
+    let sfb_before = h.seen.lock().unwrap().published.len();
+    h.request(ClientRequest::EventEstablished {
+        this_dn: dn("5001"),
+        conn_id: conn("c1"),
+    })
+    .await;
+    assert_eq!(h.shows(&on_teams).unwrap().availability.get(), 7001);
+    let seen = h.seen.lock().unwrap();
+    assert!(
+        seen.published[sfb_before..]
+            .iter()
+            .all(|(u, _)| u.platform() == &teams())
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_platform_down_does_not_hold_up_another() {
+    let seen = Shared::default();
+    let transport = recording_transport(&seen, Duration::ZERO, |_| Ok(()));
+    let config = engine_config_on(&many("teams"), SEED_MAP, &hybrid());
+    let h = Harness::start(config, transport, seen).await;
+    h.connect_platform(teams(), 4).await;
+    h.connect_platform(sfb(), 16).await;
+    h.events.send(TransportEvent::Disconnected {
+        platform: teams(),
+        reason: "token refused".into(),
+    });
+    h.settle().await;
+    let before = h.publish_count();
+    let mut h = h;
+    h.request(login("5002", None)).await;
+    assert_eq!(h.publish_count(), before + 1, "SfB still publishes");
+    h.request(login("7001", None)).await;
+    assert_eq!(
+        h.publish_count(),
+        before + 1,
+        "Teams waits for its reconnect"
+    );
+    let stats = h.handle.stats().await.unwrap();
+    assert!(!stats.transport_connected);
+    let teams_lane = stats
+        .platforms
+        .iter()
+        .find(|p| p.platform == "teams")
+        .unwrap();
+    assert_eq!((teams_lane.connected, teams_lane.push), (false, 1));
+    h.connect_platform(teams(), 4).await;
+    assert_eq!(
+        h.shows(&upn("teams1@contoso.com"))
+            .unwrap()
+            .availability
+            .get(),
+        6001,
+        "the resync publishes the latest state: NotReady"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn user_problems_and_refusals_show_in_the_dn_view() {
+    let seen = Shared::default();
+    // The first publication (the Teams user's, as only Teams connects) is refused for good.
+    let transport = recording_transport(&seen, Duration::ZERO, |n| {
+        if n == 1 {
+            Err(TransportError::Unsupported {
+                user: upn("teams1@contoso.com"),
+                reason: "no such user in the tenant".into(),
+            })
+        } else {
+            Ok(())
+        }
+    });
+    let config = engine_config_on(&many("teams"), SEED_MAP, &hybrid());
+    let mut h = Harness::start(config, transport, seen).await;
+    h.connect_platform(teams(), 4).await;
+    assert_eq!(h.publish_count(), 1);
+    let v = h.handle.dn("7001").await.unwrap().unwrap();
+    let error = v.last_publication_error.expect("the refusal is shown");
+    assert!(error.contains("no such user"), "{error}");
+    // Not retried as it is...
+    sleep(Duration::from_secs(120)).await;
+    assert_eq!(h.publish_count(), 1, "a refused state is not sent again");
+    // ...but a change is sent, and success clears the error.
+    h.request(login("7001", None)).await;
+    assert_eq!(h.publish_count(), 2);
+    let v = h.handle.dn("7001").await.unwrap().unwrap();
+    assert!(v.last_publication_error.is_none(), "{v:?}");
+    assert_eq!(v.last_published_state.as_deref(), Some("IDLE_NOTREADY"));
+    // A problem the transport reports for a user shows in its DN and goes away.
+    h.events.send(TransportEvent::UserProblem {
+        user: upn("teams1@contoso.com"),
+        problem: Some("`teams1@contoso.com` does not resolve in the tenant".into()),
+    });
+    h.settle().await;
+    let v = h.handle.dn("7001").await.unwrap().unwrap();
+    assert!(v.user_problem.unwrap().contains("does not resolve"));
+    let stats = h.handle.stats().await.unwrap();
+    let lane = stats
+        .platforms
+        .iter()
+        .find(|p| p.platform == "teams")
+        .unwrap();
+    assert_eq!(lane.user_problems, 1);
+    h.events.send(TransportEvent::UserProblem {
+        user: upn("teams1@contoso.com"),
+        problem: None,
+    });
+    h.settle().await;
+    assert!(
+        h.handle
+            .dn("7001")
+            .await
+            .unwrap()
+            .unwrap()
+            .user_problem
+            .is_none()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn removing_a_push_dn_ends_its_publication_once() {
+    let mut transport = MockTransport::new();
+    transport.expect_publish().returning(|_, _| Ok(()));
+    transport.expect_subscribe().returning(|_| Ok(()));
+    transport.expect_unsubscribe().returning(|_| Ok(()));
+    transport
+        .expect_unpublish()
+        .withf(|user| *user == uri("sip:agent1@contoso.com"))
+        .times(1)
+        .returning(|_| Ok(()));
+    let (events, receiver) = event_channel();
+    let (_link, link_rx) = mpsc::channel(8);
+    let (engine, handle) = Engine::new(
+        engine_config(CONFIG, SEED_MAP),
+        Arc::new(transport),
+        Arc::new(MemorySink::new()),
+        EngineOptions::default(),
+    );
+    let running = tokio::spawn(engine.run(link_rx, receiver));
+    events.send(TransportEvent::Connected {
+        platform: sfb(),
+        peer: "mock".into(),
+        credit: 8,
+    });
+    sleep(Duration::from_millis(50)).await;
+    let without_5001 = CONFIG.replace(
+        "[dn.\"5001\"]\ntype = \"Extension\"\nuri = \"sip:agent1@contoso.com\"\nannex.TServer = { presence-profile = \"Push\" }\n",
+        "",
+    );
+    let report = handle
+        .reload(engine_config(&without_5001, SEED_MAP))
+        .await
+        .unwrap();
+    assert_eq!(report.removed, 1);
+    sleep(Duration::from_millis(50)).await;
+    // Reloading the same configuration again unpublishes nothing more (times(1) above).
+    handle
+        .reload(engine_config(&without_5001, SEED_MAP))
+        .await
+        .unwrap();
+    sleep(Duration::from_millis(50)).await;
     handle.shutdown(Duration::from_secs(1)).await;
     running.await.unwrap();
 }
