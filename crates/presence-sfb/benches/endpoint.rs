@@ -1,5 +1,6 @@
 //! The endpoint's cost per publication, without sockets: `publish` → request bytes → a peer
-//! that parses them and answers `200 OK` → `handle_bytes` → `Published`.
+//! that parses them and answers `200 OK` → `handle_bytes` → `Published`. Every call is a
+//! request on the wire (dedup is the caller's).
 //! `cargo bench -p presence-sfb` (the loopback figure with a real simulator is
 //! `cargo run --release -p presence-sfb --example loopback`).
 

@@ -2,7 +2,6 @@
 
 use presence_model::{Presence, SipUri};
 use presence_mspres::{BatchSubscribe, Fault, Publication, Publish, StateBody, SubscribeAction};
-use presence_transport::PresenceUpdate;
 
 use crate::settings::PublicationSettings;
 
@@ -37,6 +36,19 @@ pub(crate) fn publish(
     .to_xml()
 }
 
+/// A category-publish body that removes the bridge's instance (category `state`, the
+/// configured instance) from each configured container, with that container's version:
+/// `expireType="time" expires="0"` and no content.
+pub(crate) fn removal(user: &SipUri, settings: &PublicationSettings, versions: &[u32]) -> String {
+    let containers: Vec<(u32, u32)> = settings
+        .containers
+        .iter()
+        .copied()
+        .zip(versions.iter().copied())
+        .collect();
+    Publish::remove_state_in_containers(user.to_string(), settings.instance, &containers).to_xml()
+}
+
 /// A batched SUBSCRIBE body for the `state` category of `users`.
 pub(crate) fn batch_subscribe(application: &str, id: &str, users: &[SipUri]) -> String {
     BatchSubscribe {
@@ -65,10 +77,19 @@ pub(crate) fn wrong_delta(body: &[u8]) -> Option<Vec<(u32, u32)>> {
     )
 }
 
+/// One user's aggregated presence in a notification: the availability as received, and
+/// the activity text (LCID 1033 first) or token.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Update {
+    pub(crate) user: SipUri,
+    pub(crate) availability: u64,
+    pub(crate) activity: Option<String>,
+}
+
 /// What a notification says: presence updates, and resources whose subscription ended.
 #[derive(Debug, Default)]
 pub(crate) struct Notification {
-    pub(crate) updates: Vec<PresenceUpdate>,
+    pub(crate) updates: Vec<Update>,
     pub(crate) terminated: Vec<SipUri>,
 }
 
@@ -91,8 +112,11 @@ pub(crate) fn notification(
                 .map(str::to_owned)
                 .or_else(|| state.custom.first().map(|(_, t)| t.clone()))
                 .or_else(|| state.activity_token.clone());
-            out.updates
-                .push(PresenceUpdate::new(user, u64::from(availability), activity));
+            out.updates.push(Update {
+                user,
+                availability: u64::from(availability),
+                activity,
+            });
         }
     }
     out.terminated = parsed

@@ -1,13 +1,15 @@
-//! The tokio driver: owns the socket and pumps the sans-IO [`Endpoint`].
+//! The tokio driver: owns the socket, pumps the sans-IO [`Endpoint`], and implements the
+//! port ([`PresenceTransport`]).
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use presence_model::{Presence, SipUri};
+use presence_model::{Platform, Presence, Publication, SipUri, UserAddress, UserId};
 use presence_transport::{
-    EventReceiver, EventSender, PresenceTransport, TransportError, TransportEvent, event_channel,
+    EventSender, PresenceTransport, PresenceUpdate, TransportError, TransportEvent, TransportStatus,
 };
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -17,16 +19,29 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep, sleep_until, timeout};
 
 use crate::SfbError;
-use crate::backoff::{Backoff, Rng};
 use crate::endpoint::{Endpoint, Event, PublishId};
-use crate::settings::{SfbSettings, Transport};
+use crate::settings::{Severity, SfbSettings, Transport};
+use presence_model::random::{Backoff, SplitMix64};
+
+type Reply = oneshot::Sender<Result<(), TransportError>>;
 
 /// Commands from the handle to the driver task.
 enum Command {
     Publish {
         user: SipUri,
         presence: Presence,
-        reply: oneshot::Sender<Result<(), TransportError>>,
+        /// The connection the caller's credit came from (0: none).
+        epoch: u64,
+        reply: Reply,
+    },
+    Unpublish {
+        user: SipUri,
+        reply: Reply,
+    },
+    /// A publication refused before it reached the driver (an unsupported user) gives its
+    /// credit back, if that credit is of the current connection.
+    Refund {
+        epoch: u64,
     },
     Subscribe(Vec<SipUri>),
     Unsubscribe(Vec<SipUri>),
@@ -36,46 +51,88 @@ enum Command {
     },
 }
 
-/// Counters the driver keeps for metrics and `/readyz`.
-#[derive(Debug, Default)]
-pub struct DriverStatus {
-    connected: AtomicBool,
-    in_flight: AtomicUsize,
-    connects: AtomicUsize,
-}
-
-impl DriverStatus {
-    /// Whether a connection to the pool is up.
-    pub fn is_connected(&self) -> bool {
-        self.connected.load(Ordering::Relaxed)
-    }
-
-    /// Publications outstanding (sent or waiting for room).
-    pub fn publications_in_flight(&self) -> usize {
-        self.in_flight.load(Ordering::Relaxed)
-    }
-
-    /// Connections made since start.
-    pub fn connects(&self) -> usize {
-        self.connects.load(Ordering::Relaxed)
-    }
-}
-
-/// The Skype for Business transport: a [`PresenceTransport`] handle. Cheap to clone.
-#[derive(Clone, Debug)]
-pub struct SfbTransport {
-    commands: mpsc::Sender<Command>,
-    status: Arc<DriverStatus>,
-}
-
-impl std::fmt::Debug for Command {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Debug for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Command::Publish { user, .. } => write!(f, "Publish({user})"),
+            Command::Unpublish { user, .. } => write!(f, "Unpublish({user})"),
+            Command::Refund { epoch } => write!(f, "Refund({epoch})"),
             Command::Subscribe(users) => write!(f, "Subscribe({} users)", users.len()),
             Command::Unsubscribe(users) => write!(f, "Unsubscribe({} users)", users.len()),
             Command::Shutdown { .. } => f.write_str("Shutdown"),
         }
+    }
+}
+
+/// What the handle and the driver task share.
+#[derive(Debug)]
+struct Shared {
+    platform: Platform,
+    peer: String,
+    /// The number of the connection that is up; 0 while none is.
+    epoch: AtomicU64,
+    shut_down: AtomicBool,
+    /// Publications handed to the transport and not settled.
+    publications: AtomicUsize,
+    /// Why the last connection attempt failed or the last connection ended.
+    detail: Mutex<Option<String>>,
+}
+
+impl Shared {
+    fn detail(&self) -> MutexGuard<'_, Option<String>> {
+        self.detail
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Counts a publication as handed to the transport for as long as it lives.
+struct Outstanding<'a>(&'a AtomicUsize);
+
+impl<'a> Outstanding<'a> {
+    fn new(counter: &'a AtomicUsize) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Outstanding(counter)
+    }
+}
+
+impl Drop for Outstanding<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The Skype for Business transport: the [`PresenceTransport`] handle of a driver task.
+/// Cheap to clone; clones drive the same connection.
+///
+/// It serves one [`Platform`] (the one given to [`start`](Self::start)) and users known by
+/// a SIP URI ([`UserAddress::Sip`]); any other user is refused with the permanent
+/// [`TransportError::Unsupported`].
+///
+/// Credit: [`TransportEvent::Connected`] on every (re)connection grants `max-in-flight`;
+/// every publication (not removal) settled on that connection grants one more
+/// ([`TransportEvent::Credit`]); a publication failed by the loss of the connection grants
+/// nothing (credit ends with the connection, [`TransportEvent::Disconnected`]).
+#[derive(Clone)]
+pub struct SfbTransport {
+    commands: mpsc::Sender<Command>,
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for SfbTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SfbTransport")
+            .field("platform", &self.shared.platform)
+            .field("pool", &self.shared.peer)
+            .field(
+                "connected",
+                &(self.shared.epoch.load(Ordering::Acquire) != 0),
+            )
+            .field(
+                "publications",
+                &self.shared.publications.load(Ordering::Relaxed),
+            )
+            .finish()
     }
 }
 
@@ -129,13 +186,29 @@ impl Connector {
 }
 
 impl SfbTransport {
-    /// Starts the driver task on the current tokio runtime. TLS material is read now, so a
-    /// missing or bad file is an error here, not a reconnect loop.
+    /// Starts the driver task on the current tokio runtime; it connects on its own and
+    /// reports into `events` (a channel that other transports may share) for `platform`.
+    ///
+    /// Settings with a [`Severity::Error`] among their
+    /// [`findings`](SfbSettings::findings) are refused, and TLS material is read now: a
+    /// missing or bad file is an error here (naming the file), not a reconnect loop.
     pub fn start(
         settings: &SfbSettings,
-    ) -> Result<(SfbTransport, EventReceiver, JoinHandle<()>), SfbError> {
-        // Validate the endpoint settings up front (the Via host is filled per connection).
-        settings.endpoint_config("localhost")?;
+        platform: Platform,
+        events: EventSender,
+    ) -> Result<(SfbTransport, JoinHandle<()>), SfbError> {
+        if let Some(finding) = settings
+            .findings()
+            .into_iter()
+            .find(|f| f.severity == Severity::Error)
+        {
+            return Err(SfbError::Setting {
+                key: finding.key,
+                message: finding.message,
+            });
+        }
+        // The Via host is filled in per connection.
+        let config = settings.endpoint_config("localhost")?;
         let tls = match settings.transport {
             Transport::Tcp => None,
             Transport::Tls => Some(tokio_rustls::TlsConnector::from(crate::tls::client_config(
@@ -153,35 +226,170 @@ impl SfbTransport {
             connect_timeout: settings.connect_timeout,
         };
         let (commands, rx) = mpsc::channel(1024);
-        let (events, receiver) = event_channel();
-        let status = Arc::new(DriverStatus::default());
+        let shared = Arc::new(Shared {
+            platform,
+            peer: settings.pool.clone(),
+            epoch: AtomicU64::new(0),
+            shut_down: AtomicBool::new(false),
+            publications: AtomicUsize::new(0),
+            detail: Mutex::new(None),
+        });
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0x5eed, |d| d.as_nanos() as u64)
             ^ u64::from(std::process::id());
         let driver = Driver {
             settings: settings.clone(),
+            credit: u32::try_from(config.max_in_flight).unwrap_or(u32::MAX),
             connector: Arc::new(connector),
-            endpoint: Endpoint::new(settings.endpoint_config("localhost")?, seed),
-            rng: Rng::new(seed.rotate_left(17)),
+            endpoint: Endpoint::new(config, seed),
+            rng: SplitMix64::new(seed.rotate_left(17)),
             commands: rx,
             events,
             waiters: HashMap::new(),
-            status: Arc::clone(&status),
+            shared: Arc::clone(&shared),
+            epoch: 0,
+            connections: 0,
             shutdown: None,
         };
         let task = tokio::spawn(driver.run());
-        Ok((SfbTransport { commands, status }, receiver, task))
+        Ok((SfbTransport { commands, shared }, task))
     }
 
-    /// Connection state and counters.
-    pub fn status(&self) -> &DriverStatus {
-        &self.status
+    /// The platform this transport serves.
+    pub fn platform(&self) -> &Platform {
+        &self.shared.platform
     }
 
-    /// Stops the driver: waits up to `grace` for publications in flight, then closes the
+    /// The SIP URI of a user this transport serves.
+    fn address<'u>(&self, user: &'u UserId) -> Result<&'u SipUri, TransportError> {
+        let unsupported = |reason: String| TransportError::Unsupported {
+            user: user.clone(),
+            reason,
+        };
+        TransportError::ensure_platform(&self.shared.platform, user)?;
+        match user.address() {
+            UserAddress::Sip(uri) => Ok(uri),
+            UserAddress::Upn(_) => Err(unsupported(
+                "Skype for Business knows users by SIP URI, not by UPN".to_owned(),
+            )),
+            UserAddress::EntraId(_) => Err(unsupported(
+                "Skype for Business knows users by SIP URI, not by Entra object id".to_owned(),
+            )),
+        }
+    }
+
+    fn addresses(&self, users: &[UserId]) -> Result<Vec<SipUri>, TransportError> {
+        users
+            .iter()
+            .map(|u| self.address(u).cloned())
+            .collect::<Result<_, _>>()
+    }
+
+    fn gate(&self) -> Result<(), TransportError> {
+        if self.shared.shut_down.load(Ordering::Acquire) {
+            Err(TransportError::Shutdown)
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn command(&self, command: Command) -> Result<(), TransportError> {
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| TransportError::Shutdown)
+    }
+
+    async fn call(&self, command: impl FnOnce(Reply) -> Command) -> Result<(), TransportError> {
+        let (reply, wait) = oneshot::channel();
+        self.command(command(reply)).await?;
+        wait.await.map_err(|_| TransportError::Shutdown)?
+    }
+}
+
+#[async_trait::async_trait]
+impl PresenceTransport for SfbTransport {
+    /// Publishes the publication's presence in the configured containers. Resolves when
+    /// the pool answered `200` (after a 409 fix-up, if one was needed), or with the
+    /// failure, once: `NotConnected`, `Timeout`, `Rejected` (with `retry_after` from a
+    /// `Retry-After` header). A second publication for a user with one outstanding is sent
+    /// after it.
+    async fn publish(
+        &self,
+        user: &UserId,
+        publication: &Publication,
+    ) -> Result<(), TransportError> {
+        self.gate()?;
+        let epoch = self.shared.epoch.load(Ordering::Acquire);
+        let uri = match self.address(user) {
+            Ok(uri) => uri.clone(),
+            Err(error) => {
+                if epoch != 0 {
+                    let _ = self.command(Command::Refund { epoch }).await;
+                }
+                return Err(error);
+            }
+        };
+        let _outstanding = Outstanding::new(&self.shared.publications);
+        let presence = publication.presence.clone();
+        self.call(|reply| Command::Publish {
+            user: uri,
+            presence,
+            epoch,
+            reply,
+        })
+        .await
+    }
+
+    /// Removes the bridge's category instances for the user (needs no credit). Always
+    /// sent, even when nothing was published on this connection: the pool keeps the
+    /// bridge's static publications across connections.
+    async fn unpublish(&self, user: &UserId) -> Result<(), TransportError> {
+        self.gate()?;
+        let uri = self.address(user)?.clone();
+        self.call(|reply| Command::Unpublish { user: uri, reply })
+            .await
+    }
+
+    async fn subscribe(&self, users: &[UserId]) -> Result<(), TransportError> {
+        self.gate()?;
+        let uris = self.addresses(users)?;
+        self.command(Command::Subscribe(uris)).await
+    }
+
+    async fn unsubscribe(&self, users: &[UserId]) -> Result<(), TransportError> {
+        self.gate()?;
+        let uris = self.addresses(users)?;
+        self.command(Command::Unsubscribe(uris)).await
+    }
+
+    /// One entry: the platform, whether a connection is up, the pool, why not (the last
+    /// connection error, such as a TLS failure's explanation) and the publications handed
+    /// to the transport and not settled.
+    fn status(&self) -> Vec<TransportStatus> {
+        let shut_down = self.shared.shut_down.load(Ordering::Acquire);
+        let connected = !shut_down && self.shared.epoch.load(Ordering::Acquire) != 0;
+        let detail = if connected {
+            None
+        } else if shut_down {
+            Some("shut down".to_owned())
+        } else {
+            self.shared.detail().clone()
+        };
+        vec![TransportStatus {
+            platform: self.shared.platform.clone(),
+            connected,
+            peer: self.shared.peer.clone(),
+            detail,
+            publications_in_flight: self.shared.publications.load(Ordering::Relaxed),
+        }]
+    }
+
+    /// Stops the driver: waits up to `grace` for publications outstanding, then closes the
     /// connection. Later calls fail with [`TransportError::Shutdown`].
-    pub async fn shutdown(&self, grace: Duration) {
+    async fn shutdown(&self, grace: Duration) {
+        self.shared.shut_down.store(true, Ordering::Release);
         let (done, wait) = oneshot::channel();
         if self
             .commands
@@ -192,45 +400,31 @@ impl SfbTransport {
             let _ = wait.await;
         }
     }
-
-    async fn command(&self, command: Command) -> Result<(), TransportError> {
-        self.commands
-            .send(command)
-            .await
-            .map_err(|_| TransportError::Shutdown)
-    }
 }
 
-impl PresenceTransport for SfbTransport {
-    async fn publish(&self, user: &SipUri, presence: &Presence) -> Result<(), TransportError> {
-        let (reply, wait) = oneshot::channel();
-        self.command(Command::Publish {
-            user: user.clone(),
-            presence: presence.clone(),
-            reply,
-        })
-        .await?;
-        wait.await.map_err(|_| TransportError::Shutdown)?
-    }
-
-    async fn subscribe(&self, users: &[SipUri]) -> Result<(), TransportError> {
-        self.command(Command::Subscribe(users.to_vec())).await
-    }
-
-    async fn unsubscribe(&self, users: &[SipUri]) -> Result<(), TransportError> {
-        self.command(Command::Unsubscribe(users.to_vec())).await
-    }
+/// A caller waiting for a publication or removal to settle.
+struct Waiter {
+    reply: Reply,
+    /// For a publication sent with credit of the connection then up: that connection. It
+    /// grants one credit when it settles on it.
+    credit: Option<u64>,
 }
 
 struct Driver {
     settings: SfbSettings,
+    /// The credit granted on each connection: `max-in-flight`.
+    credit: u32,
     connector: Arc<Connector>,
     endpoint: Endpoint,
-    rng: Rng,
+    rng: SplitMix64,
     commands: mpsc::Receiver<Command>,
     events: EventSender,
-    waiters: HashMap<PublishId, oneshot::Sender<Result<(), TransportError>>>,
-    status: Arc<DriverStatus>,
+    waiters: HashMap<PublishId, Waiter>,
+    shared: Arc<Shared>,
+    /// The number of the connection that is up; 0 while none is.
+    epoch: u64,
+    /// Connections made so far.
+    connections: u64,
     shutdown: Option<(Instant, oneshot::Sender<()>)>,
 }
 
@@ -267,7 +461,9 @@ impl Driver {
                     tokio::select! {
                         result = &mut connect => break Some(result),
                         command = self.commands.recv() => {
-                            if !self.apply(command) || self.shutdown.is_some() {
+                            let go_on = self.apply(command) && self.shutdown.is_none();
+                            self.dispatch_events();
+                            if !go_on {
                                 break None;
                             }
                         }
@@ -281,7 +477,7 @@ impl Driver {
                 Some(Err(reason)) => {
                     failures += 1;
                     tracing::warn!(%reason, attempt = failures, "SfB connection attempt failed");
-                    self.events.send(TransportEvent::Disconnected { reason });
+                    self.lost(reason);
                 }
                 Some(Ok((stream, local))) => {
                     failures = 1;
@@ -289,12 +485,21 @@ impl Driver {
                         End::Shutdown => return self.finish(),
                         End::Lost(reason) => {
                             tracing::warn!(%reason, "SfB connection lost");
-                            self.events.send(TransportEvent::Disconnected { reason });
+                            self.lost(reason);
                         }
                     }
                 }
             }
         }
+    }
+
+    /// Reports a failed attempt or a lost connection.
+    fn lost(&mut self, reason: String) {
+        *self.shared.detail() = Some(reason.clone());
+        self.events.send(TransportEvent::Disconnected {
+            platform: self.shared.platform.clone(),
+            reason,
+        });
     }
 
     /// Serves commands while `wait` runs; `Err` on shutdown.
@@ -315,13 +520,25 @@ impl Driver {
     }
 
     fn finish(mut self) {
-        self.status.connected.store(false, Ordering::Relaxed);
+        self.set_epoch(0);
         for (_, waiter) in self.waiters.drain() {
-            let _ = waiter.send(Err(TransportError::Shutdown));
+            let _ = waiter.reply.send(Err(TransportError::Shutdown));
         }
         if let Some((_, done)) = self.shutdown.take() {
             let _ = done.send(());
         }
+    }
+
+    fn set_epoch(&mut self, epoch: u64) {
+        self.epoch = epoch;
+        self.shared.epoch.store(epoch, Ordering::Release);
+    }
+
+    fn grant(&self, credit: u32) {
+        self.events.send(TransportEvent::Credit {
+            platform: self.shared.platform.clone(),
+            credit,
+        });
     }
 
     /// Applies a command to the endpoint; `false` when the driver should stop.
@@ -332,10 +549,29 @@ impl Driver {
             Some(Command::Publish {
                 user,
                 presence,
+                epoch,
                 reply,
             }) => {
+                let credit = (epoch != 0 && epoch == self.epoch).then_some(epoch);
                 let id = self.endpoint.publish(user, presence, now);
-                self.waiters.insert(id, reply);
+                self.waiters.insert(id, Waiter { reply, credit });
+                true
+            }
+            Some(Command::Unpublish { user, reply }) => {
+                let id = self.endpoint.unpublish(user, now);
+                self.waiters.insert(
+                    id,
+                    Waiter {
+                        reply,
+                        credit: None,
+                    },
+                );
+                true
+            }
+            Some(Command::Refund { epoch }) => {
+                if epoch != 0 && epoch == self.epoch {
+                    self.grant(1);
+                }
                 true
             }
             Some(Command::Subscribe(users)) => {
@@ -354,32 +590,59 @@ impl Driver {
         }
     }
 
+    /// A publication or removal settled: its caller is told, and a publication that held
+    /// credit of the connection still up grants it again.
+    fn settle(&mut self, id: PublishId, result: Result<(), TransportError>) {
+        let Some(waiter) = self.waiters.remove(&id) else {
+            return;
+        };
+        if waiter
+            .credit
+            .is_some_and(|epoch| epoch != 0 && epoch == self.epoch)
+        {
+            self.grant(1);
+        }
+        let result = match result {
+            Err(TransportError::NotConnected) if self.shutdown.is_some() => {
+                Err(TransportError::Shutdown)
+            }
+            other => other,
+        };
+        let _ = waiter.reply.send(result);
+    }
+
     /// Hands the endpoint's events to their owners; `Some(reason)` if the connection must
     /// be reset.
     fn dispatch_events(&mut self) -> Option<String> {
         let mut reset = None;
         while let Some(event) = self.endpoint.poll_event() {
             match event {
-                Event::Presence(update) => {
-                    self.events.send(TransportEvent::Presence(update));
+                Event::Presence {
+                    user,
+                    raw_availability,
+                    activity,
+                } => {
+                    let user = UserId::sip(self.shared.platform.clone(), user);
+                    self.events
+                        .send(TransportEvent::Presence(PresenceUpdate::new(
+                            user,
+                            raw_availability,
+                            activity,
+                        )));
                 }
-                Event::Published { id, .. } => {
-                    if let Some(waiter) = self.waiters.remove(&id) {
-                        let _ = waiter.send(Ok(()));
-                    }
-                }
+                Event::Published { id, .. } => self.settle(id, Ok(())),
                 Event::PublishFailed { id, user, error } => {
-                    if !matches!(
-                        error,
-                        TransportError::Superseded | TransportError::NotConnected
-                    ) {
+                    if !matches!(error, TransportError::NotConnected) {
                         tracing::warn!(%user, %error, "publication failed");
                     }
-                    if let Some(waiter) = self.waiters.remove(&id) {
-                        let _ = waiter.send(Err(error));
-                    }
+                    self.settle(id, Err(error));
                 }
                 Event::Subscribed { users } => {
+                    let platform = &self.shared.platform;
+                    let users = users
+                        .into_iter()
+                        .map(|u| UserId::sip(platform.clone(), u))
+                        .collect();
                     self.events.send(TransportEvent::Subscribed { users });
                 }
                 Event::SubscriptionFailed { users, reason } => {
@@ -389,9 +652,6 @@ impl Driver {
                 Event::Warning { message } => tracing::warn!(%message, "SfB endpoint"),
             }
         }
-        self.status
-            .in_flight
-            .store(self.waiters.len(), Ordering::Relaxed);
         reset
     }
 
@@ -400,15 +660,17 @@ impl Driver {
             Ok(config) => config,
             Err(e) => return End::Lost(e.to_string()),
         };
-        // The Via host is the socket's (unless configured): rebuild the endpoint's settings
-        // without losing its state.
+        // The Via host is the socket's (unless configured).
         self.endpoint.set_local_host(config.local_host);
         let (mut reader, mut writer) = tokio::io::split(stream);
+        self.connections += 1;
+        self.set_epoch(self.connections);
+        *self.shared.detail() = None;
         self.endpoint.connected(now());
-        self.status.connected.store(true, Ordering::Relaxed);
-        self.status.connects.fetch_add(1, Ordering::Relaxed);
         self.events.send(TransportEvent::Connected {
+            platform: self.shared.platform.clone(),
             peer: self.settings.pool.clone(),
+            credit: self.credit,
         });
         let mut read_buf = vec![0u8; 64 * 1024];
         let mut out: Vec<u8> = Vec::new();
@@ -423,7 +685,7 @@ impl Driver {
                 }
             }
             if let Some((deadline, _)) = &self.shutdown
-                && (self.endpoint.publications_in_flight() == 0 || Instant::now() >= *deadline)
+                && (self.endpoint.publications_outstanding() == 0 || Instant::now() >= *deadline)
                 && out.is_empty()
             {
                 break End::Shutdown;
@@ -432,7 +694,9 @@ impl Driver {
                 .endpoint
                 .poll_timeout()
                 .map(Instant::from_std)
-                .or_else(|| self.shutdown.as_ref().map(|(d, _)| *d));
+                .into_iter()
+                .chain(self.shutdown.as_ref().map(|(d, _)| *d))
+                .min();
             tokio::select! {
                 command = self.commands.recv(), if self.shutdown.is_none() => {
                     if !self.apply(command) {
@@ -460,9 +724,16 @@ impl Driver {
             }
         };
         let _ = writer.shutdown().await;
-        self.status.connected.store(false, Ordering::Relaxed);
+        // Credit ends with the connection: what the loss fails grants nothing.
+        self.set_epoch(0);
         self.endpoint.disconnected(now());
         self.dispatch_events();
+        if matches!(end, End::Shutdown) {
+            self.events.send(TransportEvent::Disconnected {
+                platform: self.shared.platform.clone(),
+                reason: "the transport was shut down".to_owned(),
+            });
+        }
         end
     }
 }

@@ -1,6 +1,5 @@
 //! The `[sfb]` section of the bridge's configuration, and the endpoint's settings.
 
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -104,15 +103,16 @@ pub struct EndpointConfig {
     pub keepalive: Option<Duration>,
     /// How long to wait for the pool to answer a keep-alive before resetting.
     pub keepalive_timeout: Duration,
-    /// 409 WrongDelta retries in a row before a publication is given up.
+    /// 409 WrongDelta re-sends (with the pool's `curVersion`) of one publication before it
+    /// is reported as failed.
     pub max_conflict_retries: u32,
-    /// Retries of a publication after timeouts, 408 and 5xx before it is given up.
-    pub max_retries: u32,
-    /// First delay between such retries (doubled each time, ±20 % jitter).
+    /// First delay before a refused or ended subscription is made again (doubled each time,
+    /// ±20 % jitter), unless the pool said when (`Retry-After`).
     pub retry_initial: Duration,
-    /// Longest delay between retries.
+    /// Longest delay before a subscription is made again.
     pub retry_max: Duration,
-    /// Publications in flight at once.
+    /// Requests for publications (and removals) on the wire at once; further ones wait in
+    /// order. Also the credit granted on each connection.
     pub max_in_flight: usize,
     /// The User-Agent header.
     pub user_agent: String,
@@ -133,7 +133,6 @@ impl EndpointConfig {
             keepalive: Some(Duration::from_secs(30)),
             keepalive_timeout: Duration::from_secs(10),
             max_conflict_retries: 3,
-            max_retries: 5,
             retry_initial: Duration::from_millis(500),
             retry_max: Duration::from_secs(10),
             max_in_flight: 256,
@@ -152,24 +151,28 @@ impl EndpointConfig {
 /// | `gruu` | the application URI | the Contact: the application's GRUU |
 /// | `local-host` | the socket's local address | `host[:port]` written in Via |
 /// | `p-asserted-identity` | `false` | add P-Asserted-Identity with the user's URI |
-/// | `tls.certificate` | required for tls | the client certificate chain (PEM) |
-/// | `tls.private-key` | required for tls | its private key (PEM) |
+/// | `tls.certificate` | none (a warning) | the client certificate chain (PEM); a pool accepts a trusted application only with one |
+/// | `tls.private-key` | with `tls.certificate` | its private key (PEM) |
 /// | `tls.ca` | required for tls | CA certificates that sign the pool's certificate (PEM) |
 /// | `tls.server-name` | the pool's host | the name the pool's certificate must carry |
 /// | `publication.*` | see [`PublicationSettings`] | state type, instance, containers, expiry |
 /// | `subscription.batch-size` | 100 | users per SUBSCRIBE |
 /// | `subscription.expires` | `3600s` | subscription lifetime asked for |
-/// | `request-timeout` | `10s` | wait for a final response |
+/// | `request-timeout` | `10s` | wait for a final response; a publication not answered in time is reported as a timeout |
 /// | `keepalive` | `30s` | CRLF keep-alive interval (`0s`: off) |
 /// | `keepalive-timeout` | `10s` | reset the connection when a keep-alive is not answered |
-/// | `max-conflict-retries` | 3 | 409 WrongDelta retries in a row |
-/// | `max-retries` | 5 | retries after timeouts, 408, 5xx |
-/// | `retry-initial` / `retry-max` | `500ms` / `10s` | back-off between those retries |
-/// | `max-in-flight` | 256 | publications outstanding at once |
+/// | `max-conflict-retries` | 3 | 409 WrongDelta re-sends (with the pool's `curVersion`) of one publication before it is reported as failed |
+/// | `retry-initial` / `retry-max` | `500ms` / `10s` | back-off before a refused or ended **subscription** is made again (`Retry-After` wins) |
+/// | `max-in-flight` | 256 | publication requests on the wire at once, and the credit granted on each connection |
 /// | `reconnect-initial` / `reconnect-max` | `500ms` / `30s` | back-off between connection attempts (±20 % jitter) |
 /// | `connect-timeout` | `10s` | TCP connect + TLS handshake |
 ///
 /// Durations are written `500ms`, `10s`, `5m`, `1h` (or a number of seconds).
+///
+/// There is no retry setting for publications: under the port's contract (see
+/// [`presence_transport`], "who owns what") the caller retries a failed publication, with
+/// its own back-off and the `retry_after` the transport reports; the transport reports
+/// each failure once. [`SfbSettings::findings`] checks the table as a whole.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct SfbSettings {
@@ -198,7 +201,7 @@ pub struct SfbSettings {
     /// Subscription shape.
     #[serde(default)]
     pub subscription: SubscriptionSettings,
-    /// Final-response timeout.
+    /// Final-response timeout; a publication not answered in time fails with `Timeout`.
     #[serde(default = "secs::<10>", deserialize_with = "duration")]
     pub request_timeout: Duration,
     /// Keep-alive interval; `0s` turns keep-alives off.
@@ -207,19 +210,16 @@ pub struct SfbSettings {
     /// Keep-alive answer timeout.
     #[serde(default = "secs::<10>", deserialize_with = "duration")]
     pub keepalive_timeout: Duration,
-    /// 409 retries in a row.
+    /// 409 WrongDelta re-sends of one publication.
     #[serde(default = "three")]
     pub max_conflict_retries: u32,
-    /// Transient-failure retries.
-    #[serde(default = "five")]
-    pub max_retries: u32,
-    /// First retry delay.
+    /// First delay before a subscription is made again.
     #[serde(default = "half_second", deserialize_with = "duration")]
     pub retry_initial: Duration,
-    /// Longest retry delay.
+    /// Longest delay before a subscription is made again.
     #[serde(default = "secs::<10>", deserialize_with = "duration")]
     pub retry_max: Duration,
-    /// Publications outstanding at once.
+    /// Publication requests on the wire at once; the credit granted on each connection.
     #[serde(default = "in_flight")]
     pub max_in_flight: usize,
     /// First reconnect delay.
@@ -259,9 +259,6 @@ fn half_second() -> Duration {
 fn three() -> u32 {
     3
 }
-fn five() -> u32 {
-    5
-}
 fn in_flight() -> usize {
     256
 }
@@ -278,24 +275,20 @@ impl SfbSettings {
     }
 
     /// The endpoint settings; `local_host` is the socket's local address when not set.
+    /// Fails with the first [`Severity::Error`] among the endpoint's own
+    /// [`findings`](Self::findings) (application URI, containers, batch size).
     pub fn endpoint_config(&self, socket_local: &str) -> Result<EndpointConfig, SfbError> {
+        if let Some(finding) = self.endpoint_findings().into_iter().next() {
+            return Err(SfbError::Setting {
+                key: finding.key,
+                message: finding.message,
+            });
+        }
         let application_uri =
             SipUri::new(&self.application_uri).map_err(|source| SfbError::Setting {
-                key: "application-uri",
+                key: "sfb.application-uri",
                 message: source.to_string(),
             })?;
-        if self.publication.containers.is_empty() {
-            return Err(SfbError::Setting {
-                key: "publication.containers",
-                message: "at least one container is needed (the default is [2, 3])".to_owned(),
-            });
-        }
-        if self.subscription.batch_size == 0 {
-            return Err(SfbError::Setting {
-                key: "subscription.batch-size",
-                message: "must be at least 1".to_owned(),
-            });
-        }
         let mut config = EndpointConfig::new(application_uri, self.transport);
         config.contact = self
             .gruu
@@ -312,32 +305,108 @@ impl SfbSettings {
         config.keepalive = (!self.keepalive.is_zero()).then_some(self.keepalive);
         config.keepalive_timeout = self.keepalive_timeout;
         config.max_conflict_retries = self.max_conflict_retries;
-        config.max_retries = self.max_retries;
         config.retry_initial = self.retry_initial;
         config.retry_max = self.retry_max;
         config.max_in_flight = self.max_in_flight.max(1);
         Ok(config)
     }
-}
 
-/// Parses `500ms`, `10s`, `5m`, `1h`, or a bare number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let n: u64 = number.parse().map_err(|_| {
-        format!("`{text}` is not a duration: expected e.g. `500ms`, `10s`, `5m`, `1h`")
-    })?;
-    match unit.trim() {
-        "ms" => Ok(Duration::from_millis(n)),
-        "" | "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n.saturating_mul(60))),
-        "h" => Ok(Duration::from_secs(n.saturating_mul(3600))),
-        other => Err(format!(
-            "`{text}` has an unknown unit `{other}`: expected ms, s, m or h"
-        )),
+    /// The errors of the endpoint's own settings, in key order.
+    fn endpoint_findings(&self) -> Vec<Finding> {
+        let mut out = Vec::new();
+        if let Err(source) = SipUri::new(&self.application_uri) {
+            out.push(Finding::error("sfb.application-uri", source.to_string()));
+        }
+        if self.publication.containers.is_empty() {
+            out.push(Finding::error(
+                "sfb.publication.containers",
+                "at least one container is needed (the default is [2, 3])",
+            ));
+        }
+        if self.subscription.batch_size == 0 {
+            out.push(Finding::error(
+                "sfb.subscription.batch-size",
+                "must be at least 1",
+            ));
+        }
+        out
+    }
+
+    /// Everything wrong with the table, and what is doubtful: the one place `[sfb]` is
+    /// judged (the binary's `check` command shows these; [`SfbTransport::start`] refuses
+    /// settings with an [`Severity::Error`]).
+    ///
+    /// - errors: an application URI that is not a SIP URI, no container, a batch size of
+    ///   0; with `transport = "tls"`: no `tls.ca`, a certificate without its key or a key
+    ///   without its certificate;
+    /// - warnings (with `tls`): no client certificate (a pool accepts a trusted
+    ///   application only with one); a TLS file that cannot be read here (the check may
+    ///   run on another machine than the bridge; `start` reads them and fails).
+    ///
+    /// ```
+    /// use presence_sfb::{SfbSettings, Severity};
+    /// let settings: SfbSettings = toml::from_str(r#"
+    ///     pool = "pool01.contoso.com:5061"
+    ///     application-uri = "sip:presence-bridge@contoso.com"
+    /// "#)?;
+    /// let findings = settings.findings();
+    /// assert!(findings.iter().any(|f| f.severity == Severity::Error && f.key == "sfb.tls.ca"));
+    /// assert!(findings.iter().any(|f| f.severity == Severity::Warning && f.key == "sfb.tls.certificate"));
+    /// # Ok::<(), toml::de::Error>(())
+    /// ```
+    ///
+    /// [`SfbTransport::start`]: crate::SfbTransport::start
+    pub fn findings(&self) -> Vec<Finding> {
+        let mut out = self.endpoint_findings();
+        if self.transport != Transport::Tls {
+            return out;
+        }
+        let tls = &self.tls;
+        if tls.ca.is_none() {
+            out.push(Finding::error(
+                "sfb.tls.ca",
+                "`ca` is required with transport = \"tls\": the CA bundle (PEM) that signs the pool's certificate",
+            ));
+        }
+        match (&tls.certificate, &tls.private_key) {
+            (Some(_), None) => out.push(Finding::error(
+                "sfb.tls.private-key",
+                "`certificate` and `private-key` go together: the client certificate needs its private key",
+            )),
+            (None, Some(_)) => out.push(Finding::error(
+                "sfb.tls.certificate",
+                "`certificate` and `private-key` go together: the private key needs its client certificate",
+            )),
+            _ => {}
+        }
+        if tls.certificate.is_none() {
+            out.push(Finding::warning(
+                "sfb.tls.certificate",
+                "no client `certificate`: a Front End pool accepts a trusted application only with one",
+            ));
+        }
+        let files = [
+            ("sfb.tls.ca", &tls.ca),
+            ("sfb.tls.certificate", &tls.certificate),
+            ("sfb.tls.private-key", &tls.private_key),
+        ];
+        for (key, path) in files {
+            let Some(path) = path else { continue };
+            if let Err(e) = std::fs::File::open(path) {
+                out.push(Finding::warning(
+                    key,
+                    format!(
+                        "cannot read `{}` here: {e}; the bridge refuses to start without it",
+                        path.display()
+                    ),
+                ));
+            }
+        }
+        out
     }
 }
+
+pub use presence_transport::settings::{Finding, Severity, duration, parse_duration};
 
 /// Serde helper: an expire type by name.
 fn expire_type<'de, D: Deserializer<'de>>(deserializer: D) -> Result<ExpireType, D::Error> {
@@ -349,42 +418,9 @@ fn expire_type<'de, D: Deserializer<'de>>(deserializer: D) -> Result<ExpireType,
     })
 }
 
-/// Serde helper: a duration as text (`10s`) or a number of seconds.
-pub fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-    struct Visitor;
-    impl serde::de::Visitor<'_> for Visitor {
-        type Value = Duration;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a duration such as `500ms`, `10s`, `5m` or a number of seconds")
-        }
-        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Duration, E> {
-            parse_duration(v).map_err(E::custom)
-        }
-        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Duration, E> {
-            Ok(Duration::from_secs(v))
-        }
-        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Duration, E> {
-            u64::try_from(v)
-                .map(Duration::from_secs)
-                .map_err(|_| E::custom("a duration cannot be negative"))
-        }
-    }
-    deserializer.deserialize_any(Visitor)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
-        assert_eq!(parse_duration("10").unwrap(), Duration::from_secs(10));
-        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
-        assert!(parse_duration("x").unwrap_err().contains("`x`"));
-        assert!(parse_duration("5d").unwrap_err().contains("`d`"));
-    }
 
     #[test]
     fn minimal_section_and_defaults() {
@@ -409,5 +445,107 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("batch"), "{err}");
+    }
+
+    fn parse(extra: &str) -> SfbSettings {
+        toml::from_str(&format!(
+            "pool = \"pool.contoso.com:5061\"\napplication-uri = \"sip:bridge@contoso.com\"\n{extra}"
+        ))
+        .unwrap()
+    }
+
+    fn keys(findings: &[Finding], severity: Severity) -> Vec<&'static str> {
+        findings
+            .iter()
+            .filter(|f| f.severity == severity)
+            .map(|f| f.key)
+            .collect()
+    }
+
+    #[test]
+    fn publication_retries_are_no_longer_a_setting() {
+        let err = toml::from_str::<SfbSettings>(
+            "pool = \"p:1\"\napplication-uri = \"sip:a@b\"\nmax-retries = 5\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("max-retries"), "{err}");
+    }
+
+    #[test]
+    fn findings_of_the_endpoint_settings_come_together() {
+        let s: SfbSettings = toml::from_str(
+            "pool = \"p:1\"\ntransport = \"tcp\"\napplication-uri = \"bridge\"\n[publication]\ncontainers = []\n[subscription]\nbatch-size = 0\n",
+        )
+        .unwrap();
+        let findings = s.findings();
+        assert_eq!(
+            keys(&findings, Severity::Error),
+            [
+                "sfb.application-uri",
+                "sfb.publication.containers",
+                "sfb.subscription.batch-size"
+            ]
+        );
+        assert!(keys(&findings, Severity::Warning).is_empty());
+        // endpoint_config fails with the first of them.
+        let err = s.endpoint_config("localhost").unwrap_err().to_string();
+        assert!(err.starts_with("`sfb.application-uri`"), "{err}");
+        assert!(
+            findings[0]
+                .to_string()
+                .starts_with("error: `sfb.application-uri`: ")
+        );
+        // TCP needs no TLS material.
+        assert!(parse("transport = \"tcp\"").findings().is_empty());
+    }
+
+    #[test]
+    fn findings_of_the_tls_settings() {
+        let findings = parse("").findings();
+        assert_eq!(keys(&findings, Severity::Error), ["sfb.tls.ca"]);
+        assert_eq!(keys(&findings, Severity::Warning), ["sfb.tls.certificate"]);
+        assert!(findings[0].message.contains("transport = \"tls\""));
+
+        let dir =
+            std::env::temp_dir().join(format!("presence-sfb-findings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca = dir.join("ca.pem");
+        std::fs::write(&ca, "not checked here").unwrap();
+        let missing = dir.join("missing.pem");
+        let with = |tls: String| parse(&format!("[tls]\nca = \"{}\"\n{tls}", ca.display()));
+
+        let only_cert = with(format!("certificate = \"{}\"\n", ca.display())).findings();
+        assert_eq!(keys(&only_cert, Severity::Error), ["sfb.tls.private-key"]);
+        assert!(keys(&only_cert, Severity::Warning).is_empty());
+
+        let only_key = with(format!("private-key = \"{}\"\n", ca.display())).findings();
+        assert_eq!(keys(&only_key, Severity::Error), ["sfb.tls.certificate"]);
+        assert_eq!(keys(&only_key, Severity::Warning), ["sfb.tls.certificate"]);
+
+        let unreadable = with(format!(
+            "certificate = \"{}\"\nprivate-key = \"{}\"\n",
+            missing.display(),
+            ca.display()
+        ))
+        .findings();
+        assert!(keys(&unreadable, Severity::Error).is_empty());
+        assert_eq!(
+            keys(&unreadable, Severity::Warning),
+            ["sfb.tls.certificate"]
+        );
+        assert!(
+            unreadable[0]
+                .message
+                .contains(&missing.display().to_string()),
+            "{unreadable:?}"
+        );
+
+        let fine = with(format!(
+            "certificate = \"{}\"\nprivate-key = \"{}\"\n",
+            ca.display(),
+            ca.display()
+        ));
+        assert!(fine.findings().is_empty(), "{:?}", fine.findings());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -45,7 +45,7 @@ pub(crate) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 /// pool's certificate, and the application's certificate and key.
 pub fn client_config(tls: &TlsSettings) -> Result<Arc<ClientConfig>, SfbError> {
     let ca = tls.ca.as_deref().ok_or_else(|| SfbError::Setting {
-        key: "tls.ca",
+        key: "sfb.tls.ca",
         message: "TLS needs the CA bundle (PEM) that signs the pool's certificate".to_owned(),
     })?;
     let mut roots = RootCertStore::empty();
@@ -71,13 +71,13 @@ pub fn client_config(tls: &TlsSettings) -> Result<Arc<ClientConfig>, SfbError> {
         (None, None) => builder.with_no_client_auth(),
         (Some(_), None) => {
             return Err(SfbError::Setting {
-                key: "tls.private-key",
+                key: "sfb.tls.private-key",
                 message: "a client certificate needs its private key".to_owned(),
             });
         }
         (None, Some(_)) => {
             return Err(SfbError::Setting {
-                key: "tls.certificate",
+                key: "sfb.tls.certificate",
                 message: "a private key needs its client certificate".to_owned(),
             });
         }

@@ -1,12 +1,21 @@
 //! The endpoint against the simulator, in memory: no sockets, no clock. Bytes are moved
 //! between the two state machines until both are quiet; time moves only when the test says.
+//!
+//! Where a test needs retries or latest-wins, the caller is the engine's own
+//! `presence_push::Publisher`, driven as the engine drives a transport: `set` per state
+//! change, `poll_publish` only with credit in hand, every outcome reported back.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use presence_model::{Activities, ActivityText, Availability, Lcid, Presence, SipUri};
+use presence_model::{
+    Activities, ActivityText, AggregatedStateId, Availability, Lcid, Presence, Publication, SipUri,
+};
+use presence_push::{Publisher, PublisherConfig, Ticket};
 use presence_sfb::settings::Transport;
 use presence_sfb::{Endpoint, EndpointConfig, Event, PublishId};
-use presence_sfb_sim::{ConnId, SimConfig, Simulator};
+use presence_sfb_sim::{ConnId, SimConfig, SimEvent, Simulator};
 use presence_transport::TransportError;
 
 struct Pair {
@@ -15,6 +24,7 @@ struct Pair {
     conn: ConnId,
     now: Instant,
     events: Vec<Event>,
+    sim_events: Vec<SimEvent>,
 }
 
 fn uri(s: &str) -> SipUri {
@@ -53,6 +63,7 @@ impl Pair {
             conn,
             now,
             events: Vec::new(),
+            sim_events: Vec::new(),
         };
         pair.drive();
         pair
@@ -76,6 +87,9 @@ impl Pair {
             }
             while let Some(event) = self.ep.poll_event() {
                 self.events.push(event);
+            }
+            while let Some(event) = self.sim.poll_event() {
+                self.sim_events.push(event);
             }
             if !moved {
                 break;
@@ -116,6 +130,13 @@ impl Pair {
             .any(|e| matches!(e, Event::Published { id: i, .. } if *i == id))
     }
 
+    fn failure(&self, id: PublishId) -> Option<&TransportError> {
+        self.events.iter().find_map(|e| match e {
+            Event::PublishFailed { id: i, error, .. } if *i == id => Some(error),
+            _ => None,
+        })
+    }
+
     fn shows(&self, user: &SipUri) -> Option<(u32, String)> {
         self.sim.shows(user).map(|s| {
             (
@@ -130,13 +151,33 @@ impl Pair {
             .events
             .iter()
             .filter_map(|e| match e {
-                Event::Presence(u) => Some((u.user.clone(), u.raw_availability)),
+                Event::Presence {
+                    user,
+                    raw_availability,
+                    ..
+                } => Some((user.clone(), *raw_availability)),
                 _ => None,
             })
             .collect();
-        self.events.retain(|e| !matches!(e, Event::Presence(_)));
+        self.events.retain(|e| !matches!(e, Event::Presence { .. }));
         out
     }
+
+    /// How many sim events match (and forgets every sim event seen so far).
+    fn sim_events_matching(&mut self, want: impl Fn(&SimEvent) -> bool) -> usize {
+        self.drive();
+        let n = self.sim_events.iter().filter(|e| want(e)).count();
+        self.sim_events.clear();
+        n
+    }
+}
+
+fn service_request(e: &SimEvent) -> bool {
+    matches!(e, SimEvent::Request { method, .. } if method == "SERVICE")
+}
+
+fn conflict(e: &SimEvent) -> bool {
+    matches!(e, SimEvent::Conflict { .. })
 }
 
 #[test]
@@ -174,30 +215,225 @@ fn wrong_delta_after_the_user_changed_state_is_recovered() {
         .set_user_presence(&user, 6500, Some("Busy (client)"), pair.now);
     pair.drive();
     assert_eq!(pair.shows(&user).map(|s| s.0), Some(6500));
-    // The bridge's next publication carries stale versions: 409, then a retry with curVersion.
+    pair.sim_events_matching(|_| true);
+    // The bridge's next publication carries stale versions: 409, then a re-send with
+    // curVersion, which completes this one publication.
     let id = pair.publish(&user, presence(7001, "In a call"));
     assert!(pair.published(id), "{:?}", pair.events);
     assert_eq!(pair.shows(&user), Some((7001, "In a call".to_owned())));
-    let conflicts = pair.sim_events_matching("Conflict");
-    assert!(conflicts >= 1, "the simulator answered 409 at least once");
+    pair.drive();
+    let conflicts = pair.sim_events.iter().filter(|e| conflict(e)).count();
+    let requests = pair
+        .sim_events
+        .iter()
+        .filter(|e| service_request(e))
+        .count();
+    assert_eq!((conflicts, requests), (1, 2), "one 409, one re-send");
 }
 
-impl Pair {
-    fn sim_events_matching(&mut self, needle: &str) -> usize {
-        let mut n = 0;
-        while let Some(e) = self.sim.poll_event() {
-            if format!("{e:?}").contains(needle) {
-                n += 1;
+#[test]
+fn a_second_publication_for_a_user_goes_out_after_the_first() {
+    let mut pair = Pair::new(config(), SimConfig::default());
+    let user = uri("sip:agent1@contoso.com");
+    // Given back to back, before either is answered.
+    let first = pair
+        .ep
+        .publish(user.clone(), presence(3501, "first"), pair.now);
+    let second = pair
+        .ep
+        .publish(user.clone(), presence(7001, "second"), pair.now);
+    pair.drive();
+    assert!(pair.published(first) && pair.published(second));
+    let published: Vec<Option<u32>> = pair
+        .sim_events
+        .iter()
+        .filter_map(|e| match e {
+            SimEvent::Published { availability, .. } => Some(*availability),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        published,
+        vec![Some(3501), Some(7001)],
+        "in the order given"
+    );
+    assert_eq!(pair.shows(&user), Some((7001, "second".to_owned())));
+}
+
+#[test]
+fn unpublish_removes_the_bridge_instances_with_a_conflict_recovered() {
+    let mut pair = Pair::new(config(), SimConfig::default());
+    let user = uri("sip:agent1@contoso.com");
+    let id = pair.publish(&user, presence(7001, "In a call"));
+    assert!(pair.published(id));
+    assert!(pair.shows(&user).is_some());
+    let before = pair.sim.version(&user, "state", 0x2000_0000, 2);
+    pair.sim_events_matching(|_| true);
+    // The first removal meets a conflict (another endpoint just wrote the instances); the
+    // conflicts stop before the fix-up arrives.
+    pair.sim.random_conflicts(1.0);
+    let id = pair.ep.unpublish(user.clone(), pair.now);
+    while let Some(bytes) = pair.ep.poll_transmit() {
+        pair.sim.handle_bytes(pair.conn, &bytes, pair.now).unwrap();
+    }
+    pair.sim.random_conflicts(0.0);
+    pair.drive();
+    assert!(pair.published(id), "{:?}", pair.events);
+    assert_eq!(pair.sim_events_matching(conflict), 1);
+    // The simulator shows nothing of the bridge's for the user any more.
+    assert_eq!(pair.sim.shows(&user), None);
+    // A removal leaves a tombstone: bumped by the conflict, then by the removal.
+    assert_eq!(pair.sim.version(&user, "state", 0x2000_0000, 2), before + 2);
+    // Publishing again later starts from the removal's versions: no conflict.
+    let id = pair.publish(&user, presence(3501, "back"));
+    assert!(pair.published(id));
+    assert_eq!(pair.sim_events_matching(conflict), 0);
+    assert_eq!(pair.shows(&user), Some((3501, "back".to_owned())));
+}
+
+#[test]
+fn unpublish_after_the_user_changed_state_ends_on_a_fix_up_too() {
+    let mut pair = Pair::new(config(), SimConfig::default());
+    let user = uri("sip:agent1@contoso.com");
+    assert!({
+        let id = pair.publish(&user, presence(7001, "In a call"));
+        pair.published(id)
+    });
+    pair.sim.set_user_presence(&user, 3500, None, pair.now);
+    pair.drive();
+    pair.sim_events_matching(|_| true);
+    let id = pair.ep.unpublish(user.clone(), pair.now);
+    pair.drive();
+    assert!(pair.published(id), "{:?}", pair.events);
+    assert_eq!(pair.sim_events_matching(conflict), 1);
+    assert_eq!(pair.sim.shows(&user), None);
+}
+
+/// An engine-like caller: the engine's publisher, the transport's credit, tickets by id.
+struct Caller {
+    publisher: Publisher<SipUri>,
+    tickets: HashMap<PublishId, Ticket<SipUri>>,
+    credit: usize,
+    refused: usize,
+    /// Every failure reported, in order.
+    failures: Vec<TransportError>,
+}
+
+impl Caller {
+    fn new(credit: usize) -> Caller {
+        Caller {
+            publisher: Publisher::new(PublisherConfig {
+                retry_initial: Duration::from_millis(100),
+                retry_max: Duration::from_millis(500),
+                ..PublisherConfig::default()
+            }),
+            tickets: HashMap::new(),
+            credit,
+            refused: 0,
+            failures: Vec::new(),
+        }
+    }
+
+    fn set(&mut self, user: &SipUri, availability: u32, text: &str) {
+        let publication = Publication {
+            id: AggregatedStateId::new(&format!("S{availability}")).unwrap(),
+            presence: presence(availability, text),
+        };
+        self.publisher
+            .set(user.clone(), Some(Arc::new(publication)));
+    }
+
+    /// Hands out what is due while credit lasts, and settles what came back (one credit
+    /// per settled publication), as the engine does; then lets time run to `end`.
+    fn run(&mut self, pair: &mut Pair, d: Duration) {
+        let end = pair.now + d;
+        loop {
+            loop {
+                while self.credit > 0 {
+                    let Some((ticket, publication)) = self.publisher.poll_publish() else {
+                        break;
+                    };
+                    self.credit -= 1;
+                    let id = pair.ep.publish(
+                        ticket.user.clone(),
+                        publication.presence.clone(),
+                        pair.now,
+                    );
+                    self.tickets.insert(id, ticket);
+                }
+                pair.drive();
+                let settled: Vec<Event> = pair
+                    .events
+                    .extract_if(.., |e| {
+                        matches!(e, Event::Published { .. } | Event::PublishFailed { .. })
+                    })
+                    .collect();
+                if settled.is_empty() {
+                    break;
+                }
+                for event in settled {
+                    self.settle(event, pair.now);
+                }
+            }
+            self.publisher.handle_timeout(pair.now);
+            if self.publisher.ready_len() > 0 && self.credit > 0 {
+                continue;
+            }
+            let next = [
+                pair.ep.poll_timeout(),
+                pair.sim.poll_timeout(),
+                self.publisher.poll_timeout(),
+            ]
+            .into_iter()
+            .flatten()
+            .filter(|t| *t <= end)
+            .min();
+            let Some(at) = next else { break };
+            pair.now = at.max(pair.now);
+            pair.ep.handle_timeout(pair.now);
+            pair.sim.handle_timeout(pair.now);
+        }
+        pair.now = end;
+        pair.ep.handle_timeout(pair.now);
+        pair.sim.handle_timeout(pair.now);
+        pair.drive();
+    }
+
+    fn settle(&mut self, event: Event, now: Instant) {
+        let (id, result) = match event {
+            Event::Published { id, .. } => (id, Ok(())),
+            Event::PublishFailed { id, error, .. } => (id, Err(error)),
+            _ => return,
+        };
+        let ticket = self.tickets.remove(&id).expect("a ticket for every id");
+        self.credit += 1;
+        let Err(error) = result else {
+            self.publisher.complete(&ticket);
+            return;
+        };
+        match &error {
+            TransportError::NotConnected => self.publisher.park(&ticket),
+            error if error.is_transient() => {
+                self.publisher.fail(&ticket, now, error.retry_after());
+            }
+            _ => {
+                self.refused += 1;
+                self.publisher.reject(&ticket);
             }
         }
-        n
+        self.failures.push(error);
     }
 }
 
 #[test]
-fn random_conflicts_and_errors_are_ridden_out() {
+fn random_conflicts_and_errors_are_ridden_out_by_the_callers_retries() {
+    let mut c = config();
+    c.max_in_flight = 32;
+    // A 409 the fix-up cannot end is a refusal the caller does not retry: allow enough
+    // re-sends that a 30 % conflict rate never uses them up.
+    c.max_conflict_retries = 10;
     let mut pair = Pair::new(
-        config(),
+        c,
         SimConfig {
             seed: 7,
             ..SimConfig::default()
@@ -205,39 +441,37 @@ fn random_conflicts_and_errors_are_ridden_out() {
     );
     pair.sim.random_conflicts(0.3);
     pair.sim.random_errors(0.2, 503).unwrap();
+    let mut caller = Caller::new(32);
     let users: Vec<SipUri> = (0..200)
         .map(|i| uri(&format!("sip:u{i}@contoso.com")))
         .collect();
     for (i, user) in users.iter().enumerate() {
-        pair.ep
-            .publish(user.clone(), presence(3000 + i as u32, "first"), pair.now);
+        caller.set(user, 3000 + i as u32, "first");
     }
-    pair.drive();
+    caller.run(&mut pair, Duration::from_millis(50));
     for user in &users {
-        pair.ep
-            .publish(user.clone(), presence(9000, "latest"), pair.now);
+        caller.set(user, 9000, "latest");
     }
-    pair.drive();
-    pair.advance(Duration::from_secs(60));
+    caller.run(&mut pair, Duration::from_secs(60));
     pair.sim.clear_faults();
-    pair.advance(Duration::from_secs(5));
-    for user in &users {
-        let shown = pair.shows(user);
-        // Either the latest state landed, or the endpoint gave it up and said so.
-        if shown != Some((9000, "latest".to_owned())) {
-            assert!(
-                pair.events
-                    .iter()
-                    .any(|e| matches!(e, Event::PublishFailed { user: u, .. } if u == user)),
-                "{user}: {shown:?}"
-            );
-        }
-    }
-    let landed = users
+    caller.run(&mut pair, Duration::from_secs(5));
+    let failures = pair
+        .sim_events
         .iter()
-        .filter(|u| pair.shows(u) == Some((9000, "latest".to_owned())))
+        .filter(|e| matches!(e, SimEvent::Answered { status: 503, .. }))
         .count();
-    assert!(landed >= 190, "only {landed} of 200 landed");
+    assert!(failures > 20, "the faults were felt: {failures} 503s");
+    assert_eq!(caller.refused, 0);
+    for user in &users {
+        assert_eq!(
+            pair.shows(user),
+            Some((9000, "latest".to_owned())),
+            "{user}"
+        );
+    }
+    assert_eq!(caller.publisher.in_flight(), 0);
+    assert_eq!(pair.ep.publications_outstanding(), 0);
+    assert_eq!(caller.credit, 32, "every credit came back");
 }
 
 #[test]
@@ -285,6 +519,14 @@ fn a_thousand_users_subscribe_in_batches_and_notifications_arrive() {
     pair.sim.set_user_presence(&users[1], 9500, None, pair.now);
     pair.drive();
     assert_eq!(pair.presence_events(), vec![(users[1].clone(), 9500)]);
+    // Unsubscribed users report nothing more.
+    pair.ep.unsubscribe(users[..100].to_vec(), pair.now);
+    pair.drive();
+    pair.sim.set_user_presence(&users[2], 6500, None, pair.now);
+    pair.sim
+        .set_user_presence(&users[600], 6500, None, pair.now);
+    pair.drive();
+    assert_eq!(pair.presence_events(), vec![(users[600].clone(), 6500)]);
 }
 
 #[test]
@@ -299,12 +541,12 @@ fn notify_gets_200_and_terminated_subscriptions_come_back() {
     let user = uri("sip:w@contoso.com");
     pair.ep.subscribe([user.clone()], pair.now);
     pair.drive();
-    while pair.sim.poll_event().is_some() {}
+    pair.sim_events_matching(|_| true);
     pair.sim.set_user_presence(&user, 6500, None, pair.now);
     pair.drive();
     assert_eq!(pair.presence_events(), vec![(user.clone(), 6500)]);
     assert!(
-        pair.sim_events_matching("status: 200") >= 1,
+        pair.sim_events_matching(|e| matches!(e, SimEvent::Response { status: 200, .. })) >= 1,
         "the NOTIFY was answered 200"
     );
     // The pool ends every subscription: the endpoint subscribes again after a short wait.
@@ -324,27 +566,61 @@ fn notify_gets_200_and_terminated_subscriptions_come_back() {
 }
 
 #[test]
-fn injected_failures_retry_then_give_up_with_the_reason() {
+fn injected_failures_are_reported_once_and_the_caller_retries() {
     let mut pair = Pair::new(config(), SimConfig::default());
     let user = uri("sip:agent1@contoso.com");
     pair.sim
         .fail_next(presence_sip::Method::Service, 2, 503)
         .unwrap();
+    // Reported once, with the pool's Retry-After and diagnostics; not sent again.
     let id = pair.publish(&user, presence(3500, "a"));
-    pair.advance(Duration::from_secs(5));
-    assert!(pair.published(id), "{:?}", pair.events);
-    pair.sim
-        .fail_next(presence_sip::Method::Service, 100, 500)
-        .unwrap();
-    let id = pair.publish(&user, presence(6500, "b"));
-    pair.advance(Duration::from_secs(60));
-    let failure = pair.events.iter().find_map(|e| match e {
-        Event::PublishFailed { id: i, error, .. } if *i == id => Some(error),
-        _ => None,
-    });
+    let failure = pair.failure(id);
     assert!(
-        matches!(failure, Some(TransportError::Rejected { status: 500, reason }) if reason.contains("ms-diagnostics")),
+        matches!(failure, Some(error @ TransportError::Rejected { status: 503, reason, .. })
+            if reason.contains("ms-diagnostics") && error.retry_after() == Some(Duration::from_secs(1))),
         "{failure:?}"
     );
+    pair.advance(Duration::from_secs(5));
+    assert_eq!(pair.sim_events_matching(service_request), 1);
+    assert_eq!(pair.shows(&user), None);
+
+    // The caller retries, honouring Retry-After: the second attempt fails too, the third
+    // lands.
+    pair.sim
+        .fail_next(presence_sip::Method::Service, 1, 503)
+        .unwrap();
+    pair.events.clear();
+    let mut caller = Caller::new(16);
+    caller.set(&user, 3500, "a");
+    caller.run(&mut pair, Duration::from_millis(500));
+    assert_eq!(pair.sim_events_matching(service_request), 1);
+    assert_eq!(caller.failures.len(), 1);
+    caller.run(&mut pair, Duration::from_millis(600));
+    assert_eq!(
+        pair.sim_events_matching(service_request),
+        1,
+        "after Retry-After"
+    );
+    assert_eq!(caller.failures.len(), 2);
+    assert_eq!(pair.shows(&user), None);
+    caller.run(&mut pair, Duration::from_millis(1100));
+    assert_eq!(pair.sim_events_matching(service_request), 1);
+    assert_eq!(pair.shows(&user), Some((3500, "a".to_owned())));
+
+    // A pool failing for a long time: each attempt is one request and one failure, the
+    // caller backs off, the old state stays; once the pool is well, the new one lands.
+    pair.sim
+        .fail_next(presence_sip::Method::Service, 1000, 500)
+        .unwrap();
+    caller.set(&user, 6500, "b");
+    caller.run(&mut pair, Duration::from_secs(10));
+    let failed = &caller.failures[2..];
+    assert!(failed.len() >= 10, "{}", failed.len());
+    assert!(failed.iter().all(|e| matches!(e,
+        TransportError::Rejected { status: 500, reason, retry_after: None } if reason.contains("ms-diagnostics"))));
+    assert_eq!(pair.sim_events_matching(service_request), failed.len());
     assert_eq!(pair.shows(&user).map(|s| s.0), Some(3500));
+    pair.sim.clear_faults();
+    caller.run(&mut pair, Duration::from_secs(1));
+    assert_eq!(pair.shows(&user), Some((6500, "b".to_owned())));
 }

@@ -1,11 +1,20 @@
 //! The SfB endpoint as a sans-IO state machine (quinn-proto style).
 //!
 //! Inputs: [`Endpoint::connected`], [`Endpoint::disconnected`], [`Endpoint::handle_bytes`],
-//! [`Endpoint::handle_timeout`], [`Endpoint::publish`], [`Endpoint::subscribe`],
-//! [`Endpoint::unsubscribe`]. Outputs: [`Endpoint::poll_transmit`] (bytes to write),
-//! [`Endpoint::poll_timeout`] (when to call `handle_timeout`), [`Endpoint::poll_event`].
-//! Time comes in as `now` arguments; randomness from a seeded generator; so a whole
-//! exchange is a deterministic function of its inputs.
+//! [`Endpoint::handle_timeout`], [`Endpoint::publish`], [`Endpoint::unpublish`],
+//! [`Endpoint::subscribe`], [`Endpoint::unsubscribe`]. Outputs: [`Endpoint::poll_transmit`]
+//! (bytes to write), [`Endpoint::poll_timeout`] (when to call `handle_timeout`),
+//! [`Endpoint::poll_event`]. Time comes in as `now` arguments; randomness from a seeded
+//! generator; so a whole exchange is a deterministic function of its inputs.
+//!
+//! Publications: every call to [`publish`](Endpoint::publish) or
+//! [`unpublish`](Endpoint::unpublish) is sent (no dedup, no coalescing) and settles exactly
+//! once, as [`Event::Published`] or [`Event::PublishFailed`]. A user has at most one request
+//! on the wire; a second call for the same user waits behind it, in order. At most
+//! `max-in-flight` requests are on the wire; further ones wait in the order they became
+//! sendable. A `409 WrongDelta` is fixed up (the pool's `curVersion`, sent again, at most
+//! `max-conflict-retries` times); every other failure is reported once and never re-sent:
+//! retrying is the caller's decision.
 
 mod publish;
 mod subscribe;
@@ -18,15 +27,16 @@ use std::time::{Duration, Instant};
 
 use presence_model::{Presence, SipUri};
 use presence_sip::{Frame, Framer, Headers, Limits, Message, Method, Request, Response};
-use presence_transport::{PresenceUpdate, TransportError};
+use presence_transport::TransportError;
 
-use crate::backoff::{Backoff, Rng};
 use crate::settings::EndpointConfig;
-use publish::Publications;
+use presence_model::random::{Backoff, SplitMix64};
+use publish::{Publications, What};
 use subscribe::Subscriptions;
 use timers::Timers;
 
-/// Identifies one call to [`Endpoint::publish`]; its outcome comes back as an [`Event`].
+/// Identifies one call to [`Endpoint::publish`] or [`Endpoint::unpublish`]; its outcome
+/// comes back as an [`Event`]. Increasing: a later call has a greater id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PublishId(pub u64);
 
@@ -34,22 +44,33 @@ pub struct PublishId(pub u64);
 #[derive(Debug)]
 pub enum Event {
     /// A subscribed user's aggregated presence, as the pool reported it.
-    Presence(PresenceUpdate),
-    /// The pool accepted the publication `id` (or an identical one that covered it).
+    Presence {
+        /// The user.
+        user: SipUri,
+        /// The availability number exactly as received (it may exceed 18000).
+        raw_availability: u64,
+        /// The activity: the custom text for LCID 1033, else the first custom text, else
+        /// the activity token.
+        activity: Option<String>,
+    },
+    /// The pool accepted the publication (or removal) `id`.
     Published {
-        /// The call to `publish`.
+        /// The call to `publish` or `unpublish`.
         id: PublishId,
         /// The user.
         user: SipUri,
     },
-    /// The publication `id` will not be delivered.
+    /// The publication (or removal) `id` will not be delivered; reported once, never
+    /// re-sent.
     PublishFailed {
-        /// The call to `publish`.
+        /// The call to `publish` or `unpublish`.
         id: PublishId,
         /// The user.
         user: SipUri,
-        /// Why: `Superseded`, `NotConnected`, `Rejected` (status, reason and
-        /// ms-diagnostics), `Timeout`.
+        /// Why: `NotConnected` (no connection when it was given, or lost before an answer),
+        /// `Timeout` (no final answer within `request-timeout`), `Rejected` (status,
+        /// reason with ms-diagnostics, and `retry_after` from a `Retry-After` header; a
+        /// `409` only after the version fix-up was used up).
         error: TransportError,
     },
     /// The pool accepted a new subscription dialog for these users (not a refresh).
@@ -96,8 +117,6 @@ struct Transaction {
 enum Timer {
     /// A request's response is overdue.
     Transaction(String),
-    /// A user's publication waits for a retry.
-    PublishRetry(SipUri),
     /// A subscription batch is due for refresh or re-subscription.
     Batch(u64),
     /// Send a keep-alive.
@@ -106,12 +125,12 @@ enum Timer {
     KeepAliveTimeout,
 }
 
-/// The sans-IO SfB endpoint: publications with versions and 409 recovery, batched
-/// subscriptions with refresh, notifications in, keep-alive.
+/// The sans-IO SfB endpoint: publications and removals with versions and 409 recovery,
+/// batched subscriptions with refresh, notifications in, keep-alive.
 #[derive(Debug)]
 pub struct Endpoint {
     config: EndpointConfig,
-    rng: Rng,
+    rng: SplitMix64,
     epid: String,
     connected: bool,
     framer: Framer,
@@ -135,7 +154,7 @@ const MAX_OUT_BYTES: usize = 16 * 1024 * 1024;
 impl Endpoint {
     /// A disconnected endpoint. `seed` drives Call-IDs, tags, branches and jitter.
     pub fn new(config: EndpointConfig, seed: u64) -> Self {
-        let mut rng = Rng::new(seed);
+        let mut rng = SplitMix64::new(seed);
         let epid = rng.hex(10);
         Endpoint {
             framer: Framer::new(Limits::default()),
@@ -173,32 +192,36 @@ impl Endpoint {
         self.connected
     }
 
-    /// A connection to the pool is up: subscribe every user of the subscription set and
-    /// publish the latest state of every published user again.
+    /// A connection to the pool is up: subscribe every user of the subscription set.
+    /// Nothing is published again on its own: publishing every user again after a
+    /// reconnect (resync) is the caller's.
     pub fn connected(&mut self, now: Instant) {
         self.reset_connection_state();
+        self.fail_outstanding();
         self.connected = true;
         self.schedule_keepalive(now);
-        self.publications.on_connected();
         self.subscriptions.reset();
         self.pump(now);
     }
 
-    /// The connection is gone: outstanding requests are dropped; callers waiting on a
-    /// publication get `NotConnected`, but each user's latest state is kept and published
-    /// again on the next connection.
+    /// The connection is gone: outstanding requests are dropped and every publication and
+    /// removal not settled fails with `NotConnected`. The category versions and the
+    /// subscription set are kept.
     pub fn disconnected(&mut self, _now: Instant) {
         self.connected = false;
-        let failed = self.publications.on_disconnected();
-        for (id, user) in failed {
+        self.fail_outstanding();
+        self.subscriptions.reset();
+        self.reset_connection_state();
+    }
+
+    fn fail_outstanding(&mut self) {
+        for (id, user) in self.publications.on_disconnected() {
             self.events.push_back(Event::PublishFailed {
                 id,
                 user,
                 error: TransportError::NotConnected,
             });
         }
-        self.subscriptions.reset();
-        self.reset_connection_state();
     }
 
     fn reset_connection_state(&mut self) {
@@ -211,16 +234,35 @@ impl Endpoint {
         self.received_since_ping = false;
     }
 
-    /// Publishes `presence` as `user`'s presence. Latest wins: a publication that has not
-    /// been sent when a newer one arrives is reported as superseded.
+    /// Publishes `presence` as `user`'s presence in every configured container. Sent as
+    /// soon as the user has nothing else on the wire and the window has room; fails at once
+    /// with `NotConnected` without a connection.
     pub fn publish(&mut self, user: SipUri, presence: Presence, now: Instant) -> PublishId {
+        self.request(user, What::Publish(presence), now)
+    }
+
+    /// Removes the bridge's category instances for `user` (category `state`, the
+    /// configured instance, every configured container: `expireType="time" expires="0"`,
+    /// no content) with the current versions, so that the pool shows the user's own
+    /// presence again. Ordered with the user's publications (it waits behind one
+    /// outstanding) and settled like one, with the same 409 fix-up.
+    pub fn unpublish(&mut self, user: SipUri, now: Instant) -> PublishId {
+        self.request(user, What::Remove, now)
+    }
+
+    fn request(&mut self, user: SipUri, what: What, now: Instant) -> PublishId {
         self.next_publish_id += 1;
         let id = PublishId(self.next_publish_id);
-        let outcome = self
-            .publications
-            .request(user, presence, id, self.connected);
-        self.report(outcome);
-        self.pump(now);
+        if self.connected {
+            self.publications.request(user, what, id);
+            self.pump(now);
+        } else {
+            self.events.push_back(Event::PublishFailed {
+                id,
+                user,
+                error: TransportError::NotConnected,
+            });
+        }
         id
     }
 
@@ -275,7 +317,7 @@ impl Endpoint {
         Ok(())
     }
 
-    /// Time passed: overdue responses, retries, refreshes, keep-alives.
+    /// Time passed: overdue responses, subscription refreshes and re-tries, keep-alives.
     pub fn handle_timeout(&mut self, now: Instant) {
         while let Some(timer) = self.timers.pop_due(now) {
             match timer {
@@ -284,7 +326,6 @@ impl Endpoint {
                         self.on_failure(tx.kind, None, "no response in time".to_owned(), None, now);
                     }
                 }
-                Timer::PublishRetry(user) => self.publications.retry_due(&user),
                 Timer::Batch(batch) => self.subscriptions.due(batch),
                 Timer::KeepAlive => {
                     if self.connected {
@@ -328,9 +369,15 @@ impl Endpoint {
         self.events.pop_front()
     }
 
-    /// Publications in flight (for metrics and back-pressure).
+    /// Publications and removals on the wire (at most `max-in-flight`).
     pub fn publications_in_flight(&self) -> usize {
         self.publications.in_flight()
+    }
+
+    /// Publications and removals given and not settled: on the wire, or waiting (behind
+    /// the user's previous one, or for room in the window).
+    pub fn publications_outstanding(&self) -> usize {
+        self.publications.outstanding()
     }
 
     fn schedule_keepalive(&mut self, now: Instant) {
@@ -354,11 +401,9 @@ impl Endpoint {
         }
     }
 
-    fn report(&mut self, outcome: publish::Outcome) {
-        for (id, user) in outcome.published {
-            self.events.push_back(Event::Published { id, user });
-        }
-        for (id, user, error) in outcome.failed {
+    /// The user's request on the wire failed: reported once.
+    fn publish_failed(&mut self, user: SipUri, error: TransportError) {
+        if let Some(id) = self.publications.on_failure(&user) {
             self.events
                 .push_back(Event::PublishFailed { id, user, error });
         }
@@ -456,14 +501,12 @@ impl Endpoint {
                 self.start_transaction(branch, TxKind::Publish { user }, &request, now);
             }
             Err(error) => {
-                let message = error.to_string();
-                let outcome = self
-                    .publications
-                    .on_rejected(&user, || TransportError::Rejected {
-                        status: 0,
-                        reason: format!("cannot build the request: {message}"),
-                    });
-                self.report(outcome);
+                let error = TransportError::Rejected {
+                    status: 0,
+                    reason: format!("cannot build the request: {error}"),
+                    retry_after: None,
+                };
+                self.publish_failed(user, error);
             }
         }
     }
@@ -600,7 +643,15 @@ impl Endpoint {
         match crate::bodies::notification(content_type, body) {
             Ok(notification) => {
                 for update in notification.updates {
-                    self.events.push_back(Event::Presence(update));
+                    // Only users of the set: a late notification of a dialog that was just
+                    // ended says nothing the caller asked for.
+                    if self.subscriptions.contains(&update.user) {
+                        self.events.push_back(Event::Presence {
+                            user: update.user,
+                            raw_availability: update.availability,
+                            activity: update.activity,
+                        });
+                    }
                 }
                 self.subscriptions
                     .resources_terminated(&notification.terminated);
@@ -642,8 +693,9 @@ impl Endpoint {
         if (200..300).contains(&status) {
             match tx.kind {
                 TxKind::Publish { user } => {
-                    let outcome = self.publications.on_success(&user);
-                    self.report(outcome);
+                    if let Some(id) = self.publications.on_success(&user) {
+                        self.events.push_back(Event::Published { id, user });
+                    }
                 }
                 TxKind::Subscribe { batch } => {
                     let remote_tag = response.headers().to_tag().ok().flatten();
@@ -684,19 +736,20 @@ impl Endpoint {
             && let TxKind::Publish { user } = &tx.kind
             && let Some(operations) = crate::bodies::wrong_delta(response.body())
         {
+            // The fix-up completes this one publication: same operation, the pool's
+            // versions, sent again at once (it keeps its place in the window).
             let max = self.config.max_conflict_retries;
-            let outcome = match self.publications.on_conflict(user, &operations, max) {
-                Ok(outcome) => outcome,
+            match self.publications.on_conflict(user, &operations, max) {
+                Ok(body) => self.send_publish(user.clone(), body, now),
                 Err(()) => {
-                    let reason = format!("{reason} (after {max} version retries)");
-                    self.publications
-                        .on_rejected(user, || TransportError::Rejected {
-                            status,
-                            reason: reason.clone(),
-                        })
+                    let error = TransportError::Rejected {
+                        status,
+                        reason: format!("{reason} (after {max} version retries)"),
+                        retry_after: None,
+                    };
+                    self.publish_failed(user.clone(), error);
                 }
-            };
-            self.report(outcome);
+            }
             self.pump(now);
             return;
         }
@@ -721,8 +774,9 @@ impl Endpoint {
         self.on_failure(tx.kind, Some(status), reason, retry_after, now);
     }
 
-    /// A request failed: transient failures are retried after a back-off (or the
-    /// server's Retry-After); others are reported.
+    /// A request failed (an error answer, or none in time). A publication's failure is
+    /// reported once (retrying is the caller's); a subscription is made again after a
+    /// back-off, or the pool's `Retry-After`.
     fn on_failure(
         &mut self,
         kind: TxKind,
@@ -731,36 +785,17 @@ impl Endpoint {
         retry_after: Option<Duration>,
         now: Instant,
     ) {
-        let transient = match status {
-            None => true, // timeout
-            Some(s) => matches!(s, 408 | 429 | 480 | 486 | 500 | 502 | 503 | 504),
-        };
         match kind {
             TxKind::Publish { user } => {
-                let error = || match status {
+                let error = match status {
                     None => TransportError::Timeout,
                     Some(status) => TransportError::Rejected {
                         status,
-                        reason: reason.clone(),
+                        reason,
+                        retry_after,
                     },
                 };
-                let retry = if transient {
-                    self.publications
-                        .on_transient(&user, self.config.max_retries)
-                } else {
-                    None
-                };
-                match retry {
-                    Some((attempt, outcome)) => {
-                        self.report(outcome);
-                        let delay = retry_after.unwrap_or_else(|| self.retry_delay(attempt));
-                        self.timers.set(Timer::PublishRetry(user), now + delay);
-                    }
-                    None => {
-                        let outcome = self.publications.on_rejected(&user, error);
-                        self.report(outcome);
-                    }
-                }
+                self.publish_failed(user, error);
             }
             TxKind::Subscribe { batch } => {
                 let users = self.subscriptions.batch_users(batch);

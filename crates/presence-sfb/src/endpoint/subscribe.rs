@@ -61,6 +61,11 @@ impl Subscriptions {
         self.desired.iter()
     }
 
+    /// Whether `user` is in the subscription set.
+    pub(super) fn contains(&self, user: &SipUri) -> bool {
+        self.desired.contains(user)
+    }
+
     /// Adds users; those not yet subscribed wait for a batch.
     pub(super) fn add(&mut self, users: impl IntoIterator<Item = SipUri>) {
         for user in users {

@@ -146,14 +146,17 @@ fn publish_writes_a_service_request_as_the_user() {
     assert_eq!(state.custom, vec![(1033, "In a call".to_owned())]);
     answer(&mut ep, r, 200, now);
     assert!(matches!(&events(&mut ep)[..], [Event::Published { id: i, .. }] if *i == id));
-    // The next one carries the bumped versions; the same presence again is settled at once.
+    // The same presence again is sent again (dedup is the caller's), with the bumped
+    // versions.
     let again = ep.publish(user.clone(), presence(7001, "In a call"), now);
-    assert!(peer.requests(&mut ep).is_empty());
+    let r = peer.requests(&mut ep).remove(0);
+    assert_eq!(versions_of(&r), vec![(2, 1), (3, 1)]);
+    answer(&mut ep, &r, 200, now);
     assert!(matches!(&events(&mut ep)[..], [Event::Published { id: i, .. }] if *i == again));
     ep.publish(user, presence(3500, "Available"), now);
     assert_eq!(
         versions_of(&peer.requests(&mut ep)[0]),
-        vec![(2, 1), (3, 1)]
+        vec![(2, 2), (3, 2)]
     );
 }
 
@@ -172,7 +175,7 @@ fn wrong_delta_takes_the_current_versions_and_retries_a_bounded_number_of_times(
     answer(&mut ep, &retry, 200, now);
     assert!(matches!(&events(&mut ep)[..], [Event::Published { id: i, .. }] if *i == id));
 
-    // Conflicts forever: given up after max_conflict_retries (3) retries.
+    // Conflicts forever: reported after max_conflict_retries (3) re-sends.
     let id = ep.publish(user, presence(9500, "DND"), now);
     let mut sent = 0;
     loop {
@@ -186,37 +189,59 @@ fn wrong_delta_takes_the_current_versions_and_retries_a_bounded_number_of_times(
     assert!(
         matches!(
             &evs[..],
-            [Event::PublishFailed { id: i, error: TransportError::Rejected { status: 409, reason }, .. }]
-                if *i == id && reason.contains("Version mismatch")
+            [Event::PublishFailed { id: i, error: TransportError::Rejected { status: 409, reason, retry_after: None }, .. }]
+                if *i == id && reason.contains("Version mismatch") && reason.contains("after 3 version retries")
         ),
         "{evs:?}"
     );
+    // The fix-up counts per publication: the next one has its own three re-sends.
+    let id = ep.publish(uri("sip:a@x.com"), presence(3500, "a"), now);
+    let r = peer.requests(&mut ep).remove(0);
+    assert_eq!(versions_of(&r), vec![(2, 104), (3, 8)]);
+    conflict(&mut ep, &r, &[(1, 200), (2, 200)], now);
+    let r = peer.requests(&mut ep).remove(0);
+    answer(&mut ep, &r, 200, now);
+    assert!(matches!(&events(&mut ep)[..], [Event::Published { id: i, .. }] if *i == id));
 }
 
 #[test]
-fn latest_wins_while_a_publication_is_in_flight() {
+fn a_second_publication_for_a_user_waits_behind_the_first_in_order() {
     let now = Instant::now();
     let mut ep = Endpoint::new(config(), 3);
     let mut peer = Peer::new();
     ep.connected(now);
     let user = uri("sip:a@x.com");
+    let other = uri("sip:b@x.com");
     let first = ep.publish(user.clone(), presence(3500, "a"), now);
     let r = peer.requests(&mut ep).remove(0);
     let second = ep.publish(user.clone(), presence(6500, "b"), now);
     let third = ep.publish(user, presence(9500, "c"), now);
-    assert!(peer.requests(&mut ep).is_empty(), "one in flight per user");
-    let evs = events(&mut ep);
     assert!(
-        matches!(&evs[..], [Event::PublishFailed { id, error: TransportError::Superseded, .. }] if *id == second)
+        peer.requests(&mut ep).is_empty(),
+        "one on the wire per user"
     );
+    assert!(events(&mut ep).is_empty(), "nothing is superseded");
+    assert_eq!(ep.publications_in_flight(), 1);
+    assert_eq!(ep.publications_outstanding(), 3);
+    // Another user is not held up by them.
+    let unrelated = ep.publish(other, presence(4500, "d"), now);
+    let o = peer.requests(&mut ep).remove(0);
+    answer(&mut ep, &o, 200, now);
+    // Each waiting one goes out after the one before settled, in order.
+    let mut sent = Vec::new();
     answer(&mut ep, &r, 200, now);
-    let next = peer.requests(&mut ep).remove(0);
-    let state = Publish::parse(next.body()).unwrap().publications[0]
-        .state
-        .clone()
-        .unwrap();
-    assert_eq!(state.availability, Some(9500));
-    answer(&mut ep, &next, 200, now);
+    for _ in 0..2 {
+        let mut requests = peer.requests(&mut ep);
+        assert_eq!(requests.len(), 1, "still one at a time");
+        let next = requests.remove(0);
+        let state = Publish::parse(next.body()).unwrap().publications[0]
+            .state
+            .clone()
+            .unwrap();
+        sent.push(state.availability.unwrap());
+        answer(&mut ep, &next, 200, now);
+    }
+    assert_eq!(sent, vec![6500, 9500]);
     let settled: Vec<PublishId> = events(&mut ep)
         .into_iter()
         .filter_map(|e| match e {
@@ -224,37 +249,62 @@ fn latest_wins_while_a_publication_is_in_flight() {
             _ => None,
         })
         .collect();
-    assert_eq!(settled, vec![first, third]);
+    assert_eq!(settled, vec![unrelated, first, second, third]);
+    assert_eq!(ep.publications_outstanding(), 0);
 }
 
 #[test]
-fn transient_failures_retry_after_a_back_off_or_retry_after() {
+fn failures_are_reported_once_with_retry_after_and_never_resent() {
     let start = Instant::now();
     let mut ep = Endpoint::new(config(), 4);
     let mut peer = Peer::new();
     ep.connected(start);
     let user = uri("sip:a@x.com");
-    let id = ep.publish(user, presence(3500, "a"), start);
+    let id = ep.publish(user.clone(), presence(3500, "a"), start);
     let r = peer.requests(&mut ep).remove(0);
     let busy = Response::for_request(&r, 503, "Service Unavailable")
+        .unwrap()
+        .header(
+            "ms-diagnostics",
+            "1008;reason=\"Overloaded\";source=\"pool\"",
+        )
         .unwrap()
         .header("Retry-After", "2")
         .unwrap();
     ep.handle_bytes(&busy.to_bytes(), start).unwrap();
+    let evs = events(&mut ep);
+    assert!(
+        matches!(
+            &evs[..],
+            [Event::PublishFailed { id: i, error: error @ TransportError::Rejected { status: 503, reason, .. }, .. }]
+                if *i == id && reason.contains("ms-diagnostics") && reason.contains("Overloaded")
+                    && error.retry_after() == Some(Duration::from_secs(2))
+        ),
+        "{evs:?}"
+    );
+    // Nothing is sent again, now or later: no timer is left.
     assert!(peer.requests(&mut ep).is_empty());
-    assert_eq!(ep.poll_timeout(), Some(start + Duration::from_secs(2)));
-    ep.handle_timeout(start + Duration::from_secs(2));
+    assert_eq!(ep.poll_timeout(), None);
+    ep.handle_timeout(start + Duration::from_secs(60));
+    assert!(peer.requests(&mut ep).is_empty());
+
+    // No answer: reported as a timeout once `request-timeout` passed, not re-sent.
+    let id = ep.publish(user.clone(), presence(6500, "b"), start);
     let r = peer.requests(&mut ep).remove(0);
-    // No answer: the request times out and is retried after the back-off.
-    let t = start + Duration::from_secs(2) + config().request_timeout;
+    let t = start + config().request_timeout;
     ep.handle_timeout(t);
+    assert!(
+        matches!(&events(&mut ep)[..], [Event::PublishFailed { id: i, error: TransportError::Timeout, .. }] if *i == id)
+    );
+    ep.handle_timeout(t + Duration::from_secs(60));
     assert!(peer.requests(&mut ep).is_empty());
-    ep.handle_timeout(t + Duration::from_secs(1));
-    let retry = peer.requests(&mut ep).remove(0);
-    // The late answer to the timed-out request is ignored; the retry's answer counts.
+    // The late answer to the timed-out request is ignored.
     answer(&mut ep, &r, 200, t);
     assert!(events(&mut ep).is_empty());
-    answer(&mut ep, &retry, 200, t);
+    // The user is free again: the caller's next publication goes out at once.
+    let id = ep.publish(user, presence(9500, "c"), t);
+    let r = peer.requests(&mut ep).remove(0);
+    answer(&mut ep, &r, 200, t);
     assert!(matches!(&events(&mut ep)[..], [Event::Published { id: i, .. }] if *i == id));
 }
 
@@ -269,55 +319,136 @@ fn permanent_refusals_are_reported_and_not_repeated() {
     let r = peer.requests(&mut ep).remove(0);
     answer(&mut ep, &r, 404, now);
     assert!(
-        matches!(&events(&mut ep)[..], [Event::PublishFailed { id: i, error: TransportError::Rejected { status: 404, .. }, .. }] if *i == id)
+        matches!(&events(&mut ep)[..], [Event::PublishFailed { id: i, error: TransportError::Rejected { status: 404, retry_after: None, .. }, .. }] if *i == id)
     );
     assert!(peer.requests(&mut ep).is_empty());
     assert_eq!(ep.poll_timeout(), None);
 }
 
 #[test]
-fn reconnect_republishes_the_latest_state_and_resubscribes() {
+fn a_lost_connection_fails_what_is_outstanding_and_a_new_one_republishes_nothing() {
     let now = Instant::now();
     let mut ep = Endpoint::new(config(), 6);
     let mut peer = Peer::new();
     let a = uri("sip:a@x.com");
     let b = uri("sip:b@x.com");
-    // While disconnected: the caller is told, the state is kept.
+    // While disconnected: the caller is told at once, nothing is kept.
     let id = ep.publish(a.clone(), presence(3500, "a"), now);
+    let gone = ep.unpublish(b.clone(), now);
+    let evs = events(&mut ep);
     assert!(
-        matches!(&events(&mut ep)[..], [Event::PublishFailed { id: i, error: TransportError::NotConnected, .. }] if *i == id)
+        matches!(&evs[..], [
+            Event::PublishFailed { id: i, error: TransportError::NotConnected, .. },
+            Event::PublishFailed { id: j, error: TransportError::NotConnected, .. },
+        ] if *i == id && *j == gone),
+        "{evs:?}"
     );
     ep.subscribe([b], now);
     ep.connected(now);
     let requests = peer.requests(&mut ep);
     let methods: Vec<&Method> = requests.iter().map(|r| r.method()).collect();
-    assert_eq!(methods, vec![&Method::Service, &Method::Subscribe]);
-    answer(&mut ep, &requests[0], 200, now);
-    // Lost mid-flight: a new publication is waiting when the connection goes.
-    ep.publish(a, presence(6500, "b"), now);
-    let _ = peer.requests(&mut ep);
+    assert_eq!(
+        methods,
+        vec![&Method::Subscribe],
+        "no publication of its own"
+    );
+    let id = ep.publish(a.clone(), presence(3500, "a"), now);
+    let r = peer.requests(&mut ep).remove(0);
+    answer(&mut ep, &r, 200, now);
+    assert!(matches!(&events(&mut ep)[..], [Event::Published { id: i, .. }] if *i == id));
+    // Lost with one on the wire and one waiting behind it: both fail, in order.
+    let on_wire = ep.publish(a.clone(), presence(6500, "b"), now);
+    let waiting = ep.publish(a.clone(), presence(9500, "c"), now);
+    assert_eq!(peer.requests(&mut ep).len(), 1);
     ep.disconnected(now);
-    assert!(matches!(
-        &events(&mut ep)[..],
-        [Event::PublishFailed {
-            error: TransportError::NotConnected,
-            ..
-        }]
-    ));
+    let failed: Vec<PublishId> = events(&mut ep)
+        .into_iter()
+        .map(|e| match e {
+            Event::PublishFailed {
+                id,
+                error: TransportError::NotConnected,
+                ..
+            } => id,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(failed, vec![on_wire, waiting]);
+    assert_eq!(ep.publications_outstanding(), 0);
     let mut peer = Peer::new();
     ep.connected(now);
     let requests = peer.requests(&mut ep);
-    assert_eq!(requests.len(), 2);
-    let state = Publish::parse(requests[0].body()).unwrap().publications[0]
-        .state
-        .clone()
-        .unwrap();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].method(), &Method::Subscribe);
+    // The versions are protocol state and survive: the pool saw one 200 (and maybe the
+    // lost request; a 409 would fix that up).
+    ep.publish(a, presence(3500, "d"), now);
     assert_eq!(
-        state.availability,
-        Some(6500),
-        "the latest state, not the confirmed one"
+        versions_of(&peer.requests(&mut ep)[0]),
+        vec![(2, 1), (3, 1)]
     );
-    assert_eq!(requests[1].method(), &Method::Subscribe);
+}
+
+#[test]
+fn unpublish_removes_the_bridge_instances_in_order_with_the_conflict_fix_up() {
+    let now = Instant::now();
+    let mut ep = Endpoint::new(config(), 11);
+    let mut peer = Peer::new();
+    ep.connected(now);
+    let user = uri("sip:agent1@contoso.com");
+    let published = ep.publish(user.clone(), presence(7001, "In a call"), now);
+    let r = peer.requests(&mut ep).remove(0);
+    // Asked while the publication is on the wire: it waits behind it.
+    let removed = ep.unpublish(user.clone(), now);
+    assert!(peer.requests(&mut ep).is_empty());
+    answer(&mut ep, &r, 200, now);
+    let removal = peer.requests(&mut ep).remove(0);
+    assert_eq!(removal.method(), &Method::Service);
+    assert_eq!(removal.uri(), "sip:agent1@contoso.com");
+    let body = Publish::parse(removal.body()).unwrap();
+    assert_eq!(body.uri, "sip:agent1@contoso.com");
+    assert_eq!(body.publications.len(), 2);
+    for (p, container) in body.publications.iter().zip([2, 3]) {
+        assert!(p.is_removal(), "{p:?}");
+        assert_eq!(
+            (
+                p.category.as_str(),
+                p.instance,
+                p.container,
+                p.version,
+                p.expire_type,
+                p.expires,
+            ),
+            (
+                "state",
+                0x2000_0000,
+                container,
+                1,
+                presence_mspres::ExpireType::Time,
+                Some(0)
+            )
+        );
+        assert!(p.state.is_none());
+    }
+    // Another endpoint moved the versions on: the removal is sent again with curVersion.
+    conflict(&mut ep, &removal, &[(1, 5), (2, 6)], now);
+    let again = peer.requests(&mut ep).remove(0);
+    assert!(Publish::parse(again.body()).unwrap().publications[0].is_removal());
+    assert_eq!(versions_of(&again), vec![(2, 5), (3, 6)]);
+    answer(&mut ep, &again, 200, now);
+    let settled: Vec<PublishId> = events(&mut ep)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Published { id, .. } => Some(id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(settled, vec![published, removed]);
+    // The next publication follows on from the removal's versions.
+    ep.publish(user, presence(3500, "back"), now);
+    assert_eq!(
+        versions_of(&peer.requests(&mut ep)[0]),
+        vec![(2, 6), (3, 7)]
+    );
 }
 
 #[test]
@@ -412,7 +543,7 @@ fn subscriptions_batch_refresh_and_notifications() {
     assert!(peer.take(&mut ep).is_empty(), "no answer to BENOTIFY");
     let evs = events(&mut ep);
     assert!(
-        matches!(&evs[..], [Event::Presence(u)] if u.user == users[0] && u.raw_availability == 6500 && u.activity.as_deref() == Some("In a call")),
+        matches!(&evs[..], [Event::Presence { user, raw_availability: 6500, activity }] if *user == users[0] && activity.as_deref() == Some("In a call")),
         "{evs:?}"
     );
 
@@ -468,7 +599,7 @@ fn garbage_asks_for_a_reset_and_keepalives_expect_an_answer() {
 }
 
 #[test]
-fn the_in_flight_limit_holds_back_publications() {
+fn the_in_flight_limit_holds_back_publications_in_order() {
     let now = Instant::now();
     let mut c = config();
     c.max_in_flight = 3;
@@ -480,12 +611,22 @@ fn the_in_flight_limit_holds_back_publications() {
     }
     let mut sent = peer.requests(&mut ep);
     assert_eq!(sent.len(), 3);
-    let mut total = 0;
+    assert_eq!(ep.publications_outstanding(), 10);
+    let mut order = Vec::new();
+    // Answer the newest first: the ones waiting still go out in the order given.
     while let Some(r) = sent.pop() {
-        total += 1;
+        order.push(r.uri().to_owned());
         answer(&mut ep, &r, 200, now);
         sent.extend(peer.requests(&mut ep));
         assert!(ep.publications_in_flight() <= 3);
     }
-    assert_eq!(total, 10);
+    assert_eq!(order.len(), 10);
+    let waited: Vec<String> = order
+        .iter()
+        .filter(|u| !["sip:u0@x.com", "sip:u1@x.com", "sip:u2@x.com"].contains(&u.as_str()))
+        .cloned()
+        .collect();
+    let expected: Vec<String> = (3..10).map(|i| format!("sip:u{i}@x.com")).collect();
+    assert_eq!(waited, expected);
+    assert_eq!(ep.publications_outstanding(), 0);
 }
