@@ -13,7 +13,8 @@
 //!
 //! What the link does on its own, without the engine:
 //! - **authentication**: with a `token` configured, the upgrade request must carry
-//!   `Authorization: Bearer <token>`, otherwise HTTP 401 (before the upgrade); listening on
+//!   `Authorization: Bearer <token>` ([`auth::bearer_authorized`], the one check the
+//!   bridge's admin API uses too), otherwise HTTP 401 (before the upgrade); listening on
 //!   a non-loopback address without a token is refused at [`CtiServer::bind`];
 //! - **bad input**: a frame that is not a valid message (malformed JSON, unknown message,
 //!   missing attribute, binary frame, ...) is answered with `EventError` (echoing the
@@ -87,6 +88,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod auth;
 mod config;
 mod connection;
 mod server;

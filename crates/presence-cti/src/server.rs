@@ -195,7 +195,7 @@ async fn upgrade(
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     if let Some(token) = &shared.token
-        && !authorized(&headers, token)
+        && !crate::auth::bearer_authorized(&headers, token)
     {
         tracing::warn!(%peer, "contact-centre connection refused: missing or wrong bearer token");
         let mut response = (
@@ -243,52 +243,4 @@ async fn upgrade(
             tracing::debug!(%peer, %error, "WebSocket upgrade failed");
         })
         .on_upgrade(move |socket| Connection::run(socket, shared, client, peer, guard))
-}
-
-/// Whether the request carries `Authorization: Bearer <token>` (scheme in any case).
-fn authorized(headers: &HeaderMap, token: &str) -> bool {
-    headers
-        .get_all(header::AUTHORIZATION)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .filter_map(|value| value.split_once(' '))
-        .any(|(scheme, given)| {
-            scheme.eq_ignore_ascii_case("bearer") && constant_time_eq(given.trim(), token)
-        })
-}
-
-/// Compares without an early exit on the first differing byte.
-fn constant_time_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bearer_tokens() {
-        let mut headers = HeaderMap::new();
-        assert!(!authorized(&headers, "tok"));
-        headers.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_static("Bearer tok"),
-        );
-        assert!(authorized(&headers, "tok"));
-        assert!(!authorized(&headers, "tok2"));
-        assert!(!authorized(&headers, "to"));
-        headers.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_static("bearer tok"),
-        );
-        assert!(authorized(&headers, "tok"));
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic tok"));
-        assert!(!authorized(&headers, "tok"));
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearertok"));
-        assert!(!authorized(&headers, "tok"));
-    }
 }
