@@ -2,7 +2,7 @@
 //!
 //! Reads, validates and writes the Genesys *agent-presence map*: the XML file that gives
 //! each aggregated state ID (`INCALL`) the Skype for Business availability number and the
-//! per-locale activity texts that push mode publishes (SPEC §6). Pure: it takes bytes and
+//! per-locale activity texts that push mode publishes. Pure: it takes bytes and
 //! returns values; it opens no file and reads no clock.
 //!
 //! ```

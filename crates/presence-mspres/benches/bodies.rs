@@ -67,7 +67,7 @@ fn categories(n: usize) -> Categories {
     }
 }
 
-/// One user's categories body (the PROTOCOLS.md skeleton), read and its availability taken.
+/// One user's categories body (the shape MS-PRES documents), read and its availability taken.
 #[divan::bench]
 fn parse_categories(bencher: Bencher<'_, '_>) {
     let xml = categories(1).to_xml();

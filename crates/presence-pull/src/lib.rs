@@ -1,6 +1,6 @@
 //! # presence-pull
 //!
-//! Pull mode (SPEC §4): a Skype for Business presence update becomes a DND state on the
+//! Pull mode: a Skype for Business presence update becomes a DND state on the
 //! user's DN.
 //!
 //! - [`PullMapper`] compiles a profile's `presence-availability-range` into a bitmap of the

@@ -35,13 +35,13 @@ pub enum WorkMode {
     AutoIn,
     /// `AgentManualIn`.
     ManualIn,
-    /// `AgentAfterCallWork`: not ready, wrapping up the last call (SPEC §5 state `ACW`).
+    /// `AgentAfterCallWork`: not ready, wrapping up the last call (the agent state `ACW`).
     AfterCallWork,
     /// `AgentAuxWork`.
     AuxWork,
     /// `AgentNoCallDisconnect`.
     NoCallDisconnect,
-    /// `AgentWalkAway`: not ready, away from the desk (SPEC §5 state `Walk_Away`).
+    /// `AgentWalkAway`: not ready, away from the desk (the agent state `Walk_Away`).
     WalkAway,
     /// `AgentReturnBack`.
     ReturnBack,
@@ -77,7 +77,7 @@ impl WorkMode {
         Self::NAMES[self as usize]
     }
 
-    /// The SPEC §5 agent state of an agent that is not ready in this work mode:
+    /// The agent state of an agent that is not ready in this work mode:
     /// `AfterCallWork` → `ACW`, `WalkAway` → `Walk_Away`, every other mode → `NotReady`.
     pub const fn agent_state(self) -> AgentState {
         match self {
@@ -215,7 +215,7 @@ pub mod ext {
     pub const PROFILE: &str = "profile";
 }
 
-/// Where a DN's presence profile comes from (SPEC §3, profile resolution: login session >
+/// Where a DN's presence profile comes from (profile resolution: login session >
 /// Extension DN annex > application option); the value of `presence-profile-source` in
 /// `EventAgentLogin`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -1,4 +1,4 @@
-//! The body skeletons of /work/shared/PROTOCOLS.md §1 (copied into `data/`) read as
+//! The body shapes MS-PRES documents (copied into `data/`) read as
 //! expected.
 
 use presence_mspres::{
