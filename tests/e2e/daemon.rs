@@ -1,41 +1,23 @@
 //! The real `presence-bridge run` against the SfB simulator on loopback, driven over the
 //! contact-centre WebSocket and the admin API.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc as std_mpsc;
+use std::process::Command;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
-use presence_model::{AgentState, DeviceState, SipUri, StateIndex};
+use presence_model::{SipUri, StateIndex};
 use presence_sfb_sim::{ServerConfig, SimConfig, SimServer};
-use presence_tlib::{
-    ClientMessage, ClientRequest, ConnId, ErrorCode, Extensions, ServerEvent, WorkMode,
-};
-use tokio::net::TcpStream;
-use tokio::time::{Instant, sleep, timeout};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use presence_tlib::{ClientRequest, ErrorCode, ServerEvent};
+use tokio::time::{Instant, sleep};
 
-use crate::support::{Scratch, example};
+use crate::harness::{Client, Daemon, PROFILES, conn, dn, drive, login};
+use crate::support::Scratch;
 
-const STATES: &str = "1=IDLE_OUT, 2=IDLE_READY, 3=IDLE_NOTREADY, 4=IDLE_ACW, 5=IDLE_AWAY, 6=INCALL, 7=INCALL, 8=INCALL, 9=INCALL, 10=INCALL, 11=OOS, 12=OOS, 13=OOS, 14=OOS, 15=OOS";
-
-fn config(pool: &str) -> String {
+pub fn config(pool: &str) -> String {
     let mut text = format!(
         r#"
 [options.TServer]
 presence-profile = "Pull"
-
-[dn.Push]
-type = "VoIPService"
-annex.TServer = {{ service-type = "presence-profile", agent-presence-map = "map.xml", aggregated-states = "{STATES}" }}
-
-[dn.Pull]
-type = "VoIPService"
-annex.TServer = {{ service-type = "presence-profile", map-presence-to-dnd = "true", presence-availability-range = "3000-5999" }}
-
+{PROFILES}
 [dn."6001"]
 type = "Extension"
 uri = "sip:expert1@contoso.com"
@@ -62,215 +44,6 @@ listen = "127.0.0.1:0"
         ));
     }
     text
-}
-
-/// A running `presence-bridge run` process and where it listens.
-struct Daemon {
-    child: Child,
-    cti: String,
-    admin: String,
-    dir: Scratch,
-    _stderr: std::thread::JoinHandle<()>,
-}
-
-impl Daemon {
-    fn start(name: &str, pool: &str) -> Daemon {
-        let dir = Scratch::new(name);
-        std::fs::write(
-            dir.0.join("map.xml"),
-            std::fs::read(example("agent-states.xml")).unwrap(),
-        )
-        .unwrap();
-        let config = dir.write("bridge.toml", &config(pool));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_presence-bridge"))
-            .args([
-                "run",
-                "--config",
-                config.to_str().unwrap(),
-                "--log-format",
-                "json",
-                "--log-level",
-                "info",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the binary starts");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std_mpsc::channel::<String>();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        let (cti, admin) = loop {
-            let line = rx
-                .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
-                .expect("the daemon says where it listens");
-            let Ok(json) = serde_json::from_str::<serde_json::Value>(&line) else {
-                continue;
-            };
-            if json["fields"]["message"] == "bridge running" {
-                let cti = json["fields"]["cti"].as_str().unwrap().to_owned();
-                let admin = json["fields"]["admin"]
-                    .as_str()
-                    .unwrap()
-                    .trim_start_matches("http://")
-                    .to_owned();
-                break (cti, admin);
-            }
-        };
-        // Keep draining stderr so that the daemon never blocks on a full pipe.
-        let drain = std::thread::spawn(move || {
-            while rx.recv().is_ok() {}
-            let _ = reader.join();
-        });
-        Daemon {
-            child,
-            cti,
-            admin,
-            dir,
-            _stderr: drain,
-        }
-    }
-
-    fn config_path(&self) -> PathBuf {
-        self.dir.0.join("bridge.toml")
-    }
-
-    /// A minimal HTTP/1.1 request to the admin API: (status, body).
-    fn http(&self, method: &str, path: &str) -> (u16, String) {
-        let mut stream = std::net::TcpStream::connect(&self.admin).expect("admin listens");
-        write!(stream, "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", self.admin).unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        let status = response
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let body = response
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_owned())
-            .unwrap_or_default();
-        (status, body)
-    }
-
-    fn signal(&self, signal: &str) {
-        let ok = Command::new("kill")
-            .args([&format!("-{signal}"), &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -{signal}");
-    }
-
-    fn stop(mut self) -> std::process::ExitStatus {
-        self.signal("TERM");
-        let deadline = std::time::Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the daemon stops within 15 s"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-/// A contact-centre client.
-struct Client {
-    ws: Ws,
-    next_ref: u64,
-    unsolicited: Vec<ServerEvent>,
-}
-
-impl Client {
-    async fn connect(daemon: &Daemon) -> Client {
-        let (ws, _) = tokio_tungstenite::connect_async(daemon.cti.as_str())
-            .await
-            .expect("the link accepts");
-        Client {
-            ws,
-            next_ref: 1000,
-            unsolicited: Vec::new(),
-        }
-    }
-
-    async fn send_raw(&mut self, text: &str) {
-        self.ws.send(Message::text(text.to_owned())).await.unwrap();
-    }
-
-    async fn next(&mut self) -> ServerEvent {
-        loop {
-            let frame = timeout(Duration::from_secs(10), self.ws.next())
-                .await
-                .expect("an event in time")
-                .unwrap()
-                .unwrap();
-            if let Message::Text(text) = frame {
-                return ServerEvent::from_json(&text).unwrap();
-            }
-        }
-    }
-
-    async fn request(&mut self, body: ClientRequest) -> ServerEvent {
-        self.next_ref += 1;
-        let reference_id = self.next_ref;
-        self.send_raw(&ClientMessage::new(reference_id, body).to_json())
-            .await;
-        loop {
-            let event = self.next().await;
-            if event.reference_id() == Some(reference_id) {
-                return event;
-            }
-            self.unsolicited.push(event);
-        }
-    }
-
-    /// Unsolicited events (DND) arriving within `wait`.
-    async fn collect(&mut self, wait: Duration) -> Vec<ServerEvent> {
-        let deadline = Instant::now() + wait;
-        let mut out = std::mem::take(&mut self.unsolicited);
-        while let Ok(Some(Ok(frame))) = tokio::time::timeout_at(deadline, self.ws.next()).await {
-            if let Message::Text(text) = frame {
-                out.push(ServerEvent::from_json(&text).unwrap());
-            }
-        }
-        out
-    }
-}
-
-fn dn(n: &str) -> presence_model::DnNumber {
-    n.parse().unwrap()
-}
-
-fn conn(c: &str) -> ConnId {
-    c.parse().unwrap()
-}
-
-fn login(d: &str) -> ClientRequest {
-    ClientRequest::RequestAgentLogin {
-        this_dn: dn(d),
-        agent_id: format!("agent-{d}").parse().unwrap(),
-        workmode: None,
-        extensions: Extensions::new(),
-    }
 }
 
 async fn sim() -> SimServer {
@@ -300,65 +73,6 @@ async fn shows(sim: &SimServer, user: &SipUri, availability: u32) -> bool {
     false
 }
 
-/// Drives DN `d` to (agent, device) with contact-centre messages.
-async fn drive(client: &mut Client, d: &str, agent: AgentState, device: DeviceState) {
-    client
-        .request(ClientRequest::EventReleased {
-            this_dn: dn(d),
-            conn_id: conn("c1"),
-        })
-        .await;
-    client
-        .request(ClientRequest::EventDNBackInService { this_dn: dn(d) })
-        .await;
-    match device {
-        DeviceState::Idle => {}
-        DeviceState::Busy => {
-            client
-                .request(ClientRequest::EventRinging {
-                    this_dn: dn(d),
-                    conn_id: conn("c1"),
-                })
-                .await;
-        }
-        DeviceState::Oos => {
-            client
-                .request(ClientRequest::EventDNOutOfService { this_dn: dn(d) })
-                .await;
-        }
-    }
-    let logout = client
-        .request(ClientRequest::RequestAgentLogout { this_dn: dn(d) })
-        .await;
-    assert!(matches!(
-        logout,
-        ServerEvent::EventAgentLogout { .. }
-            | ServerEvent::EventError {
-                error_code: ErrorCode::InvalidState,
-                ..
-            }
-    ));
-    if agent != AgentState::Logout {
-        client.request(login(d)).await;
-        let body = match agent {
-            AgentState::Ready => ClientRequest::RequestAgentReady { this_dn: dn(d) },
-            AgentState::NotReady => ClientRequest::RequestAgentNotReady {
-                this_dn: dn(d),
-                workmode: Some(WorkMode::AuxWork),
-            },
-            AgentState::Acw => ClientRequest::RequestAgentNotReady {
-                this_dn: dn(d),
-                workmode: Some(WorkMode::AfterCallWork),
-            },
-            _ => ClientRequest::RequestAgentNotReady {
-                this_dn: dn(d),
-                workmode: Some(WorkMode::WalkAway),
-            },
-        };
-        client.request(body).await;
-    }
-}
-
 const ROW_AVAILABILITY: [u32; 15] = [
     18000, 3501, 6001, 6001, 4501, 7001, 7001, 7001, 7001, 7001, 18000, 18000, 18000, 18000, 18000,
 ];
@@ -366,7 +80,7 @@ const ROW_AVAILABILITY: [u32; 15] = [
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_flow_through_all_fifteen_combinations() {
     let sim = sim().await;
-    let daemon = Daemon::start("push", &sim.local_addr().to_string());
+    let daemon = Daemon::start_sfb("push", &sim.local_addr().to_string());
     let mut client = Client::connect(&daemon).await;
     let agent = SipUri::new("sip:agent1@contoso.com").unwrap();
     assert!(
@@ -393,7 +107,7 @@ async fn push_flow_through_all_fifteen_combinations() {
     for name in [
         "presence_cti_messages_total",
         "presence_publications_total",
-        "presence_transport_connected 1",
+        "presence_transport_connected{platform=\"sfb\"} 1",
         "presence_publications_in_flight",
     ] {
         assert!(
@@ -409,7 +123,7 @@ async fn push_flow_through_all_fifteen_combinations() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pull_flow_sends_dnd_on_change_to_every_registered_client() {
     let sim = sim().await;
-    let daemon = Daemon::start("pull", &sim.local_addr().to_string());
+    let daemon = Daemon::start_sfb("pull", &sim.local_addr().to_string());
     let mut first = Client::connect(&daemon).await;
     let mut second = Client::connect(&daemon).await;
     for c in [&mut first, &mut second] {
@@ -466,7 +180,7 @@ async fn pull_flow_sends_dnd_on_change_to_every_registered_client() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_the_pool_drops_the_connection_sfb_shows_every_latest_state() {
     let sim = sim().await;
-    let daemon = Daemon::start("reconnect", &sim.local_addr().to_string());
+    let daemon = Daemon::start_sfb("reconnect", &sim.local_addr().to_string());
     let mut client = Client::connect(&daemon).await;
     for i in 1..=5 {
         client.request(login(&format!("500{i}"))).await;
@@ -504,7 +218,7 @@ async fn after_the_pool_drops_the_connection_sfb_shows_every_latest_state() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_map_is_refused_on_reload_and_the_old_mapping_stays() {
     let sim = sim().await;
-    let daemon = Daemon::start("reload", &sim.local_addr().to_string());
+    let daemon = Daemon::start_sfb("reload", &sim.local_addr().to_string());
     let mut client = Client::connect(&daemon).await;
     let agent = SipUri::new("sip:agent1@contoso.com").unwrap();
     let map = daemon.dir.0.join("map.xml");
@@ -542,7 +256,7 @@ async fn a_broken_map_is_refused_on_reload_and_the_old_mapping_stays() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_event_error_and_everything_carries_on() {
     let sim = sim().await;
-    let daemon = Daemon::start("bad-input", &sim.local_addr().to_string());
+    let daemon = Daemon::start_sfb("bad-input", &sim.local_addr().to_string());
     let mut client = Client::connect(&daemon).await;
     let mut other = Client::connect(&daemon).await;
     for (input, code) in [
@@ -585,8 +299,8 @@ async fn bad_input_gets_event_error_and_everything_carries_on() {
 }
 
 #[test]
-fn run_without_an_sfb_table_says_so() {
-    let dir = Scratch::new("no-sfb");
+fn run_without_a_transport_table_says_so() {
+    let dir = Scratch::new("no-transport");
     let config = dir.write("bridge.toml", "[cti]\nlisten = \"127.0.0.1:0\"\n");
     let out = Command::new(env!("CARGO_BIN_EXE_presence-bridge"))
         .args(["run", "--config", config.to_str().unwrap(), "--no-admin"])
@@ -594,7 +308,12 @@ fn run_without_an_sfb_table_says_so() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("[sfb]"), "{stderr}");
+    assert!(
+        stderr.contains("no transport table")
+            && stderr.contains("[sfb]")
+            && stderr.contains("[teams]"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -614,6 +333,16 @@ fn the_demo_runs_and_exits_zero() {
         "EventDNDOff on 6001",
         "SfB now shows sip:agent1@contoso.com (DN 5001): 7001 Busy",
         "Работа с клиентом",
+        // Teams: the pull user's own presence drives DND, the push user's pairs and texts.
+        "EventDNDOn on 6003",
+        "Teams now shows agent3@contoso.com (DN 5003): Busy/InACall — status \"Working with customer, do not disturb\"",
+        "Teams now shows agent3@contoso.com (DN 5003): Away/Away — status \"I am not available\"",
+        "Teams now shows agent3@contoso.com (DN 5003): DoNotDisturb/Presenting",
+        // Logged out: the bridge's session ends and the user's own presence shows.
+        "(no bridge session: the user's own presence)",
+        // The move of agent2 from SfB to Teams by a reload.
+        "SfB: the bridge's publication for sip:agent2@contoso.com (DN 5002) is removed",
+        "Teams now shows agent2@contoso.com (DN 5002): Available/Available",
         "demo finished",
     ] {
         assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");

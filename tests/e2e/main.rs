@@ -3,4 +3,7 @@
 
 mod check;
 mod daemon;
+mod harness;
 mod support;
+mod teams;
+mod tidy;

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use presence_engine::EngineHandle;
+use presence_transport::PresenceTransport;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -71,27 +72,18 @@ pub type Reloader = Arc<
 pub struct AdminState {
     pub engine: EngineHandle,
     pub metrics: PrometheusHandle,
-    pub ready: Arc<dyn Fn() -> bool + Send + Sync>,
+    /// Every transport (the router), for readiness.
+    pub transport: Arc<dyn PresenceTransport>,
     pub reload: Reloader,
     pub token: Option<String>,
 }
 
+/// The same check as the contact-centre link's.
 fn authorized(state: &AdminState, headers: &HeaderMap) -> bool {
-    let Some(token) = &state.token else {
-        return true;
-    };
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .is_some_and(|given| constant_time_eq(given.trim().as_bytes(), token.as_bytes()))
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    state
+        .token
+        .as_deref()
+        .is_none_or(|token| presence_cti::auth::bearer_authorized(headers, token))
 }
 
 fn unauthorized() -> Response {
@@ -107,16 +99,42 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
+/// `200` when every transport is connected, else `503`; the body says which is which.
 async fn readyz(State(state): State<AdminState>) -> Response {
-    if (state.ready)() {
-        (StatusCode::OK, "ready\n").into_response()
+    let statuses = state.transport.status();
+    let ready = !statuses.is_empty() && statuses.iter().all(|s| s.connected);
+    let transports: Vec<serde_json::Value> = statuses
+        .iter()
+        .map(|s| {
+            json!({
+                "platform": s.platform.as_str(),
+                "connected": s.connected,
+                "peer": s.peer,
+                "detail": s.detail,
+                "publications_in_flight": s.publications_in_flight,
+            })
+        })
+        .collect();
+    let down: Vec<&str> = statuses
+        .iter()
+        .filter(|s| !s.connected)
+        .map(|s| s.platform.as_str())
+        .collect();
+    let body = if ready {
+        json!({"ready": true, "transports": transports})
     } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: the presence transport is not connected\n",
-        )
-            .into_response()
-    }
+        json!({
+            "ready": false,
+            "message": format!("not ready: not connected: {}", down.join(", ")),
+            "transports": transports,
+        })
+    };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body)).into_response()
 }
 
 async fn metrics(State(state): State<AdminState>, headers: HeaderMap) -> Response {

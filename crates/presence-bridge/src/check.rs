@@ -5,13 +5,14 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use presence_config::{Config, Diagnostic, Mode, ProfileMode, Severity};
+use presence_config::{Config, Diagnostic, Mode, ProfileMode, Severity, Users};
 use presence_model::{Activities, AvailabilityClass, AvailabilityRange, Lcid, StateIndex};
 use presence_push::{Publication, PushTable};
 use serde::Serialize;
 
 use crate::CheckArgs;
 use crate::files::{Sections, load_text, read_config};
+use crate::transports::{self, Configured};
 
 /// Above this many Extension DNs, the text report summarises per profile unless --all-dns.
 const DN_LIST_LIMIT: usize = 50;
@@ -147,6 +148,13 @@ struct PullJson {
 struct DnJson {
     dn: String,
     uri: Option<String>,
+    /// The platform the DN's user lives on, when it has one.
+    platform: Option<String>,
+    /// The user as the platform knows it (SIP URI, UPN, Entra object id).
+    user: Option<String>,
+    /// `check --online`: what the platform said about the user (`resolved` or why not).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    online: Option<String>,
     profile: Option<String>,
     source: Option<&'static str>,
     mode: &'static str,
@@ -184,17 +192,17 @@ pub fn rows(table: &PushTable) -> Vec<RowJson> {
         .collect()
 }
 
-fn report(file: String, config: Option<&Config>, diagnostics: &[Diagnostic]) -> Result<Report> {
-    let errors: Vec<DiagnosticJson> = diagnostics
-        .iter()
-        .filter(|d| d.severity == Severity::Error)
-        .map(DiagnosticJson::from)
-        .collect();
-    let warnings = diagnostics
-        .iter()
-        .filter(|d| d.severity == Severity::Warning)
-        .map(DiagnosticJson::from)
-        .collect();
+fn report<'d>(
+    file: String,
+    config: Option<&Config>,
+    users: Option<&Users>,
+    diagnostics: impl IntoIterator<Item = &'d Diagnostic>,
+) -> Result<Report> {
+    let (errors, warnings): (Vec<&Diagnostic>, Vec<&Diagnostic>) = diagnostics
+        .into_iter()
+        .partition(|d| d.severity == Severity::Error);
+    let errors: Vec<DiagnosticJson> = errors.into_iter().map(DiagnosticJson::from).collect();
+    let warnings = warnings.into_iter().map(DiagnosticJson::from).collect();
     let mut report = Report {
         file,
         valid: errors.is_empty(),
@@ -244,9 +252,13 @@ fn report(file: String, config: Option<&Config>, diagnostics: &[Diagnostic]) -> 
             Mode::Pull => report.summary.pull += 1,
             Mode::None => report.summary.none += 1,
         }
+        let user = users.and_then(|u| u.get(ext.number.as_str()));
         report.dns.push(DnJson {
             dn: ext.number.to_string(),
             uri: ext.uri.as_ref().map(ToString::to_string),
+            platform: user.map(|u| u.platform().to_string()),
+            user: user.map(|u| u.address().to_string()),
+            online: None,
             profile: resolution.profile.map(|p| p.name.to_string()),
             source: resolution.source.map(|s| s.as_str()),
             mode: mode.as_str(),
@@ -262,8 +274,24 @@ pub fn run(args: &CheckArgs) -> Result<ExitCode> {
     let source = read_config(path)?;
     let report = match load_text(path, &source) {
         Ok(loaded) => {
-            let mut report = report(file.clone(), Some(&loaded.config), &loaded.warnings)?;
-            for (severity, table, message) in section_findings(&loaded.sections) {
+            let configured = Configured::all(&loaded.sections);
+            // DNs' users on the platforms this file configures (none configured: the
+            // platforms are not known, so only the DNs' own syntax was checked).
+            let (users, user_errors) = if configured.is_empty() {
+                (None, Vec::new())
+            } else {
+                match loaded.config.users(&transports::specs(&configured)) {
+                    Ok(users) => (Some(users), Vec::new()),
+                    Err(errors) => (None, errors),
+                }
+            };
+            let mut report = report(
+                file.clone(),
+                Some(&loaded.config),
+                users.as_ref(),
+                user_errors.iter().chain(&loaded.warnings),
+            )?;
+            for (severity, table, message) in section_findings(&loaded.sections, &configured) {
                 let d = DiagnosticJson {
                     severity,
                     file: file.clone(),
@@ -278,10 +306,13 @@ pub fn run(args: &CheckArgs) -> Result<ExitCode> {
                     _ => report.warnings.push(d),
                 }
             }
+            if args.online && report.errors.is_empty() {
+                online(&mut report, &configured, users.as_ref())?;
+            }
             report.valid = report.errors.is_empty();
             report
         }
-        Err(diagnostics) => report(file, None, &diagnostics.0)?,
+        Err(diagnostics) => report(file, None, None, &diagnostics.0)?,
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -293,6 +324,72 @@ pub fn run(args: &CheckArgs) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// `check --online`: asks the platforms about the DNs' users (Teams: every UPN is looked
+/// up in the tenant). Nothing is published. A user that does not resolve is an error for
+/// its DN.
+fn online(report: &mut Report, configured: &[Configured], users: Option<&Users>) -> Result<()> {
+    let Some(users) = users else {
+        return Ok(());
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    for transport in configured {
+        let Configured::Teams(settings) = transport else {
+            continue;
+        };
+        let upns: Vec<(String, presence_model::Upn)> = users
+            .iter()
+            .filter(|(_, u)| u.platform() == &transport.platform())
+            .filter_map(|(dn, u)| match u.address() {
+                presence_model::UserAddress::Upn(upn) => Some((dn.to_string(), upn.clone())),
+                _ => None,
+            })
+            .collect();
+        let list: Vec<presence_model::Upn> = upns.iter().map(|(_, u)| u.clone()).collect();
+        let answers = match runtime.block_on(presence_graph::probe(settings, &list)) {
+            Ok(answers) => answers,
+            Err(error) => {
+                report.errors.push(DiagnosticJson {
+                    severity: "error",
+                    file: report.file.clone(),
+                    line: 1,
+                    column: 1,
+                    dn: None,
+                    option: None,
+                    message: format!("[teams] cannot ask Microsoft Graph: {error:#}"),
+                });
+                continue;
+            }
+        };
+        for ((dn, upn), (_, answer)) in upns.iter().zip(answers) {
+            let entry = report.dns.iter_mut().find(|d| &d.dn == dn);
+            match answer {
+                Ok(id) => {
+                    if let Some(entry) = entry {
+                        entry.online = Some(format!("resolved to {id}"));
+                    }
+                }
+                Err(why) => {
+                    if let Some(entry) = entry {
+                        entry.online = Some(format!("not resolved: {why}"));
+                    }
+                    report.errors.push(DiagnosticJson {
+                        severity: "error",
+                        file: report.file.clone(),
+                        line: 1,
+                        column: 1,
+                        dn: Some(dn.clone()),
+                        option: Some("uri".to_owned()),
+                        message: format!("Teams user `{upn}` does not resolve: {why}"),
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn diagnostic_line(d: &DiagnosticJson) -> String {
@@ -410,30 +507,45 @@ fn text(report: &Report, all_dns: bool) -> String {
     .unwrap();
     if all_dns || report.dns.len() <= DN_LIST_LIMIT {
         for dn in &report.dns {
+            let user = match (&dn.platform, &dn.user) {
+                (Some(platform), Some(user)) => format!("{platform}: {user}"),
+                _ => dn.uri.clone().unwrap_or_else(|| "(no user)".to_owned()),
+            };
             writeln!(
                 out,
-                "  {:<10}  {:<32}  {:<16}  {:<11}  {}",
+                "  {:<10}  {:<40}  {:<16}  {:<11}  {}{}",
                 dn.dn,
-                dn.uri.as_deref().unwrap_or("(no uri)"),
+                user,
                 dn.profile.as_deref().unwrap_or("(no profile)"),
                 dn.source.unwrap_or("-"),
-                dn.mode
+                dn.mode,
+                dn.online
+                    .as_deref()
+                    .map(|o| format!("  ({o})"))
+                    .unwrap_or_default()
             )
             .unwrap();
         }
     } else {
-        let mut groups: BTreeMap<(Option<&str>, Option<&str>, &str), usize> = BTreeMap::new();
+        type Group<'a> = (Option<&'a str>, Option<&'a str>, &'a str, Option<&'a str>);
+        let mut groups: BTreeMap<Group<'_>, usize> = BTreeMap::new();
         for dn in &report.dns {
             *groups
-                .entry((dn.profile.as_deref(), dn.source, dn.mode))
+                .entry((
+                    dn.profile.as_deref(),
+                    dn.source,
+                    dn.mode,
+                    dn.platform.as_deref(),
+                ))
                 .or_default() += 1;
         }
-        for ((profile, source, mode), count) in groups {
+        for ((profile, source, mode, platform), count) in groups {
             writeln!(
                 out,
-                "  {count:>8} DNs on {} (from {}), mode {mode}",
+                "  {count:>8} DNs on {} (from {}), mode {mode}, platform {}",
                 profile.unwrap_or("(no profile)"),
-                source.unwrap_or("-")
+                source.unwrap_or("-"),
+                platform.unwrap_or("-")
             )
             .unwrap();
         }
@@ -452,50 +564,23 @@ fn text(report: &Report, all_dns: bool) -> String {
 }
 
 /// What `run` would refuse in the transport and listener tables, beyond their syntax (which
-/// the loader checks): an error for a setting that cannot work, a warning for a file that
-/// cannot be read here (the check may run on another machine than the daemon).
-fn section_findings(sections: &Sections) -> Vec<(&'static str, &'static str, String)> {
-    let mut out = Vec::new();
-    if let Some(sfb) = &sections.sfb {
-        if let Err(e) = sfb.endpoint_config("localhost") {
-            out.push(("error", "[sfb]", e.to_string()));
-        }
-        if sfb.transport == presence_sfb::settings::Transport::Tls {
-            let tls = &sfb.tls;
-            if tls.ca.is_none() {
-                out.push(("error", "[sfb.tls]", "[sfb.tls] `ca` is required with transport = \"tls\": the CA bundle (PEM) that signs the pool's certificate".to_owned()));
-            }
-            if tls.certificate.is_some() != tls.private_key.is_some() {
-                out.push((
-                    "error",
-                    "[sfb.tls]",
-                    "[sfb.tls] `certificate` and `private-key` go together".to_owned(),
-                ));
-            }
-            if tls.certificate.is_none() {
-                out.push(("warning", "[sfb.tls]", "[sfb.tls] has no client `certificate`: a Front End pool accepts a trusted application only with one".to_owned()));
-            }
-            for path in [&tls.ca, &tls.certificate, &tls.private_key]
-                .into_iter()
-                .flatten()
-            {
-                if let Err(e) = std::fs::metadata(path) {
-                    out.push((
-                        "warning",
-                        "[sfb.tls]",
-                        format!(
-                            "cannot read `{}` here: {e}; `run` will refuse to start without it",
-                            path.display()
-                        ),
-                    ));
-                }
-            }
-        }
-    } else {
+/// the loader checks): each transport's own findings (an error for a setting that cannot
+/// work, a warning for a file that cannot be read here: the check may run on another
+/// machine than the daemon), and the listeners'.
+fn section_findings(
+    sections: &Sections,
+    configured: &[Configured],
+) -> Vec<(&'static str, &'static str, String)> {
+    let mut out: Vec<(&'static str, &'static str, String)> = configured
+        .iter()
+        .flat_map(Configured::findings)
+        .map(|f| (f.severity.as_str(), f.table, f.message))
+        .collect();
+    if configured.is_empty() {
         out.push((
             "warning",
             "",
-            "no [sfb] table: `run` needs one (check and explain do not)".to_owned(),
+            "no transport table ([sfb] or [teams]): `run` needs at least one (check and explain do not)".to_owned(),
         ));
     }
     if let Some(cti) = &sections.cti

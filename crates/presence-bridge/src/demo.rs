@@ -1,6 +1,7 @@
-//! `presence-bridge demo`: the embedded default. An SfB simulator on loopback, the bridge on
-//! the example configuration, and a scripted contact-centre day over the real WebSocket
-//! link, told as a live account.
+//! `presence-bridge demo`: the embedded default. An SfB simulator and a Microsoft Graph
+//! simulator on loopback, the bridge on the example configuration (some users on SfB, some
+//! on Teams), and a scripted contact-centre day over the real WebSocket link, told as a live
+//! account of what each platform shows.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -9,18 +10,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use futures_util::{SinkExt, StreamExt};
-use presence_config::{LoadOptions, Source, load};
+use presence_graph_sim::{GraphSimServer, SimConfig as GraphConfig};
 use presence_model::{AvailabilityClass, Lcid, SipUri};
 use presence_sfb_sim::{ServerConfig, SimConfig, SimEvent, SimServer};
 use presence_tlib::{
     ClientMessage, ClientRequest, ConnId, ErrorCode, Extensions, ServerEvent, WorkMode, ext,
 };
+use presence_transport::PresenceTransport;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::DemoArgs;
-use crate::files::Sections;
 use crate::run::{Bridge, Start, metrics_recorder};
 
 /// The example configuration, up to its deployment settings, which the demo replaces.
@@ -28,13 +29,66 @@ const EXAMPLE: &str = include_str!("../../../examples/bridge.toml");
 const EXAMPLE_MAP: &[u8] = include_bytes!("../../../examples/agent-states.xml");
 const MARKER: &str = "# ---- Transports and listeners";
 
-fn demo_config(pool: &str) -> Result<String> {
+/// The Teams users of the demo's tenant: the example's Teams DNs and agent2, who moves.
+const TEAMS_USERS: [&str; 3] = [
+    "agent2@contoso.com",
+    "agent3@contoso.com",
+    "expert3@contoso.com",
+];
+
+/// The Teams users whose presence the bridge publishes (the narration follows them).
+const TEAMS_PUSH_USERS: [&str; 2] = ["agent2@contoso.com", "agent3@contoso.com"];
+
+/// The example configuration with its transports pointed at the simulators. The example's
+/// `[teams.states]` choices are kept, so the demo shows what a site gets.
+fn demo_config(pool: &str, graph: &GraphSimServer) -> Result<String> {
     let Some(at) = EXAMPLE.find(MARKER) else {
         bail!("examples/bridge.toml lost its `{MARKER}` line, which the demo relies on");
     };
+    let example: toml::Table = EXAMPLE
+        .parse()
+        .context("examples/bridge.toml is not valid TOML")?;
+    let mut states = String::new();
+    if let Some(table) = example
+        .get("teams")
+        .and_then(|t| t.get("states"))
+        .and_then(|s| s.as_table())
+    {
+        for (id, pair) in table {
+            let pair = pair.as_str().unwrap_or_default();
+            states.push_str(&format!("{id} = \"{pair}\"\n"));
+        }
+    }
     Ok(format!(
-        "{}\n[sfb]\npool = \"{pool}\"\ntransport = \"tcp\"\napplication-uri = \"sip:presence-bridge@contoso.com\"\nkeepalive = \"5s\"\nretry-initial = \"100ms\"\nreconnect-initial = \"100ms\"\n\n[cti]\nlisten = \"127.0.0.1:0\"\n",
-        &EXAMPLE[..at]
+        "{}
+[sfb]
+pool = \"{pool}\"
+transport = \"tcp\"
+application-uri = \"sip:presence-bridge@contoso.com\"
+keepalive = \"5s\"
+retry-initial = \"100ms\"
+reconnect-initial = \"100ms\"
+
+[teams]
+tenant = \"{tenant}\"
+client-id = \"{client_id}\"
+client-secret = \"{secret}\"
+authority = \"{authority}\"
+graph-url = \"{graph_url}\"
+poll-interval = \"1s\"
+reconnect-initial = \"200ms\"
+
+[teams.states]
+{states}
+[cti]
+listen = \"127.0.0.1:0\"
+",
+        &EXAMPLE[..at],
+        tenant = graph.tenant(),
+        client_id = GraphConfig::DEFAULT_CLIENT_ID,
+        secret = GraphConfig::DEFAULT_CLIENT_SECRET,
+        authority = graph.authority(),
+        graph_url = graph.graph_url(),
     ))
 }
 
@@ -231,38 +285,80 @@ fn describe_answer(event: &ServerEvent) -> String {
 
 type SimEvents = tokio::sync::broadcast::Receiver<SimEvent>;
 
-/// Prints what SfB shows each time the bridge publishes, from the simulator's log.
-fn narrate_sim(
-    narrator: &Narrator,
-    events: &mut SimEvents,
-    names: &BTreeMap<String, &'static str>,
-) {
-    while let Ok(event) = events.try_recv() {
-        if let SimEvent::Published {
-            user,
-            availability: Some(availability),
-            texts,
-        } = &event
-        {
-            let who = names.get(user.as_str()).copied().unwrap_or("");
-            narrator.detail(format!(
-                "SfB now shows {user} {who}: {availability} {} — {}",
-                class(u64::from(*availability)),
-                describe_texts(texts)
-            ));
-        }
-    }
+/// The two platforms the demo's users live on, and what each showed last.
+struct Platforms {
+    sfb: SimServer,
+    sfb_events: SimEvents,
+    teams: GraphSimServer,
+    /// What Teams showed each user last time we looked: (pair, status message).
+    teams_shown: BTreeMap<&'static str, (String, Option<String>)>,
+    names: BTreeMap<String, &'static str>,
 }
 
-/// Lets the bridge act, then tells what SfB shows.
-async fn settle(
-    narrator: &Narrator,
-    events: &mut SimEvents,
-    names: &BTreeMap<String, &'static str>,
-    step: Duration,
-) {
-    tokio::time::sleep(step).await;
-    narrate_sim(narrator, events, names);
+impl Platforms {
+    /// Tells what the platforms show now that the bridge published since the last look:
+    /// SfB from the simulator's log, Teams by comparing what it shows.
+    fn narrate(&mut self, narrator: &Narrator) {
+        while let Ok(event) = self.sfb_events.try_recv() {
+            if let SimEvent::Published {
+                user,
+                availability,
+                texts,
+            } = &event
+            {
+                let who = self.names.get(user.as_str()).copied().unwrap_or("");
+                match availability {
+                    Some(availability) => narrator.detail(format!(
+                        "SfB now shows {user} {who}: {availability} {} — {}",
+                        class(u64::from(*availability)),
+                        describe_texts(texts)
+                    )),
+                    None => narrator.detail(format!(
+                        "SfB: the bridge's publication for {user} {who} is removed: the user's own presence shows"
+                    )),
+                }
+            }
+        }
+        for upn in TEAMS_PUSH_USERS {
+            let Some(shown) = self.teams.shows(upn) else {
+                continue;
+            };
+            let now = (
+                format!("{}/{}", shown.availability.as_str(), shown.activity),
+                shown.status_message.clone(),
+            );
+            if self.teams_shown.get(upn) == Some(&now) {
+                continue;
+            }
+            let who = self.names.get(upn).copied().unwrap_or("");
+            let bridge_session = shown
+                .sessions
+                .iter()
+                .any(|s| s.source == GraphConfig::DEFAULT_CLIENT_ID);
+            let message = now.1.as_deref().map_or_else(
+                || "no status message".to_owned(),
+                |m| format!("status \"{m}\""),
+            );
+            if bridge_session || self.teams_shown.contains_key(upn) {
+                narrator.detail(format!(
+                    "Teams now shows {upn} {who}: {} — {message}{}",
+                    now.0,
+                    if bridge_session {
+                        ""
+                    } else {
+                        " (no bridge session: the user's own presence)"
+                    }
+                ));
+            }
+            self.teams_shown.insert(upn, now);
+        }
+    }
+
+    /// Lets the bridge act, then tells what the platforms show.
+    async fn settle(&mut self, narrator: &Narrator, step: Duration) {
+        tokio::time::sleep(step).await;
+        self.narrate(narrator);
+    }
 }
 
 pub async fn run(args: &DemoArgs) -> Result<ExitCode> {
@@ -270,14 +366,17 @@ pub async fn run(args: &DemoArgs) -> Result<ExitCode> {
         start: Instant::now(),
     };
     let step = Duration::from_millis(args.step_ms);
+    // Teams is polled every second: a pull change there needs that long to be seen.
+    let teams_step = step.max(Duration::from_millis(1500));
     println!(
-        "presence-bridge demo: an in-process SfB simulator, the bridge on the example configuration,"
+        "presence-bridge demo: in-process Skype for Business and Microsoft Teams simulators, the"
     );
     println!(
-        "and a scripted contact-centre day over the real links. Nothing leaves this machine.\n"
+        "bridge on the example configuration (some users on SfB, some on Teams), and a scripted"
     );
+    println!("contact-centre day over the real links. Nothing leaves this machine.\n");
 
-    let sim = SimServer::start(ServerConfig {
+    let sfb = SimServer::start(ServerConfig {
         sim: SimConfig {
             seed: 2026,
             ..SimConfig::default()
@@ -286,55 +385,85 @@ pub async fn run(args: &DemoArgs) -> Result<ExitCode> {
     })
     .await
     .context("cannot start the SfB simulator")?;
-    let mut sim_events = sim.events();
-    let pool = sim.local_addr().to_string();
+    let sfb_events = sfb.events();
+    let pool = sfb.local_addr().to_string();
     narrator.say(format!(
         "SfB simulator (a Front End pool stand-in) listening on {pool}, TCP, loopback"
     ));
-
-    let text = demo_config(&pool)?;
-    let source = Source {
-        path: Path::new("examples/bridge.toml"),
-        text: &text,
+    let mut tenant = GraphConfig {
+        seed: 2026,
+        ..GraphConfig::default()
     };
-    let loaded = load::<Sections>(&source, &LoadOptions::default(), &mut |_| {
-        Ok(EXAMPLE_MAP.to_vec())
+    for upn in TEAMS_USERS {
+        tenant = tenant.with_user(upn);
+    }
+    let teams = GraphSimServer::start(presence_graph_sim::ServerConfig {
+        sim: tenant,
+        ..presence_graph_sim::ServerConfig::default()
     })
-    .map_err(|d| anyhow::anyhow!("the built-in configuration is invalid: {d}"))?;
+    .await
+    .context("cannot start the Microsoft Graph simulator")?;
+    narrator.say(format!(
+        "Microsoft Graph simulator (Teams presence + Entra token endpoint) on {}, HTTP, loopback",
+        teams.base_url()
+    ));
+
+    let text = demo_config(&pool, &teams)?;
+    let path = Path::new("examples/bridge.toml");
+    let prepare = |text: &str| {
+        let mut read_map = |_: &Path| Ok(EXAMPLE_MAP.to_vec());
+        crate::files::prepare_with(path, text, None, &mut read_map)
+            .map_err(|d| anyhow::anyhow!("the built-in configuration is invalid: {d}"))
+    };
     let bridge = Bridge::start(Start {
-        loaded,
+        prepared: prepare(&text)?,
         config_path: None,
         admin: false,
         metrics: metrics_recorder()?,
     })
     .await?;
     narrator.say(format!(
-        "bridge started: contact-centre link ws://{}{}, SfB pool {pool}",
+        "bridge started: contact-centre link ws://{}{}, SfB pool {pool}, Graph {}",
         bridge.cti_addr,
-        presence_cti::PATH
+        presence_cti::PATH,
+        teams.graph_url()
     ));
     let connected = async {
-        while !bridge.transport.status().is_connected() {
+        while !bridge.transport.status().iter().all(|s| s.connected) {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     };
     tokio::time::timeout(Duration::from_secs(10), connected)
         .await
-        .context("the bridge did not connect to the simulator within 10 s")?;
-    narrator.say("bridge connected to SfB: every push user's current state is published, every pull user subscribed");
+        .context("the bridge did not connect to both simulators within 10 s")?;
+    narrator.say(
+        "bridge connected to SfB and to Teams (it holds a Graph token): every push user's current state is published, every pull user subscribed",
+    );
 
     let names: BTreeMap<String, &'static str> = [
-        ("5001", "(agent1, push)"),
-        ("5002", "(agent2, push)"),
-        ("6001", "(expert1, pull)"),
-        ("6002", "(expert2, pull)"),
+        ("5001", "(agent1, push, SfB)"),
+        ("5002", "(agent2, push, SfB)"),
+        ("5003", "(agent3, push, Teams)"),
+        ("6001", "(expert1, pull, SfB)"),
+        ("6002", "(expert2, pull, SfB)"),
+        ("6003", "(expert3, pull, Teams)"),
         ("sip:agent1@contoso.com", "(DN 5001)"),
         ("sip:agent2@contoso.com", "(DN 5002)"),
+        ("agent2@contoso.com", "(DN 5002)"),
+        ("agent3@contoso.com", "(DN 5003)"),
+        ("expert3@contoso.com", "(DN 6003)"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
-    settle(&narrator, &mut sim_events, &names, step).await;
+    let mut platforms = Platforms {
+        sfb,
+        sfb_events,
+        teams,
+        teams_shown: BTreeMap::new(),
+        names: names.clone(),
+    };
+    platforms.settle(&narrator, step).await;
 
     let url = format!("ws://{}{}", bridge.cti_addr, presence_cti::PATH);
     let (ws, _) = tokio_tungstenite::connect_async(url.as_str())
@@ -343,7 +472,7 @@ pub async fn run(args: &DemoArgs) -> Result<ExitCode> {
     let mut desk = Desk {
         ws,
         next_ref: 0,
-        names: names.clone(),
+        names,
     };
     narrator.say("contact-centre desktop connected");
 
@@ -362,8 +491,8 @@ pub async fn run(args: &DemoArgs) -> Result<ExitCode> {
         }
     };
 
-    println!("\n--- Pull mode: SfB presence becomes DND on the DN ---");
-    for d in ["6001", "6002"] {
+    println!("\n--- Pull mode: SfB and Teams presence become DND on the DN ---");
+    for d in ["6001", "6002", "6003"] {
         desk.send(&narrator, ClientRequest::RegisterAddress { this_dn: dn(d) })
             .await?;
     }
@@ -393,56 +522,58 @@ pub async fn run(args: &DemoArgs) -> Result<ExitCode> {
             "SfB: {user} picks {availability} ({}) \"{activity}\"",
             class(availability)
         ));
-        sim.set_user_presence(user, availability as u32, Some(activity));
+        platforms
+            .sfb
+            .set_user_presence(user, availability as u32, Some(activity));
         desk.drain(&narrator, step).await?;
         if let Some(note) = note {
             narrator.detail(format!("({note}: {no_change})"));
         }
     }
+    for (availability, activity, note) in [
+        (
+            "Available",
+            "Available",
+            "Teams Available reads as 3500 (Online)",
+        ),
+        ("Busy", "InACall", "Teams Busy reads as 6500 (Busy)"),
+        (
+            "Away",
+            "Away",
+            "Teams Away reads as 15500: still unavailable",
+        ),
+        ("Available", "Available", "back to 3500"),
+    ] {
+        narrator.say(format!(
+            "Teams: expert3@contoso.com picks {availability}/{activity} in their own client ({note})"
+        ));
+        platforms
+            .teams
+            .set_client_presence("expert3@contoso.com", availability.parse()?, activity)
+            .context("the Graph simulator refused a client presence")?;
+        desk.drain(&narrator, teams_step).await?;
+    }
 
     println!("\n--- Push mode: agent and device state become SfB presence ---");
     desk.send(&narrator, login("5001", "agent1", None)).await?;
-    settle(&narrator, &mut sim_events, &names, step).await;
-    let day: Vec<ClientRequest> = vec![
-        ClientRequest::RequestAgentReady {
-            this_dn: dn("5001"),
-        },
-        ClientRequest::EventRinging {
-            this_dn: dn("5001"),
-            conn_id: conn("0001"),
-        },
-        ClientRequest::EventEstablished {
-            this_dn: dn("5001"),
-            conn_id: conn("0001"),
-        },
-        ClientRequest::EventReleased {
-            this_dn: dn("5001"),
-            conn_id: conn("0001"),
-        },
-        ClientRequest::RequestAgentNotReady {
-            this_dn: dn("5001"),
-            workmode: Some(WorkMode::AfterCallWork),
-        },
-        ClientRequest::RequestAgentReady {
-            this_dn: dn("5001"),
-        },
-        ClientRequest::RequestAgentNotReady {
-            this_dn: dn("5001"),
-            workmode: Some(WorkMode::WalkAway),
-        },
-        ClientRequest::EventDNOutOfService {
-            this_dn: dn("5001"),
-        },
-        ClientRequest::EventDNBackInService {
-            this_dn: dn("5001"),
-        },
-        ClientRequest::RequestAgentLogout {
-            this_dn: dn("5001"),
-        },
-    ];
-    for request in day {
+    platforms.settle(&narrator, step).await;
+    for request in agent_day("5001", &dn, &conn) {
         desk.send(&narrator, request).await?;
-        settle(&narrator, &mut sim_events, &names, step).await;
+        platforms.settle(&narrator, step).await;
+    }
+
+    println!("\n--- Push mode on Teams: the same profile, through Microsoft Graph ---");
+    narrator.detail(
+        "(Teams sets only five pairs: the example maps NotReady to Away/Away and ACW to DoNotDisturb/Presenting, and the activity text becomes the status message)",
+    );
+    // A Teams write is a request to Graph, and the status message a second one: give
+    // each step time to land before telling what Teams shows.
+    let graph_step = step.max(Duration::from_millis(400));
+    desk.send(&narrator, login("5003", "agent3", None)).await?;
+    platforms.settle(&narrator, graph_step).await;
+    for request in agent_day("5003", &dn, &conn) {
+        desk.send(&narrator, request).await?;
+        platforms.settle(&narrator, graph_step).await;
     }
 
     println!("\n--- Profiles per login session ---");
@@ -463,7 +594,9 @@ pub async fn run(args: &DemoArgs) -> Result<ExitCode> {
     desk.drain(&narrator, step).await?;
     let agent2 = SipUri::new("sip:agent2@contoso.com")?;
     narrator.say("SfB: agent2 picks 3500 (Online) \"Available\" in their own client");
-    sim.set_user_presence(&agent2, 3500, Some("Available"));
+    platforms
+        .sfb
+        .set_user_presence(&agent2, 3500, Some("Available"));
     desk.drain(&narrator, step).await?;
     desk.send(
         &narrator,
@@ -472,14 +605,14 @@ pub async fn run(args: &DemoArgs) -> Result<ExitCode> {
         },
     )
     .await?;
-    settle(&narrator, &mut sim_events, &names, step).await;
+    platforms.settle(&narrator, step).await;
     let answer = desk
         .send(&narrator, login("5002", "agent2", Some("NoSuchProfile")))
         .await?;
     if !matches!(answer, ServerEvent::EventAgentLogin { .. }) {
         bail!("a login naming no profile must still succeed");
     }
-    settle(&narrator, &mut sim_events, &names, step).await;
+    platforms.settle(&narrator, step).await;
     let answer = desk
         .send(
             &narrator,
@@ -497,27 +630,78 @@ pub async fn run(args: &DemoArgs) -> Result<ExitCode> {
     ) {
         bail!("an unknown DN must be refused");
     }
+    desk.send(
+        &narrator,
+        ClientRequest::RequestAgentReady {
+            this_dn: dn("5002"),
+        },
+    )
+    .await?;
+    platforms.settle(&narrator, step).await;
+
+    println!("\n--- Moving agent2 from SfB to Teams: a configuration edit and a reload ---");
+    let moved = text.replacen(
+        "uri = \"sip:agent2@contoso.com\"\n",
+        "uri = \"sip:agent2@contoso.com\"\nplatform = \"teams\"\n",
+        1,
+    );
+    if moved == text {
+        bail!("examples/bridge.toml no longer has DN 5002's uri line, which the demo edits");
+    }
+    narrator.say("the configuration now says `platform = \"teams\"` for DN 5002; reloading");
+    let prepared = prepare(&moved)?;
+    let report = bridge
+        .engine
+        .reload(presence_engine::EngineConfig::new(
+            prepared.loaded.config,
+            prepared.users,
+        )?)
+        .await?;
+    narrator.detail(format!(
+        "reload applied: {} DN moved, {} reassigned, agent2 still logged in and Ready",
+        report.moved, report.reassigned
+    ));
+    platforms.settle(&narrator, teams_step).await;
 
     println!("\n--- At the end of the day ---");
     for (user, who) in [
         ("sip:agent1@contoso.com", "DN 5001"),
-        ("sip:agent2@contoso.com", "DN 5002"),
+        ("sip:agent2@contoso.com", "DN 5002 before the move"),
     ] {
         let user = SipUri::new(user)?;
-        match sim.shows(&user) {
+        match platforms.sfb.shows(&user) {
             Some(shown) => narrator.say(format!(
                 "SfB shows {user} ({who}): {} {} — {}",
                 shown.availability,
                 AvailabilityClass::of(shown.availability.min(18000) as u16).name(),
                 describe_texts(&shown.texts)
             )),
-            None => narrator.say(format!("SfB shows nothing for {user}")),
+            None => narrator.say(format!(
+                "SfB shows nothing from the bridge for {user} ({who})"
+            )),
         }
     }
-    for d in ["6001", "6002", "5001", "5002"] {
+    for (upn, who) in [
+        ("agent2@contoso.com", "DN 5002 after the move"),
+        ("agent3@contoso.com", "DN 5003"),
+    ] {
+        if let Some(shown) = platforms.teams.shows(upn) {
+            narrator.say(format!(
+                "Teams shows {upn} ({who}): {}/{} — {}",
+                shown.availability.as_str(),
+                shown.activity,
+                shown.status_message.as_deref().map_or_else(
+                    || "no status message".to_owned(),
+                    |m| format!("status \"{m}\"")
+                )
+            ));
+        }
+    }
+    for d in ["6001", "6002", "6003", "5001", "5002", "5003"] {
         if let Some(view) = bridge.engine.dn(d).await? {
             narrator.say(format!(
-                "DN {d}: agent {}, device {}, profile {} ({}), mode {}, DND {}",
+                "DN {d} on {}: agent {}, device {}, profile {} ({}), mode {}, DND {}",
+                view.platform.as_deref().unwrap_or("-"),
                 view.agent_state,
                 view.device_state,
                 view.profile.as_deref().unwrap_or("none"),
@@ -528,16 +712,59 @@ pub async fn run(args: &DemoArgs) -> Result<ExitCode> {
         }
     }
     let stats = bridge.engine.stats().await?;
+    let writes = platforms
+        .teams
+        .writes()
+        .iter()
+        .filter(|w| (200..300).contains(&w.status))
+        .count();
     narrator.say(format!(
-        "{} publications accepted by SfB; {} DNs ({} push, {} pull)",
-        sim.published_count(),
+        "{} publications accepted by SfB, {writes} presence writes accepted by Teams; {} DNs ({} push, {} pull)",
+        platforms.sfb.published_count(),
         stats.dns,
         stats.push,
         stats.pull
     ));
     let _ = desk.ws.close(None).await;
     bridge.shutdown().await;
-    sim.shutdown().await;
+    platforms.sfb.shutdown().await;
+    platforms.teams.shutdown().await;
     narrator.say("demo finished");
     Ok(ExitCode::SUCCESS)
+}
+
+/// An agent's day on DN `d`, after login: ready, a call, after-call work, ready, walk
+/// away, out of service and back, logout.
+fn agent_day(
+    d: &str,
+    dn: &dyn Fn(&str) -> presence_model::DnNumber,
+    conn: &dyn Fn(&str) -> ConnId,
+) -> Vec<ClientRequest> {
+    vec![
+        ClientRequest::RequestAgentReady { this_dn: dn(d) },
+        ClientRequest::EventRinging {
+            this_dn: dn(d),
+            conn_id: conn("0001"),
+        },
+        ClientRequest::EventEstablished {
+            this_dn: dn(d),
+            conn_id: conn("0001"),
+        },
+        ClientRequest::EventReleased {
+            this_dn: dn(d),
+            conn_id: conn("0001"),
+        },
+        ClientRequest::RequestAgentNotReady {
+            this_dn: dn(d),
+            workmode: Some(WorkMode::AfterCallWork),
+        },
+        ClientRequest::RequestAgentReady { this_dn: dn(d) },
+        ClientRequest::RequestAgentNotReady {
+            this_dn: dn(d),
+            workmode: Some(WorkMode::WalkAway),
+        },
+        ClientRequest::EventDNOutOfService { this_dn: dn(d) },
+        ClientRequest::EventDNBackInService { this_dn: dn(d) },
+        ClientRequest::RequestAgentLogout { this_dn: dn(d) },
+    ]
 }

@@ -12,13 +12,21 @@ use serde::Serialize;
 
 use crate::ExplainArgs;
 use crate::check::{RowJson, lcid_text, ranges_text, row};
-use crate::files::load_config;
+use crate::files::prepare;
+use crate::transports::Configured;
 
-/// The `explain --json` object (SPEC §7; documented in docs/cli.md; keep it stable).
+/// The `explain --json` object (documented in docs/cli.md; keep it stable).
 #[derive(Debug, Serialize)]
 struct Explanation {
     dn: String,
     uri: Option<String>,
+    /// The platform the DN's user lives on (`sfb`, `teams`), when it has one.
+    platform: Option<String>,
+    /// The user as that platform knows it.
+    user: Option<String>,
+    /// Push: what the platform shows once the combination is published.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    platform_shows: Option<String>,
     profile: Option<String>,
     /// `login`, `dn`, `application` or null.
     profile_source: Option<&'static str>,
@@ -50,14 +58,15 @@ enum Answer {
 }
 
 pub fn run(args: &ExplainArgs) -> Result<ExitCode> {
-    let loaded = match load_config(&args.config.config)? {
-        Ok(loaded) => loaded,
+    let prepared = match prepare(&args.config.config, None)? {
+        Ok(prepared) => prepared,
         Err(diagnostics) => {
             eprintln!("{diagnostics}");
             return Ok(ExitCode::from(1));
         }
     };
-    let config = &loaded.config;
+    let config = &prepared.loaded.config;
+    let user = prepared.users.get(&args.dn);
     let resolution = config.resolve(&args.dn, args.login_profile.as_deref());
     let ext = config.extension(&args.dn);
     let mode = resolution.profile.map_or(Mode::None, |p| p.mode.kind());
@@ -101,9 +110,32 @@ pub fn run(args: &ExplainArgs) -> Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
+    let platform_shows = match (&answer, user) {
+        (Answer::Push(_), Some(user)) => {
+            let table = match resolution.profile.map(|p| &p.mode) {
+                Some(ProfileMode::Push(push)) => Some(PushTable::compile(&push.states, &push.map)?),
+                _ => None,
+            };
+            let publication = table.as_ref().and_then(|t| {
+                args.agent_state
+                    .zip(args.device_state)
+                    .and_then(|(a, d)| t.get(a, d))
+            });
+            let transport = Configured::all(&prepared.loaded.sections)
+                .into_iter()
+                .find(|c| &c.platform() == user.platform());
+            publication
+                .zip(transport)
+                .map(|(publication, transport)| transport.describe(publication))
+        }
+        _ => None,
+    };
     let explanation = Explanation {
         dn: args.dn.clone(),
         uri: ext.and_then(|e| e.uri.as_ref()).map(ToString::to_string),
+        platform: user.map(|u| u.platform().to_string()),
+        user: user.map(|u| u.address().to_string()),
+        platform_shows,
         profile: resolution.profile.map(|p| p.name.to_string()),
         profile_source: resolution.source.map(|s| s.as_str()),
         login_profile_rejected: resolution.rejected.map(|e| e.to_string()),
@@ -121,8 +153,13 @@ pub fn run(args: &ExplainArgs) -> Result<ExitCode> {
 fn text(e: &Explanation, configured: bool) -> String {
     let mut out = String::new();
     write!(out, "DN {}", e.dn).unwrap();
-    if let Some(uri) = &e.uri {
-        write!(out, " ({uri})").unwrap();
+    match (&e.platform, &e.user) {
+        (Some(platform), Some(user)) => write!(out, " ({user} on {platform})").unwrap(),
+        _ => {
+            if let Some(uri) = &e.uri {
+                write!(out, " ({uri})").unwrap();
+            }
+        }
     }
     if !configured {
         write!(out, " [not an Extension DN of this configuration]").unwrap();
@@ -166,6 +203,9 @@ fn text(e: &Explanation, configured: bool) -> String {
                     }
                     if activities.0.is_empty() {
                         writeln!(out, "    (no activity text)").unwrap();
+                    }
+                    if let (Some(shows), Some(platform)) = (&e.platform_shows, &e.platform) {
+                        writeln!(out, "  {platform} shows: {shows}").unwrap();
                     }
                 }
                 _ => writeln!(

@@ -3,20 +3,24 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use presence_config::{Diagnostics, LoadOptions, Loaded, Source, load};
+use presence_config::{Diagnostics, LoadOptions, Loaded, PlatformSpec, Source, Users, load};
 use presence_cti::CtiConfig;
+use presence_graph::GraphSettings;
 use presence_sfb::SfbSettings;
 use serde::Deserialize;
 
 use crate::admin::AdminSettings;
+use crate::transports::{Configured, specs};
 
 /// The top-level tables besides `[options]` and `[dn]` (documented in
-/// docs/configuration.md): the SfB transport, the contact-centre link, the admin API.
+/// docs/configuration.md): the transports, the contact-centre link, the admin API.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Sections {
-    /// `[sfb]`: the Skype for Business pool (needed by `run`).
+    /// `[sfb]`: the Skype for Business pool.
     pub sfb: Option<SfbSettings>,
+    /// `[teams]`: Microsoft Teams through Microsoft Graph.
+    pub teams: Option<GraphSettings>,
     /// `[cti]`: the contact-centre WebSocket link.
     pub cti: Option<CtiConfig>,
     /// `[admin]`: the admin HTTP API.
@@ -39,6 +43,9 @@ impl Sections {
                 *path = join(base, path);
             }
         }
+        if let Some(teams) = &mut self.teams {
+            teams.rebase(base);
+        }
     }
 }
 
@@ -50,28 +57,74 @@ fn join(base: &Path, path: &Path) -> PathBuf {
     }
 }
 
-/// Reads and validates the configuration at `path` and every agent-presence map it names.
-///
-/// The outer error is for a configuration file that cannot be read at all; the inner one
-/// lists what is wrong with a configuration that was read.
-pub fn load_config(path: &Path) -> Result<Result<Loaded<Sections>, Diagnostics>> {
-    Ok(load_text(path, &read_config(path)?))
-}
-
 /// The configuration file's text.
 pub fn read_config(path: &Path) -> Result<String> {
     std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the configuration `{}`", path.display()))
 }
 
-/// [`load_config`] for a text already read.
+/// Reads and validates a configuration text (from `path`) and every agent-presence map
+/// it names (read from disk); `Err` lists what is wrong.
 pub fn load_text(path: &Path, text: &str) -> Result<Loaded<Sections>, Diagnostics> {
+    load_with(path, text, &mut |map| std::fs::read(map))
+}
+
+/// [`load_text`] with maps read by `read_map` (the demo's are built in).
+fn load_with(
+    path: &Path,
+    text: &str,
+    read_map: &mut dyn FnMut(&Path) -> std::io::Result<Vec<u8>>,
+) -> Result<Loaded<Sections>, Diagnostics> {
     let source = Source { path, text };
-    let mut loaded = load::<Sections>(&source, &LoadOptions::default(), &mut |map| {
-        std::fs::read(map)
-    })?;
+    let mut loaded = load::<Sections>(&source, &LoadOptions::default(), read_map)?;
     loaded
         .sections
         .resolve_paths(path.parent().unwrap_or(Path::new("")));
     Ok(loaded)
+}
+
+/// A configuration ready to run: loaded, and every DN's user resolved on its platform.
+#[derive(Debug)]
+pub struct Prepared {
+    pub loaded: Loaded<Sections>,
+    pub users: Users,
+}
+
+/// Loads the configuration at `path` and resolves every DN's user against `platforms`
+/// (those of the running transports on reload), or against the file's own transport
+/// tables when `None` (start-up). The same validation for `run`, reload and `check`.
+pub fn prepare(
+    path: &Path,
+    platforms: Option<&[PlatformSpec]>,
+) -> Result<Result<Prepared, Diagnostics>> {
+    let text = read_config(path)?;
+    Ok(prepare_with(path, &text, platforms, &mut |map| {
+        std::fs::read(map)
+    }))
+}
+
+/// [`prepare`] for a text already read, with maps read by `read_map` (the demo's are
+/// built in).
+pub fn prepare_with(
+    path: &Path,
+    text: &str,
+    platforms: Option<&[PlatformSpec]>,
+    read_map: &mut dyn FnMut(&Path) -> std::io::Result<Vec<u8>>,
+) -> Result<Prepared, Diagnostics> {
+    let loaded = load_with(path, text, read_map)?;
+    let own;
+    let platforms = match platforms {
+        Some(platforms) => platforms,
+        None => {
+            own = specs(&Configured::all(&loaded.sections));
+            &own
+        }
+    };
+    match loaded.config.users(platforms) {
+        Ok(users) => Ok(Prepared { loaded, users }),
+        Err(mut errors) => {
+            errors.extend(loaded.warnings);
+            Err(Diagnostics(errors))
+        }
+    }
 }

@@ -8,6 +8,7 @@ mod demo;
 mod explain;
 mod files;
 mod run;
+mod transports;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -109,6 +110,11 @@ struct CheckArgs {
     /// summarised per profile).
     #[arg(long)]
     all_dns: bool,
+    /// Also ask the platforms about the DNs' users: for `[teams]`, get a token and look up
+    /// every UPN in the tenant (no presence is read or written). Off by default: `check`
+    /// works offline.
+    #[arg(long)]
+    online: bool,
 }
 
 #[derive(Debug, Args)]

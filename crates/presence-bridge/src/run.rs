@@ -6,26 +6,30 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, bail};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use presence_config::{Diagnostic, Loaded};
+use presence_config::{Diagnostic, Loaded, PlatformSpec};
 use presence_cti::CtiServer;
 use presence_engine::{Engine, EngineConfig, EngineHandle, EngineOptions};
-use presence_sfb::SfbTransport;
+use presence_transport::{PresenceTransport, Router, event_channel};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::RunArgs;
 use crate::admin::{self, AdminState, Reloader};
-use crate::files::{Sections, load_config};
+use crate::files::{Prepared, prepare};
+use crate::transports::{self, Configured, Severity};
 
 /// How long a shutdown waits for publications in flight.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// A running bridge: SfB transport, engine, contact-centre link and admin API.
+/// A running bridge: the transports behind one router, the engine, the contact-centre link
+/// and the admin API.
 pub struct Bridge {
     pub engine: EngineHandle,
-    pub transport: SfbTransport,
+    pub transport: Arc<Router>,
+    /// Re-reads the configuration (SIGHUP, `POST /v1/reload`).
+    pub reload: Reloader,
     pub cti_addr: SocketAddr,
     pub admin_addr: Option<SocketAddr>,
     cti_stop: oneshot::Sender<()>,
@@ -35,7 +39,8 @@ pub struct Bridge {
 
 /// What [`Bridge::start`] needs.
 pub struct Start {
-    pub loaded: Loaded<Sections>,
+    /// The configuration, its DNs' users resolved on the platforms it configures.
+    pub prepared: Prepared,
     /// The file to read again on reload (`None`: reload is refused).
     pub config_path: Option<PathBuf>,
     /// Serve the admin API (`[admin]`, default 127.0.0.1:7071).
@@ -62,20 +67,40 @@ pub fn metrics_recorder() -> Result<PrometheusHandle> {
 }
 
 impl Bridge {
-    /// Starts every part; the transport connects (and reconnects) on its own.
+    /// Starts every part; the transports connect (and reconnect) on their own.
     pub async fn start(start: Start) -> Result<Bridge> {
+        let Prepared { loaded, users } = start.prepared;
         let Loaded {
             config,
             sections,
             warnings,
-        } = start.loaded;
+        } = loaded;
         log_warnings(&warnings);
-        let sfb = sections.sfb.clone().ok_or_else(|| {
-            anyhow!("the configuration has no [sfb] table: `run` needs the Skype for Business pool to talk to (see docs/configuration.md)")
-        })?;
-        let (transport, events, transport_task) =
-            SfbTransport::start(&sfb).context("cannot start the SfB transport")?;
-        let engine_config = EngineConfig::new(config).context("cannot compile the profiles")?;
+        let configured = Configured::all(&sections);
+        if configured.is_empty() {
+            bail!(
+                "the configuration has no transport table: `run` needs [sfb] (Skype for Business) and/or [teams] (Microsoft Teams) to talk to (see docs/configuration.md)"
+            );
+        }
+        let refused: Vec<String> = configured
+            .iter()
+            .flat_map(Configured::findings)
+            .filter(|f| f.severity == Severity::Error)
+            .map(|f| f.message)
+            .collect();
+        if !refused.is_empty() {
+            bail!("{}", refused.join("\n"));
+        }
+        let platforms = transports::specs(&configured);
+        let engine_config =
+            EngineConfig::new(config, users).context("cannot compile the profiles")?;
+        let (events, receiver) = event_channel();
+        let (router, mut tasks) = transports::start_all(&configured, &events)?;
+        drop(events);
+        let router = Arc::new(router);
+        for platform in router.platforms() {
+            tracing::info!(%platform, "presence transport started");
+        }
         let (link_tx, link_rx) = mpsc::channel(4096);
         let cti = CtiServer::bind(sections.cti.clone().unwrap_or_default(), link_tx)
             .await
@@ -83,11 +108,12 @@ impl Bridge {
         let cti_addr = cti.local_addr();
         let (engine, handle) = Engine::new(
             engine_config,
-            Arc::new(transport.clone()),
+            Arc::clone(&router) as Arc<dyn PresenceTransport>,
             cti.sink(),
             EngineOptions::default(),
         );
-        let mut tasks = vec![transport_task, tokio::spawn(engine.run(link_rx, events))];
+        tasks.push(tokio::spawn(engine.run(link_rx, receiver)));
+        let reload = reloader(start.config_path.clone(), handle.clone(), platforms);
         let (cti_stop, cti_stopped) = oneshot::channel::<()>();
         tasks.push(tokio::spawn(async move {
             if let Err(error) = cti
@@ -107,12 +133,11 @@ impl Bridge {
             let settings = sections.admin.clone().unwrap_or_default();
             let listener = admin::bind(&settings).await?;
             admin_addr = Some(listener.local_addr()?);
-            let status = transport.clone();
             let state = AdminState {
                 engine: handle.clone(),
                 metrics: start.metrics.clone(),
-                ready: Arc::new(move || status.status().is_connected()),
-                reload: reloader(start.config_path.clone(), handle.clone()),
+                transport: Arc::clone(&router) as Arc<dyn PresenceTransport>,
+                reload: reload.clone(),
                 token: settings.token.clone(),
             };
             let (stop, stopped) = oneshot::channel::<()>();
@@ -131,7 +156,8 @@ impl Bridge {
         }
         Ok(Bridge {
             engine: handle,
-            transport,
+            transport: router,
+            reload,
             cti_addr,
             admin_addr,
             cti_stop,
@@ -141,7 +167,7 @@ impl Bridge {
     }
 
     /// Stops taking contact-centre input, flushes the publications that are due (at most
-    /// [`SHUTDOWN_GRACE`]), closes the SfB connection, stops the listeners.
+    /// [`SHUTDOWN_GRACE`]), closes the transports' connections, stops the listeners.
     pub async fn shutdown(self) {
         let _ = self.cti_stop.send(());
         self.engine.shutdown(SHUTDOWN_GRACE).await;
@@ -156,19 +182,22 @@ impl Bridge {
 }
 
 /// Re-reads the configuration file and every map; applies a valid one, refuses an invalid
-/// one with its diagnostics (the running configuration stays).
-fn reloader(path: Option<PathBuf>, engine: EngineHandle) -> Reloader {
+/// one with its diagnostics (the running configuration stays). DNs are checked against the
+/// platforms of the running transports: a transport is added or removed by a restart.
+fn reloader(path: Option<PathBuf>, engine: EngineHandle, platforms: Vec<PlatformSpec>) -> Reloader {
+    let platforms: Arc<[PlatformSpec]> = platforms.into();
     Arc::new(move || {
         let path = path.clone();
         let engine = engine.clone();
+        let platforms = Arc::clone(&platforms);
         Box::pin(async move {
             let Some(path) = path else {
                 return Err(vec![
                     "this bridge was started without a configuration file".to_owned(),
                 ]);
             };
-            let read = tokio::task::spawn_blocking(move || load_config(&path)).await;
-            let loaded = match read {
+            let read = tokio::task::spawn_blocking(move || prepare(&path, Some(&platforms))).await;
+            let prepared = match read {
                 Err(e) => return Err(vec![format!("reload failed: {e}")]),
                 Ok(Err(e)) => return Err(vec![format!("{e:#}")]),
                 Ok(Ok(Err(diagnostics))) => {
@@ -180,17 +209,19 @@ fn reloader(path: Option<PathBuf>, engine: EngineHandle) -> Reloader {
                     );
                     return Err(lines);
                 }
-                Ok(Ok(Ok(loaded))) => loaded,
+                Ok(Ok(Ok(prepared))) => prepared,
             };
+            let Prepared { loaded, users } = prepared;
             log_warnings(&loaded.warnings);
-            let config = EngineConfig::new(loaded.config).map_err(|e| vec![e.to_string()])?;
+            let config =
+                EngineConfig::new(loaded.config, users).map_err(|e| vec![e.to_string()])?;
             let report = engine
                 .reload(config)
                 .await
                 .map_err(|e| vec![e.to_string()])?;
             tracing::info!(
                 ?report,
-                "configuration reloaded (changes to [sfb], [cti] and [admin] need a restart)"
+                "configuration reloaded (changes to [sfb], [teams], [cti] and [admin] need a restart)"
             );
             serde_json::to_value(report).map_err(|e| vec![e.to_string()])
         })
@@ -200,17 +231,17 @@ fn reloader(path: Option<PathBuf>, engine: EngineHandle) -> Reloader {
 /// `presence-bridge run --config FILE`.
 pub async fn run(args: &RunArgs) -> Result<ExitCode> {
     let path = args.config.config.clone();
-    let loaded = match load_config(&path)? {
-        Ok(loaded) => loaded,
+    let prepared = match prepare(&path, None)? {
+        Ok(prepared) => prepared,
         Err(diagnostics) => {
             eprintln!("{diagnostics}");
             return Ok(ExitCode::from(1));
         }
     };
     let metrics = metrics_recorder()?;
-    let admin = loaded.sections.admin.is_some() || !args.no_admin;
+    let admin = prepared.loaded.sections.admin.is_some() || !args.no_admin;
     let bridge = Bridge::start(Start {
-        loaded,
+        prepared,
         config_path: Some(path.clone()),
         admin,
         metrics,
@@ -221,7 +252,7 @@ pub async fn run(args: &RunArgs) -> Result<ExitCode> {
         admin = %bridge.admin_addr.map_or_else(|| "off".to_owned(), |a| format!("http://{a}")),
         "bridge running"
     );
-    let reload = reloader(Some(path), bridge.engine.clone());
+    let reload = bridge.reload.clone();
     wait_for_signals(reload).await?;
     tracing::info!("shutting down: flushing publications");
     bridge.shutdown().await;

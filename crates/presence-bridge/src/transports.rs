@@ -1,0 +1,160 @@
+//! The one place that knows the concrete transports: which tables configure them, how
+//! their users are addressed, how their settings are checked, how they start. Everything
+//! else in the binary handles them as `Arc<dyn PresenceTransport>` behind a `Router`.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use presence_config::{Addressing, PlatformSpec};
+use presence_graph::{GraphSettings, GraphTransport};
+use presence_model::{Platform, Publication};
+use presence_sfb::{SfbSettings, SfbTransport};
+use presence_transport::{EventSender, PresenceTransport, Router};
+use tokio::task::JoinHandle;
+
+use crate::files::Sections;
+
+pub use presence_transport::settings::Severity;
+
+/// A finding about a transport's table, for `check` and for `run`'s refusal.
+#[derive(Clone, Debug)]
+pub struct Finding {
+    pub severity: Severity,
+    /// The table it is about (`[sfb]`), to find its line.
+    pub table: &'static str,
+    /// `` `key`: what is wrong ``.
+    pub message: String,
+}
+
+/// A transport the configuration asks for.
+#[derive(Clone, Debug)]
+pub enum Configured {
+    /// `[sfb]`: Skype for Business Server.
+    Sfb(Box<SfbSettings>),
+    /// `[teams]`: Microsoft Teams over Graph.
+    Teams(Box<GraphSettings>),
+}
+
+impl Configured {
+    /// Every transport table of the configuration, in a fixed order.
+    pub fn all(sections: &Sections) -> Vec<Configured> {
+        let mut out = Vec::new();
+        if let Some(sfb) = &sections.sfb {
+            out.push(Configured::Sfb(Box::new(sfb.clone())));
+        }
+        if let Some(teams) = &sections.teams {
+            out.push(Configured::Teams(Box::new(teams.clone())));
+        }
+        out
+    }
+
+    /// The platform it serves, named like its table.
+    pub fn platform(&self) -> Platform {
+        match self {
+            Configured::Sfb(_) => Platform::sfb(),
+            Configured::Teams(_) => Platform::teams(),
+        }
+    }
+
+    /// The table's header.
+    pub fn table(&self) -> &'static str {
+        match self {
+            Configured::Sfb(_) => "[sfb]",
+            Configured::Teams(_) => "[teams]",
+        }
+    }
+
+    /// The platform and how it knows users, for the configuration's user resolution.
+    pub fn spec(&self) -> PlatformSpec {
+        PlatformSpec {
+            name: self.platform(),
+            addressing: match self {
+                Configured::Sfb(_) => Addressing::Sip,
+                Configured::Teams(_) => Addressing::Entra,
+            },
+        }
+    }
+
+    /// What the transport's own validation says about its table (offline: files and
+    /// environment variables are looked at, nothing is contacted).
+    pub fn findings(&self) -> Vec<Finding> {
+        let table = self.table();
+        let findings = match self {
+            Configured::Sfb(settings) => settings.findings(),
+            Configured::Teams(settings) => settings.findings(),
+        };
+        findings
+            .into_iter()
+            .map(|f| Finding {
+                severity: f.severity,
+                table,
+                message: format!("`{}`: {}", f.key, f.message),
+            })
+            .collect()
+    }
+
+    /// What the platform shows once `publication` is published, for `explain`.
+    pub fn describe(&self, publication: &Publication) -> String {
+        match self {
+            Configured::Sfb(_) => format!(
+                "availability {} ({}) with its activity texts",
+                publication.presence.availability,
+                publication.presence.availability.class()
+            ),
+            Configured::Teams(settings) => match settings.mapping() {
+                Ok(mapping) => {
+                    let target = mapping.push(publication);
+                    let message = match (target, mapping.status_message(publication)) {
+                        (presence_graph::mapping::Target::Clear, _) => {
+                            ": the bridge's session and status message end, the user's own presence shows".to_owned()
+                        }
+                        (_, Some(text)) => format!(", status message \"{text}\""),
+                        (_, None) => String::new(),
+                    };
+                    format!("{target}{message}")
+                }
+                Err(error) => format!("(the [teams] mapping is invalid: {error})"),
+            },
+        }
+    }
+
+    /// Starts the transport on the current runtime, reporting into `events`.
+    pub fn start(
+        &self,
+        events: EventSender,
+    ) -> Result<(Arc<dyn PresenceTransport>, JoinHandle<()>)> {
+        let platform = self.platform();
+        Ok(match self {
+            Configured::Sfb(settings) => {
+                let (transport, task) = SfbTransport::start(settings, platform, events)
+                    .context("cannot start the Skype for Business transport [sfb]")?;
+                (Arc::new(transport), task)
+            }
+            Configured::Teams(settings) => {
+                let (transport, task) = GraphTransport::start(settings, platform, events)
+                    .context("cannot start the Teams transport [teams]")?;
+                (Arc::new(transport), task)
+            }
+        })
+    }
+}
+
+/// The platforms of a set of configured transports.
+pub fn specs(configured: &[Configured]) -> Vec<PlatformSpec> {
+    configured.iter().map(Configured::spec).collect()
+}
+
+/// Starts every configured transport behind one router.
+pub fn start_all(
+    configured: &[Configured],
+    events: &EventSender,
+) -> Result<(Router, Vec<JoinHandle<()>>)> {
+    let mut router = Router::new();
+    let mut tasks = Vec::new();
+    for transport in configured {
+        let (handle, task) = transport.start(events.clone())?;
+        router = router.with(transport.platform(), handle);
+        tasks.push(task);
+    }
+    Ok((router, tasks))
+}

@@ -1,0 +1,230 @@
+//! The architecture invariants of docs/architecture.md, checked on the sources and
+//! manifests rather than only written down.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::support::root;
+
+/// The crates of the pure layers (L0–L2): no async runtime, no sockets, no TLS, no clock.
+const PURE: &[&str] = &[
+    "presence-model",
+    "presence-map",
+    "presence-config",
+    "presence-sip",
+    "presence-mspres",
+    "presence-pull",
+    "presence-push",
+    "presence-transport",
+    "presence-tlib",
+];
+
+/// Dependencies that mean I/O or a runtime.
+const IMPURE: &[&str] = &[
+    "tokio",
+    "tokio-rustls",
+    "rustls",
+    "axum",
+    "reqwest",
+    "hyper",
+    "mio",
+    "socket2",
+    "tokio-tungstenite",
+];
+
+/// The concrete adapters only the binary may name (and only in `transports.rs`).
+const ADAPTERS: &[&str] = &["SfbTransport", "GraphTransport"];
+
+fn crates() -> Vec<(String, PathBuf, toml::Table)> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(root().join("crates")).expect("crates/ is readable") {
+        let dir = entry.expect("a directory entry").path();
+        let manifest = dir.join("Cargo.toml");
+        let Ok(text) = fs::read_to_string(&manifest) else {
+            continue;
+        };
+        let table: toml::Table = text
+            .parse()
+            .unwrap_or_else(|e| panic!("{}: {e}", manifest.display()));
+        let name = table["package"]["name"]
+            .as_str()
+            .expect("a package name")
+            .to_owned();
+        out.push((name, dir, table));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    assert!(out.len() >= 10, "found the crates");
+    out
+}
+
+fn dependencies<'t>(table: &'t toml::Table, section: &str) -> Vec<(&'t str, &'t toml::Value)> {
+    table
+        .get(section)
+        .and_then(toml::Value::as_table)
+        .map(|deps| deps.iter().map(|(k, v)| (k.as_str(), v)).collect())
+        .unwrap_or_default()
+}
+
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_crate_takes_the_workspace_lints_and_versions() {
+    for (name, _, table) in crates() {
+        assert_eq!(
+            table
+                .get("lints")
+                .and_then(|l| l.get("workspace"))
+                .and_then(toml::Value::as_bool),
+            Some(true),
+            "{name}: [lints] workspace = true"
+        );
+        for section in ["dependencies", "dev-dependencies", "build-dependencies"] {
+            for (dep, value) in dependencies(&table, section) {
+                let from_workspace = value
+                    .get("workspace")
+                    .and_then(toml::Value::as_bool)
+                    .unwrap_or(false);
+                let own_path = value.get("path").is_some() && value.get("version").is_none();
+                assert!(
+                    from_workspace || own_path,
+                    "{name}: [{section}] {dep} must take its version from [workspace.dependencies]"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_pure_layers_use_no_runtime_and_no_io() {
+    let all = crates();
+    for pure in PURE {
+        let (_, dir, table) = all
+            .iter()
+            .find(|(name, _, _)| name == pure)
+            .unwrap_or_else(|| panic!("crate {pure} exists"));
+        for (dep, _) in dependencies(table, "dependencies") {
+            assert!(
+                !IMPURE.contains(&dep),
+                "{pure} (a pure layer) depends on {dep}"
+            );
+        }
+        for file in rust_files(&dir.join("src")) {
+            let text = fs::read_to_string(&file).unwrap();
+            for forbidden in [
+                "std::net::TcpStream",
+                "std::fs::",
+                "SystemTime::now",
+                "Instant::now",
+                "std::env::var",
+            ] {
+                // Tests inside the crate may use a clock; the library may not (comments
+                // may mention what a caller does).
+                let library = text.split("#[cfg(test)]").next().unwrap_or("");
+                let code = library
+                    .lines()
+                    .filter(|l| !l.trim_start().starts_with("//"))
+                    .any(|l| l.contains(forbidden));
+                assert!(!code, "{} (a pure layer) uses {forbidden}", file.display());
+            }
+        }
+    }
+}
+
+#[test]
+fn library_crates_document_everything() {
+    for (name, dir, table) in crates() {
+        let lib = dir.join("src/lib.rs");
+        if table.get("lib").is_none() && !lib.exists() {
+            continue; // a command only
+        }
+        if name == "presence-bridge" {
+            continue;
+        }
+        let text = fs::read_to_string(&lib).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(
+            text.contains("#![deny(missing_docs)]"),
+            "{name}: src/lib.rs must #![deny(missing_docs)]"
+        );
+    }
+}
+
+#[test]
+fn the_engine_names_no_concrete_transport_or_link() {
+    let all = crates();
+    let (_, dir, table) = all
+        .iter()
+        .find(|(name, _, _)| name == "presence-engine")
+        .expect("the engine");
+    for (dep, _) in dependencies(table, "dependencies") {
+        assert!(
+            !["presence-sfb", "presence-graph", "presence-cti"].contains(&dep),
+            "the engine depends on the concrete adapter {dep}"
+        );
+    }
+    for file in rust_files(&dir.join("src")) {
+        let text = fs::read_to_string(&file).unwrap();
+        for adapter in ADAPTERS {
+            assert!(
+                !text.contains(adapter),
+                "{} names {adapter}",
+                file.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn only_transports_rs_picks_concrete_transports() {
+    let src = root().join("crates/presence-bridge/src");
+    for file in rust_files(&src) {
+        if file.ends_with("transports.rs") {
+            continue;
+        }
+        let text = fs::read_to_string(&file).unwrap();
+        for adapter in ADAPTERS {
+            assert!(
+                !text.contains(adapter),
+                "{} names {adapter}: concrete transports are picked in transports.rs only",
+                file.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn one_bearer_token_check_serves_every_listener() {
+    let shared = "presence_cti::auth::bearer_authorized";
+    let admin = fs::read_to_string(root().join("crates/presence-bridge/src/admin.rs")).unwrap();
+    assert!(admin.contains(shared), "the admin API uses {shared}");
+    for dir in ["crates/presence-bridge/src", "crates/presence-cti/src"] {
+        for file in rust_files(&root().join(dir)) {
+            if file.ends_with("auth.rs") {
+                continue;
+            }
+            let text = fs::read_to_string(&file).unwrap();
+            assert!(
+                !text.contains("strip_prefix(\"Bearer")
+                    && !text.contains("eq_ignore_ascii_case(\"bearer\")"),
+                "{} parses bearer tokens itself: use {shared}",
+                file.display()
+            );
+        }
+    }
+}
