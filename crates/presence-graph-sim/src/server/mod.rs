@@ -406,6 +406,16 @@ impl GraphSimServer {
             .with_world(|w, now| w.set_client_presence(user, availability, activity, now))
     }
 
+    /// The user sets a status message in their own Teams client (empty: clears it). See
+    /// [`GraphWorld::set_user_status_message`].
+    ///
+    /// # Errors
+    /// [`GraphSimError::UnknownUser`].
+    pub fn set_user_status_message(&self, user: &str, message: &str) -> Result<(), GraphSimError> {
+        self.shared
+            .with_world(|w, now| w.set_user_status_message(user, message, now))
+    }
+
     /// See [`GraphWorld::clear_client_presence`].
     ///
     /// # Errors

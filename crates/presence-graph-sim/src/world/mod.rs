@@ -307,6 +307,28 @@ impl GraphWorld {
         Some(user.shown(now, timeouts))
     }
 
+    /// The user sets a status message in their own Teams client (empty: clears it), or a
+    /// previous run of the bridge left one: what a restart finds.
+    ///
+    /// # Errors
+    /// [`GraphSimError::UnknownUser`].
+    pub fn set_user_status_message(
+        &mut self,
+        user: &str,
+        message: &str,
+        now: Instant,
+    ) -> Result<(), GraphSimError> {
+        let content = message.to_owned();
+        self.change_user(user, now, |u| {
+            u.status = (!content.is_empty()).then_some(user::StatusMessage {
+                content,
+                published_at: now,
+                expiry: None,
+            });
+        })?;
+        Ok(())
+    }
+
     /// The user (UPN or id) picks a presence in their own Teams client: a session that
     /// never expires and does not decay, named [`TEAMS_CLIENT`], aggregated with the apps'
     /// sessions.

@@ -1987,3 +1987,21 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_user_can_set_their_own_status_message() {
+    let (mut w, t0) = world(config());
+    let id = user(1);
+    w.set_user_status_message(&id, "Back at 3", t0).unwrap();
+    let shown = w.shows(&id, t0).unwrap();
+    assert_eq!(shown.status_message.as_deref(), Some("Back at 3"));
+    let before = shown.sequence_number;
+    w.set_user_status_message(&id, "", t0).unwrap();
+    let shown = w.shows(&id, t0).unwrap();
+    assert_eq!(shown.status_message, None);
+    assert!(
+        shown.sequence_number > before,
+        "a change grows the sequence number"
+    );
+    assert!(w.set_user_status_message("nobody@x", "x", t0).is_err());
+}
