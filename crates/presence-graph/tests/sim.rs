@@ -523,6 +523,40 @@ async fn wait_for(
         .unwrap_or_else(|_| panic!("{what} did not arrive"))
 }
 
+/// A transport connected to `server` with one subscribed user, then refused: Entra's
+/// secret becomes `rotated` and every token is revoked, so its next poll's 401 leads to a
+/// refused token request. Returns once it reported `Disconnected`.
+async fn refused_after_a_rotation(
+    server: &GraphSimServer,
+    settings: &GraphSettings,
+    rotated: &str,
+) -> (GraphTransport, EventReceiver) {
+    let (tx, mut rx) = event_channel();
+    let (transport, _task) =
+        GraphTransport::start(settings, Platform::teams(), tx).expect("the transport starts");
+    wait_for(&mut rx, "Connected", |e| {
+        matches!(e, TransportEvent::Connected { .. })
+    })
+    .await;
+    let user = UserId::new(
+        Platform::teams(),
+        UserAddress::Upn("agent1@contoso.com".parse().expect("a UPN")),
+    );
+    transport
+        .subscribe(std::slice::from_ref(&user))
+        .await
+        .expect("subscribe");
+    server
+        .set_client_secret(SimConfig::DEFAULT_CLIENT_ID, rotated)
+        .expect("the app");
+    server.revoke_tokens();
+    wait_for(&mut rx, "Disconnected", |e| {
+        matches!(e, TransportEvent::Disconnected { .. })
+    })
+    .await;
+    (transport, rx)
+}
+
 #[derive(Clone, Default)]
 struct Logs(Arc<Mutex<Vec<u8>>>);
 
@@ -560,32 +594,10 @@ async fn a_revoked_secret_is_reported_once_and_recovers() {
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let (server, settings) = simulator(false, 3).await;
-    let (tx, mut rx) = event_channel();
-    let (transport, _task) =
-        GraphTransport::start(&settings, Platform::teams(), tx).expect("the transport starts");
-    wait_for(&mut rx, "Connected", |e| {
-        matches!(e, TransportEvent::Connected { .. })
-    })
-    .await;
-    let user = UserId::new(
-        Platform::teams(),
-        UserAddress::Upn("agent1@contoso.com".parse().expect("a UPN")),
-    );
-    transport
-        .subscribe(std::slice::from_ref(&user))
-        .await
-        .expect("subscribe");
-
     // The secret is rotated away and the tokens revoked: the next poll gets a 401, the
     // token request is refused.
-    server
-        .set_client_secret(SimConfig::DEFAULT_CLIENT_ID, "a-rotated-secret")
-        .expect("the app");
-    server.revoke_tokens();
-    wait_for(&mut rx, "Disconnected", |e| {
-        matches!(e, TransportEvent::Disconnected { .. })
-    })
-    .await;
+    let (transport, mut rx) =
+        refused_after_a_rotation(&server, &settings, "a-rotated-secret").await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     let status = transport.status().remove(0);
     assert!(!status.connected, "{status:?}");
@@ -641,30 +653,8 @@ async fn a_secret_rotated_in_its_file_is_taken_without_a_restart() {
     settings.client_secret_file = Some(file.clone());
     settings.reconnect_initial = Duration::from_secs(60);
     settings.reconnect_max = Duration::from_secs(60);
-    let (tx, mut rx) = event_channel();
-    let (transport, _task) =
-        GraphTransport::start(&settings, Platform::teams(), tx).expect("the transport starts");
-    wait_for(&mut rx, "Connected", |e| {
-        matches!(e, TransportEvent::Connected { .. })
-    })
-    .await;
-    let user = UserId::new(
-        Platform::teams(),
-        UserAddress::Upn("agent1@contoso.com".parse().expect("a UPN")),
-    );
-    transport
-        .subscribe(std::slice::from_ref(&user))
-        .await
-        .expect("subscribe");
     // Entra's secret changes and the old tokens die: the transport is refused.
-    server
-        .set_client_secret(SimConfig::DEFAULT_CLIENT_ID, "the-next-secret")
-        .expect("the app");
-    server.revoke_tokens();
-    wait_for(&mut rx, "Disconnected", |e| {
-        matches!(e, TransportEvent::Disconnected { .. })
-    })
-    .await;
+    let (transport, mut rx) = refused_after_a_rotation(&server, &settings, "the-next-secret").await;
     // The operator puts the new secret in the file: it is taken while the transport waits
     // out its 60 s token back-off (`wait_for` gives up after 15 s, so a transport that only
     // tried again after the back-off fails here).

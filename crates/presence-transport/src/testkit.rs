@@ -121,6 +121,25 @@ async fn connected<H: Harness + ?Sized>(h: &H) -> u32 {
     }
 }
 
+/// Subscribes to `user` and waits for the transport to report the subscription made.
+async fn subscribed<H: Harness + ?Sized>(
+    h: &H,
+    transport: &Arc<dyn PresenceTransport>,
+    user: &UserId,
+) {
+    transport
+        .subscribe(std::slice::from_ref(user))
+        .await
+        .expect("subscribe");
+    wait_for(
+        h,
+        CONNECT_WITHIN,
+        "TransportEvent::Subscribed",
+        |e| matches!(e, TransportEvent::Subscribed { users } if users.contains(user)),
+    )
+    .await;
+}
+
 /// Polls what the peer shows until it matches `expected` or `within` passes.
 async fn eventually_shows<H: Harness + ?Sized>(
     h: &H,
@@ -236,17 +255,7 @@ pub async fn subscribes<H: Harness + ?Sized>(h: &H) {
     connected(h).await;
     let user = h.user(2);
     let transport = h.transport();
-    transport
-        .subscribe(std::slice::from_ref(&user))
-        .await
-        .expect("subscribe");
-    wait_for(
-        h,
-        CONNECT_WITHIN,
-        "TransportEvent::Subscribed",
-        |e| matches!(e, TransportEvent::Subscribed { users } if users.contains(&user)),
-    )
-    .await;
+    subscribed(h, &transport, &user).await;
     for (availability, class) in [
         (6500, AvailabilityClass::Busy),
         (3500, AvailabilityClass::Online),
@@ -288,17 +297,7 @@ pub async fn reconnects<H: Harness + ?Sized>(h: &H) {
     connected(h).await;
     let user = h.user(3);
     let transport = h.transport();
-    transport
-        .subscribe(std::slice::from_ref(&user))
-        .await
-        .expect("subscribe");
-    wait_for(
-        h,
-        CONNECT_WITHIN,
-        "TransportEvent::Subscribed",
-        |e| matches!(e, TransportEvent::Subscribed { users } if users.contains(&user)),
-    )
-    .await;
+    subscribed(h, &transport, &user).await;
     h.drop_connection().await;
     let platform = h.platform();
     wait_for(
