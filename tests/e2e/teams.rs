@@ -534,3 +534,53 @@ fn a_bad_teams_table_is_refused_by_check_and_run_with_the_key_named() {
         assert!(!err.contains("client-secret = \"x\""), "no secret echoed");
     }
 }
+
+/// `check --online` looks every Teams DN's UPN up in the tenant: one that does not resolve
+/// is an error for its DN; the others show their object id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_online_looks_teams_users_up() {
+    let graph = graph().await;
+    let dir = Scratch::new("teams-online");
+    std::fs::write(
+        dir.0.join("map.xml"),
+        std::fs::read(example("agent-states.xml")).unwrap(),
+    )
+    .unwrap();
+    let text = hybrid("127.0.0.1:1", &teams_table(&graph, &inline_secret())).replace(
+        "uri = \"sip:expert3@contoso.com\"",
+        "uri = \"sip:nobody@contoso.com\"",
+    );
+    let config = dir.write("bridge.toml", &text);
+    let path = config.to_str().unwrap().to_owned();
+    let offline = run(&["check", "--config", &path]);
+    assert_eq!(
+        offline.status.code(),
+        Some(0),
+        "offline check is the default"
+    );
+    let online = tokio::task::spawn_blocking(move || {
+        run(&["check", "--config", &path, "--online", "--json"])
+    })
+    .await
+    .unwrap();
+    assert_eq!(online.status.code(), Some(1), "{}", stdout(&online));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&online)).unwrap();
+    let errors = report["errors"].as_array().unwrap();
+    assert!(
+        errors.iter().any(|e| e["dn"] == "6003"
+            && e["message"]
+                .as_str()
+                .unwrap()
+                .contains("`nobody@contoso.com` does not resolve")),
+        "{report}"
+    );
+    let agent3 = report["dns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["dn"] == "5003")
+        .unwrap();
+    let id = graph.user_id("agent3@contoso.com").unwrap();
+    assert_eq!(agent3["online"], format!("resolved to {id}"), "{agent3}");
+    assert!(!stdout(&online).contains(SimConfig::DEFAULT_CLIENT_SECRET));
+}

@@ -3,7 +3,8 @@
 //! - `cargo xtask ci`: what CI runs (`.ci/run`): format check, clippy on every target with
 //!   warnings denied, every test (cargo-nextest when installed, else `cargo test`), doc tests,
 //!   and the docs built with warnings denied.
-//! - `cargo xtask bench [FILTER]`: every divan benchmark, in release mode.
+//! - `cargo xtask bench [FILTER]`: every divan benchmark, in release mode, then (without
+//!   FILTER) the loopback load runs: SfB driver, the daemon over the CTI link, Teams.
 //! - `cargo xtask fuzz TARGET [SECONDS]`: run one cargo-fuzz target on stable
 //!   (`--sanitizer none`); needs `cargo install cargo-fuzz`.
 
@@ -139,6 +140,18 @@ fn bench(filter: Option<&str>) -> Result<()> {
     run(
         "daemon with 10,000 DNs, load through the contact-centre link",
         Command::new("target/release/examples/load"),
+    )?;
+    let mut restart = Command::new("target/release/examples/teams_load");
+    restart.arg("restart");
+    run(
+        "Teams: 5,000 agents after a restart, against the real 1,500/30 s budget (about 3 minutes)",
+        restart,
+    )?;
+    let mut idle = Command::new("target/release/examples/teams_load");
+    idle.arg("idle");
+    run(
+        "Teams: memory with 10,000 SfB + 10,000 Teams DNs, poll cost",
+        idle,
     )
 }
 

@@ -12,9 +12,8 @@
 //! Defaults: 10000 DNs (half push, half pull), 8 clients, 100000 events. `cargo xtask bench`
 //! runs it.
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+mod support;
+
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
@@ -29,93 +28,33 @@ fn arg(n: usize, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Result<(), support::Error> {
     let dns = arg(1, 10_000);
     let clients = arg(2, 8);
     let events = arg(3, 100_000);
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let binary = std::env::var_os("PRESENCE_BRIDGE_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target/release/presence-bridge"));
-    if !binary.exists() {
-        return Err(format!(
-            "{} is missing: run `cargo build --release -p presence-bridge` first",
-            binary.display()
-        )
-        .into());
-    }
     let sim = SimServer::start(ServerConfig::default()).await?;
-    let dir = std::env::temp_dir().join(format!("presence-bridge-load-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    std::fs::copy(
-        root.join("examples/agent-states.xml"),
-        dir.join("agent-states.xml"),
-    )?;
-    let mut config = std::fs::read_to_string(root.join("examples/bridge.toml"))?;
-    config.truncate(
-        config
-            .find("# ---- Transports and listeners")
-            .ok_or("marker")?,
-    );
-    config.push_str(&format!(
-        "\n[sfb]\npool = \"{}\"\ntransport = \"tcp\"\napplication-uri = \"sip:bridge@contoso.com\"\n\n[cti]\nlisten = \"127.0.0.1:0\"\nrate-per-second = 1000000\nburst = 1000000\nqueue = 100000\n",
+    let dir = support::scratch("load")?;
+    let mut config = format!(
+        "[options.TServer]\npresence-platform = \"sfb\"\n{}\n[sfb]\npool = \"{}\"\ntransport = \"tcp\"\napplication-uri = \"sip:bridge@contoso.com\"\n",
+        support::PROFILES,
         sim.local_addr()
-    ));
+    );
     for i in 0..dns {
         let profile = if i % 2 == 0 {
             "PushProfile"
         } else {
             "PullProfile"
         };
-        config.push_str(&format!(
-            "\n[dn.\"{}\"]\ntype = \"Extension\"\nuri = \"sip:user{i}@contoso.com\"\nannex.TServer = {{ presence-profile = \"{profile}\" }}\n",
-            100_000 + i
+        config.push_str(&support::dn(
+            100_000 + i,
+            &format!("sip:user{i}@contoso.com"),
+            "sfb",
+            profile,
         ));
     }
-    let path = dir.join("bridge.toml");
-    std::fs::write(&path, config)?;
-    let mut child = Command::new(&binary)
-        .args([
-            "run",
-            "--config",
-            path.to_str().ok_or("path")?,
-            "--no-admin",
-            "--log-format",
-            "json",
-            "--log-level",
-            "info",
-        ])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()?;
-    let stderr = child.stderr.take().ok_or("stderr")?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("bridge running") {
-                let _ = tx.send(line.clone());
-            }
-        }
-    });
     let started = Instant::now();
-    let line = rx.recv_timeout(Duration::from_secs(60))?;
-    let json: serde_json::Value = serde_json::from_str(&line)?;
-    let cti = json["fields"]["cti"]
-        .as_str()
-        .ok_or("cti address")?
-        .to_owned();
+    let (child, cti) = support::spawn(&dir, &config)?;
     // Idle: every push user published (Logout/Idle), every pull user subscribed.
     let push = dns.div_ceil(2) as u64;
     while sim.published_count() < push || sim.dialog_count() < (dns / 2).div_ceil(100) {
@@ -126,7 +65,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let startup = started.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let idle = rss_kib(child.id());
+    let idle = support::rss_kib(child.id());
     println!(
         "{dns} DNs: started and resynchronised in {startup:.2?} ({push} publications, {} subscription dialogs); idle RSS {:.1} MiB",
         sim.dialog_count(),
@@ -207,12 +146,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "{answered} contact-centre messages answered over {clients} WebSocket clients in {elapsed:.2?}: {:.0} events/s; the simulator accepted {} publications during the run (latest-wins coalescing sends fewer than events); RSS now {:.1} MiB",
         answered as f64 / elapsed.as_secs_f64(),
         sim.published_count().max(before) - push,
-        rss_kib(child.id()) as f64 / 1024.0
+        support::rss_kib(child.id()) as f64 / 1024.0
     );
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
+    support::stop(child);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
