@@ -339,6 +339,6 @@ async fn poll_cost(
         support::rss_kib(child.id()) as f64 / 1024.0
     );
     support::stop(child);
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(dir);
     Ok(())
 }

@@ -98,9 +98,8 @@ pub fn spawn(dir: &Path, config: &str) -> Result<(Child, String), Error> {
         }
         let _ = tx.send(Err(()));
     });
-    let line = match rx.recv_timeout(Duration::from_secs(120)) {
-        Ok(Ok(line)) => line,
-        _ => return Err("the daemon did not start (see its errors above)".into()),
+    let Ok(Ok(line)) = rx.recv_timeout(Duration::from_secs(120)) else {
+        return Err("the daemon did not start (see its errors above)".into());
     };
     let json: serde_json::Value = serde_json::from_str(&line)?;
     let cti = json["fields"]["cti"]
