@@ -35,22 +35,13 @@ async fn main() -> Result<(), support::Error> {
     let events = arg(3, 100_000);
     let sim = SimServer::start(ServerConfig::default()).await?;
     let dir = support::scratch("load")?;
-    let mut config = format!(
-        "[options.TServer]\npresence-platform = \"sfb\"\n{}\n[sfb]\npool = \"{}\"\ntransport = \"tcp\"\napplication-uri = \"sip:bridge@contoso.com\"\n",
-        support::PROFILES,
-        sim.local_addr()
-    );
+    let mut config = support::head("sfb", Some(sim.local_addr()));
     for i in 0..dns {
-        let profile = if i % 2 == 0 {
-            "PushProfile"
-        } else {
-            "PullProfile"
-        };
         config.push_str(&support::dn(
             100_000 + i,
             &format!("sip:user{i}@contoso.com"),
             "sfb",
-            profile,
+            support::half(i),
         ));
     }
     let started = Instant::now();

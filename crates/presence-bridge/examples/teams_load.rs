@@ -84,11 +84,7 @@ async fn restart(agents: usize) -> Result<(), support::Error> {
         graph.set_user_status_message(&upn(i), "I am available")?;
     }
     let dir = support::scratch("teams-restart")?;
-    let mut config = format!(
-        "[options.TServer]\npresence-platform = \"teams\"\n{}{}",
-        support::PROFILES,
-        teams_table(&graph)
-    );
+    let mut config = support::head("teams", None) + &teams_table(&graph);
     for i in 1..=agents {
         config.push_str(&support::dn(
             100_000 + i,
@@ -244,29 +240,19 @@ async fn idle(dns: usize) -> Result<(), support::Error> {
     let sfb = presence_sfb_sim::SimServer::start(presence_sfb_sim::ServerConfig::default()).await?;
     let graph = graph(dns).await?;
     let dir = support::scratch("teams-idle")?;
-    let mut config = format!(
-        "[options.TServer]\npresence-platform = \"sfb\"\n{}\n[sfb]\npool = \"{}\"\ntransport = \"tcp\"\napplication-uri = \"sip:bridge@contoso.com\"\n{}",
-        support::PROFILES,
-        sfb.local_addr(),
-        teams_table(&graph)
-    );
+    let mut config = support::head("sfb", Some(sfb.local_addr())) + &teams_table(&graph);
     for i in 0..dns {
-        let profile = if i % 2 == 0 {
-            "PushProfile"
-        } else {
-            "PullProfile"
-        };
         config.push_str(&support::dn(
             200_000 + i,
             &format!("sip:user{i}@contoso.com"),
             "sfb",
-            profile,
+            support::half(i),
         ));
         config.push_str(&support::dn(
             300_000 + i,
             &format!("sip:{}", upn(i + 1)),
             "teams",
-            profile,
+            support::half(i),
         ));
     }
     let started = Instant::now();
@@ -297,11 +283,7 @@ async fn poll_cost(
     dir: &std::path::Path,
     users: usize,
 ) -> Result<(), support::Error> {
-    let mut config = format!(
-        "[options.TServer]\npresence-platform = \"teams\"\n{}{}",
-        support::PROFILES,
-        teams_table(graph)
-    );
+    let mut config = support::head("teams", None) + &teams_table(graph);
     for i in 0..users {
         config.push_str(&support::dn(
             400_000 + i,

@@ -1,53 +1,11 @@
-//! The simulator's deterministic randomness: a SplitMix64 generator for token strings and
-//! request GUIDs, and name-derived GUIDs for users and default registrations.
+//! The simulator's deterministic randomness: the workspace's SplitMix64 for token strings
+//! and request GUIDs, and name-derived GUIDs for users and default registrations.
 
-/// SplitMix64 (Steele, Lea, Flood 2014): tiny, fast, and good enough for identifiers.
-#[derive(Clone, Debug)]
-pub(crate) struct SplitMix64(u64);
+pub(crate) use presence_model::random::SplitMix64;
 
-impl SplitMix64 {
-    pub(crate) fn new(seed: u64) -> SplitMix64 {
-        SplitMix64(seed)
-    }
-
-    pub(crate) fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A random (version 4 shaped) GUID, lower case.
-    pub(crate) fn guid(&mut self) -> String {
-        let hi = self.next_u64();
-        let lo = self.next_u64();
-        format_guid(hi, lo)
-    }
-
-    /// An opaque access token: `sim.` and 64 hex digits.
-    pub(crate) fn token(&mut self) -> String {
-        let mut token = String::with_capacity(68);
-        token.push_str("sim.");
-        for _ in 0..4 {
-            token.push_str(&format!("{:016x}", self.next_u64()));
-        }
-        token
-    }
-}
-
-fn format_guid(hi: u64, lo: u64) -> String {
-    // Version 4 (random) in the third group, RFC 4122 variant in the fourth.
-    let hi = (hi & !0xF000) | 0x4000;
-    let lo = (lo & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000;
-    format!(
-        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-        hi >> 32,
-        (hi >> 16) & 0xFFFF,
-        hi & 0xFFFF,
-        lo >> 48,
-        lo & 0xFFFF_FFFF_FFFF
-    )
+/// An opaque access token: `sim.` and 64 hex digits.
+pub(crate) fn token(rng: &mut SplitMix64) -> String {
+    format!("sim.{}", rng.hex(64))
 }
 
 /// A GUID derived from a name (case-insensitive): the same name always gives the same
@@ -95,6 +53,6 @@ mod tests {
         );
         assert!(is_guid(&name_guid("x")));
         assert!(!is_guid("not-a-guid"));
-        assert_eq!(a.token().len(), 68);
+        assert_eq!(token(&mut a).len(), 68);
     }
 }

@@ -61,6 +61,27 @@ burst = 1000000
 queue = 100000
 "#;
 
+/// A configuration's start: `presence-platform`, the example profiles, and an `[sfb]` table
+/// for the simulator at `pool` (none when `pool` is `None`).
+pub fn head(platform: &str, pool: Option<std::net::SocketAddr>) -> String {
+    let mut text = format!("[options.TServer]\npresence-platform = \"{platform}\"\n{PROFILES}");
+    if let Some(pool) = pool {
+        text.push_str(&format!(
+            "\n[sfb]\npool = \"{pool}\"\ntransport = \"tcp\"\napplication-uri = \"sip:bridge@contoso.com\"\n"
+        ));
+    }
+    text
+}
+
+/// The profile of the `i`-th DN of a load run: even push, odd pull.
+pub fn half(i: usize) -> &'static str {
+    if i.is_multiple_of(2) {
+        "PushProfile"
+    } else {
+        "PullProfile"
+    }
+}
+
 /// One Extension DN.
 pub fn dn(number: usize, uri: &str, platform: &str, profile: &str) -> String {
     format!(

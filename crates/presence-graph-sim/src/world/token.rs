@@ -172,7 +172,7 @@ impl GraphWorld {
         self.tokens
             .retain(|_, t| now.saturating_duration_since(t.expires_at) < EXPIRED_TOKEN_MEMORY);
         let lifetime = self.config.token_lifetime;
-        let token = self.rng.token();
+        let token = crate::rng::token(&mut self.rng);
         self.tokens.insert(
             token.clone(),
             TokenState {
