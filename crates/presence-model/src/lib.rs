@@ -34,6 +34,7 @@ mod ids;
 mod presence;
 pub mod random;
 mod state;
+pub mod timers;
 mod user;
 
 pub use availability::{Availability, AvailabilityClass, AvailabilityRange};

@@ -9,8 +9,6 @@
 //! jitter and `client-request-id`s come from a seeded generator, so a run is a function of
 //! its inputs.
 
-mod timers;
-
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
@@ -24,7 +22,7 @@ use crate::rate::Gcra;
 use crate::settings::{GRAPH_LIMIT, GraphSettings, Secret};
 use crate::wire;
 use presence_model::random::{Backoff, SplitMix64};
-use timers::Timers;
+use presence_model::timers::Timers;
 
 /// Most ids Graph takes in one `getPresencesByUserId`.
 pub const BATCH_LIMIT: usize = 650;
@@ -740,7 +738,7 @@ impl GraphCore {
                 next = Some(next.map_or(t, |n| n.min(t)));
             }
         };
-        consider(self.timers.next());
+        consider(self.timers.next_deadline());
         for app in &self.apps {
             if app.fetching.is_none() {
                 let due = match &app.token {
@@ -1090,7 +1088,7 @@ impl GraphCore {
         if u.entra == Entra::Unresolved || u.entra == Entra::NotFound {
             u.entra = Entra::Resolving;
             let app = u.app;
-            self.timers.cancel(TimerKey::Lookup(ix));
+            self.timers.cancel(&TimerKey::Lookup(ix));
             self.apps[app].lookups.push_back(ix);
         }
     }
@@ -2496,7 +2494,7 @@ impl GraphCore {
             Sent::ClearSession => {
                 u.stale = false;
                 u.applied = None;
-                self.timers.cancel(TimerKey::Refresh(ix));
+                self.timers.cancel(&TimerKey::Refresh(ix));
             }
             Sent::ClearPreferred => {
                 u.preferred = Tri::No;

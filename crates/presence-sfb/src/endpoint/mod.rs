@@ -20,7 +20,6 @@ mod publish;
 mod subscribe;
 #[cfg(test)]
 mod tests;
-mod timers;
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -31,9 +30,9 @@ use presence_transport::TransportError;
 
 use crate::settings::EndpointConfig;
 use presence_model::random::{Backoff, SplitMix64};
+use presence_model::timers::Timers;
 use publish::{Publications, What};
 use subscribe::Subscriptions;
-use timers::Timers;
 
 /// Identifies one call to [`Endpoint::publish`] or [`Endpoint::unpublish`]; its outcome
 /// comes back as an [`Event`]. Increasing: a later call has a greater id.
