@@ -1,7 +1,6 @@
 //! The `[teams]` table of the bridge's configuration, its validation, and the client secret.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -11,35 +10,7 @@ use serde::Deserialize;
 use crate::GraphError;
 use crate::mapping::{Mapping, parse_target};
 
-/// A client secret. Its `Debug` and `Display` print `<redacted>`, it has no `Serialize`,
-/// and it is only read with [`Secret::expose`] (by the core, to build the token request).
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// A secret from its value.
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    /// The value, for the token request only.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
+pub use presence_transport::settings::Secret;
 
 /// Where an app's client secret comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
