@@ -7,6 +7,7 @@ use presence_config::{Diagnostics, LoadOptions, Loaded, PlatformSpec, Source, Us
 use presence_cti::CtiConfig;
 use presence_graph::GraphSettings;
 use presence_sfb::SfbSettings;
+use presence_simple::SimpleSettings;
 use serde::Deserialize;
 
 use crate::admin::AdminSettings;
@@ -21,6 +22,8 @@ pub struct Sections {
     pub sfb: Option<SfbSettings>,
     /// `[teams]`: Microsoft Teams through Microsoft Graph.
     pub teams: Option<GraphSettings>,
+    /// `[simple]`: a SIP SIMPLE presence server (Kamailio, OpenSIPS, Asterisk, ...).
+    pub simple: Option<SimpleSettings>,
     /// `[cti]`: the contact-centre WebSocket link.
     pub cti: Option<CtiConfig>,
     /// `[admin]`: the admin HTTP API.
@@ -45,6 +48,9 @@ impl Sections {
         }
         if let Some(teams) = &mut self.teams {
             teams.rebase(base);
+        }
+        if let Some(simple) = &mut self.simple {
+            simple.rebase(base);
         }
     }
 }

@@ -9,6 +9,7 @@ use presence_config::{Addressing, PlatformSpec};
 use presence_graph::{GraphSettings, GraphTransport};
 use presence_model::{Platform, Publication};
 use presence_sfb::{SfbSettings, SfbTransport};
+use presence_simple::{SimpleSettings, SimpleTransport};
 use presence_transport::{EventSender, PresenceTransport, Router};
 use tokio::task::JoinHandle;
 
@@ -33,6 +34,8 @@ pub enum Configured {
     Sfb(Box<SfbSettings>),
     /// `[teams]`: Microsoft Teams over Graph.
     Teams(Box<GraphSettings>),
+    /// `[simple]`: a SIP SIMPLE presence server.
+    Simple(Box<SimpleSettings>),
 }
 
 impl Configured {
@@ -45,6 +48,9 @@ impl Configured {
         if let Some(teams) = &sections.teams {
             out.push(Configured::Teams(Box::new(teams.clone())));
         }
+        if let Some(simple) = &sections.simple {
+            out.push(Configured::Simple(Box::new(simple.clone())));
+        }
         out
     }
 
@@ -53,6 +59,7 @@ impl Configured {
         match self {
             Configured::Sfb(_) => Platform::sfb(),
             Configured::Teams(_) => Platform::teams(),
+            Configured::Simple(_) => Platform::simple(),
         }
     }
 
@@ -61,6 +68,7 @@ impl Configured {
         match self {
             Configured::Sfb(_) => "[sfb]",
             Configured::Teams(_) => "[teams]",
+            Configured::Simple(_) => "[simple]",
         }
     }
 
@@ -69,7 +77,7 @@ impl Configured {
         PlatformSpec {
             name: self.platform(),
             addressing: match self {
-                Configured::Sfb(_) => Addressing::Sip,
+                Configured::Sfb(_) | Configured::Simple(_) => Addressing::Sip,
                 Configured::Teams(_) => Addressing::Entra,
             },
         }
@@ -82,6 +90,7 @@ impl Configured {
         let findings = match self {
             Configured::Sfb(settings) => settings.findings(),
             Configured::Teams(settings) => settings.findings(),
+            Configured::Simple(settings) => settings.findings(),
         };
         findings
             .into_iter()
@@ -115,6 +124,18 @@ impl Configured {
                 }
                 Err(error) => format!("(the [teams] mapping is invalid: {error})"),
             },
+            Configured::Simple(settings) => match settings.mapping() {
+                Ok(mapping) => match mapping.push(publication) {
+                    presence_simple::mapping::PushTarget::Remove => {
+                        "the bridge's publication is removed (Expires: 0), the user's own presence shows".to_owned()
+                    }
+                    presence_simple::mapping::PushTarget::Nothing => "nothing is published".to_owned(),
+                    presence_simple::mapping::PushTarget::Publish(state) => {
+                        format!("PIDF {state} with the activity texts as notes")
+                    }
+                },
+                Err(error) => format!("(the [simple] mapping is invalid: {error})"),
+            },
         }
     }
 
@@ -133,6 +154,11 @@ impl Configured {
             Configured::Teams(settings) => {
                 let (transport, task) = GraphTransport::start(settings, platform, events)
                     .context("cannot start the Teams transport [teams]")?;
+                (Arc::new(transport), task)
+            }
+            Configured::Simple(settings) => {
+                let (transport, task) = SimpleTransport::start(settings, platform, events)
+                    .context("cannot start the SIP SIMPLE transport [simple]")?;
                 (Arc::new(transport), task)
             }
         })

@@ -302,7 +302,7 @@ pub enum ConfigError {
 
 fn configured_platforms(configured: &[String]) -> String {
     if configured.is_empty() {
-        "no transport is configured (add a [sfb] or [teams] table)".to_owned()
+        "no transport is configured (add a [sfb], [teams] or [simple] table)".to_owned()
     } else {
         format!("the configured platforms are {}", configured.join(", "))
     }
