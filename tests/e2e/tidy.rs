@@ -33,7 +33,7 @@ const IMPURE: &[&str] = &[
 ];
 
 /// The concrete adapters only the binary may name (and only in `transports.rs`).
-const ADAPTERS: &[&str] = &["SfbTransport", "GraphTransport"];
+const ADAPTERS: &[&str] = &["SfbTransport", "GraphTransport", "SimpleTransport"];
 
 fn crates() -> Vec<(String, PathBuf, toml::Table)> {
     let mut out = Vec::new();
