@@ -129,6 +129,8 @@ fn bench(filter: Option<&str>) -> Result<()> {
             "presence-bridge",
             "-p",
             "presence-sfb",
+            "-p",
+            "presence-simple",
             "--bins",
             "--examples",
         ]),
@@ -152,6 +154,10 @@ fn bench(filter: Option<&str>) -> Result<()> {
     run(
         "Teams: memory with 10,000 SfB + 10,000 Teams DNs, poll cost",
         idle,
+    )?;
+    run(
+        "SIP SIMPLE: PUBLISH rate into Kamailio, SIPp's own load and the transport's, side by side",
+        Command::new("target/release/examples/kamailio_rate"),
     )
 }
 
