@@ -1472,16 +1472,7 @@ impl Endpoint {
 
     fn publish_refused(&mut self, user: &SipUri, response: &Response, now: Instant) {
         let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get("Retry-After")
-            .and_then(|v| {
-                v.split(|c: char| !c.is_ascii_digit())
-                    .next()?
-                    .parse::<u64>()
-                    .ok()
-            })
-            .map(Duration::from_secs);
+        let retry_after = retry_after(response);
         let error = TransportError::Rejected {
             status,
             reason: format!("{status} {}", response.reason()),
@@ -1575,16 +1566,7 @@ impl Endpoint {
             user: user.clone(),
             reason: format!("{status} {}", response.reason()),
         });
-        let retry_after = response
-            .headers()
-            .get("Retry-After")
-            .and_then(|v| {
-                v.split(|c: char| !c.is_ascii_digit())
-                    .next()?
-                    .parse::<u64>()
-                    .ok()
-            })
-            .map(Duration::from_secs);
+        let retry_after = retry_after(response);
         let attempt = self.subs.get_mut(user).map_or(1, |s| {
             s.attempt += 1;
             s.attempt
@@ -1624,6 +1606,13 @@ impl Endpoint {
             TxKind::Unsubscribe => {}
         }
     }
+}
+
+/// A response's `Retry-After` in seconds (`120`, or `120;duration=60`), if any.
+fn retry_after(response: &Response) -> Option<Duration> {
+    let value = response.headers().get("Retry-After")?;
+    let digits = value.split(|c: char| !c.is_ascii_digit()).next()?;
+    digits.parse::<u64>().ok().map(Duration::from_secs)
 }
 
 fn limits() -> Limits {
