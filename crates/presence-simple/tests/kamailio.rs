@@ -22,8 +22,11 @@ struct Simple {
     udp: bool,
 }
 
+/// Kamailio with one worker per socket: its SQLite mode answers 500 (and can lose a
+/// removal) when two workers write at once, which would make the suite's exact checks
+/// flaky (the endpoint's own tests cover the 500 fix-ups).
 fn kamailio() -> Kamailio {
-    Kamailio::start(Options::default())
+    Kamailio::start(Options::default().workers(1))
         .unwrap_or_else(|e| panic!("Kamailio must start for this test: {e}"))
 }
 
