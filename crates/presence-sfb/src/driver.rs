@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use presence_model::{Platform, Presence, Publication, SipUri, UserAddress, UserId};
 use presence_transport::{
-    EventSender, PresenceTransport, PresenceUpdate, TransportError, TransportEvent, TransportStatus,
+    EventSender, Outstanding, PresenceTransport, PresenceUpdate, TransportError, TransportEvent,
+    TransportStatus,
 };
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -83,22 +84,6 @@ impl Shared {
         self.detail
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-/// Counts a publication as handed to the transport for as long as it lives.
-struct Outstanding<'a>(&'a AtomicUsize);
-
-impl<'a> Outstanding<'a> {
-    fn new(counter: &'a AtomicUsize) -> Self {
-        counter.fetch_add(1, Ordering::Relaxed);
-        Outstanding(counter)
-    }
-}
-
-impl Drop for Outstanding<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -10,7 +10,8 @@ use std::time::Duration;
 use presence_model::random::{Backoff, SplitMix64};
 use presence_model::{Platform, Publication, SipUri, UserAddress, UserId};
 use presence_transport::{
-    EventSender, PresenceTransport, PresenceUpdate, TransportError, TransportEvent, TransportStatus,
+    EventSender, Outstanding, PresenceTransport, PresenceUpdate, TransportError, TransportEvent,
+    TransportStatus,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
@@ -59,22 +60,6 @@ struct Shared {
 impl Shared {
     fn detail(&self) -> MutexGuard<'_, Option<String>> {
         self.detail.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-/// Counts a publication as handed to the transport for as long as it lives.
-struct Outstanding<'a>(&'a AtomicUsize);
-
-impl<'a> Outstanding<'a> {
-    fn new(counter: &'a AtomicUsize) -> Self {
-        counter.fetch_add(1, Ordering::Relaxed);
-        Outstanding(counter)
-    }
-}
-
-impl Drop for Outstanding<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

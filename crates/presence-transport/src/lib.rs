@@ -157,6 +157,26 @@ pub trait PresenceTransport: Send + Sync {
     async fn shutdown(&self, grace: Duration);
 }
 
+/// Counts one publication as handed to a transport for as long as the guard lives (for
+/// [`TransportStatus::publications_in_flight`]): a driver's `publish` holds one while it
+/// waits for the outcome, so a cancelled call is uncounted too.
+#[derive(Debug)]
+pub struct Outstanding<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> Outstanding<'a> {
+    /// Adds one to `counter` until the guard is dropped.
+    pub fn new(counter: &'a std::sync::atomic::AtomicUsize) -> Self {
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Outstanding(counter)
+    }
+}
+
+impl Drop for Outstanding<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// One platform's state, as [`PresenceTransport::status`] reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TransportStatus {

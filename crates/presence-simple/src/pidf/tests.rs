@@ -139,8 +139,9 @@ fn the_same_input_gives_the_same_bytes() {
 
 // --- the reader: real-world bodies ----------------------------------------------------
 
-/// The example of PROTOCOLS.md §3.
-const PROTOCOLS_EXAMPLE: &str = r#"<presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:dm="urn:ietf:params:xml:ns:pidf:data-model"
+/// The PIDF example of RFC 3863 with RPID (RFC 4480) and the data model (RFC 4479): one
+/// tuple, one person on the phone, notes in English.
+const RFC_EXAMPLE: &str = r#"<presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:dm="urn:ietf:params:xml:ns:pidf:data-model"
           xmlns:rpid="urn:ietf:params:xml:ns:pidf:rpid" entity="sip:agent1@example.com">
   <tuple id="t1"><status><basic>open</basic></status><note xml:lang="en">On a call</note></tuple>
   <dm:person id="p1"><rpid:activities><rpid:on-the-phone/></rpid:activities>
@@ -149,7 +150,7 @@ const PROTOCOLS_EXAMPLE: &str = r#"<presence xmlns="urn:ietf:params:xml:ns:pidf"
 
 #[test]
 fn reads_the_protocols_example() {
-    let doc = read(PROTOCOLS_EXAMPLE.as_bytes()).unwrap();
+    let doc = read(RFC_EXAMPLE.as_bytes()).unwrap();
     let note = |text: &str| Note {
         lang: Some("en".into()),
         text: text.into(),
@@ -358,10 +359,10 @@ fn tolerates_what_real_bodies_carry() {
         "<on a call> & \u{263A}\u{2603}"
     );
     let mut with_bom = b"\xEF\xBB\xBF".to_vec();
-    with_bom.extend_from_slice(PROTOCOLS_EXAMPLE.as_bytes());
+    with_bom.extend_from_slice(RFC_EXAMPLE.as_bytes());
     assert_eq!(
         read(&with_bom).unwrap(),
-        read(PROTOCOLS_EXAMPLE.as_bytes()).unwrap()
+        read(RFC_EXAMPLE.as_bytes()).unwrap()
     );
     // A tuple without an id and an unknown user-input value.
     let doc = read(br#"<presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:r="urn:ietf:params:xml:ns:pidf:rpid"><tuple><status><basic>open</basic></status><r:user-input>sleepy</r:user-input></tuple></presence>"#).unwrap();
@@ -439,18 +440,18 @@ fn refuses_garbage_and_truncated_xml() {
     ] {
         assert!(read(garbage).is_err(), "{}", String::from_utf8_lossy(garbage));
     }
-    let cut = PROTOCOLS_EXAMPLE.find("</dm:person>").unwrap();
-    let (position, path, what) = pidf_error(&PROTOCOLS_EXAMPLE.as_bytes()[..cut]);
+    let cut = RFC_EXAMPLE.find("</dm:person>").unwrap();
+    let (position, path, what) = pidf_error(&RFC_EXAMPLE.as_bytes()[..cut]);
     assert_eq!(position, cut as u64);
     assert_eq!(path.as_deref(), Some("presence/person"));
     assert!(
         what.contains("the body ends inside `person` (opened at byte"),
         "{what}"
     );
-    let (_, _, what) = pidf_error(&PROTOCOLS_EXAMPLE.as_bytes()[..cut - 3]);
+    let (_, _, what) = pidf_error(&RFC_EXAMPLE.as_bytes()[..cut - 3]);
     assert!(what.contains("not well-formed XML"), "{what}");
-    for cut in 1..PROTOCOLS_EXAMPLE.len() {
-        assert!(read(&PROTOCOLS_EXAMPLE.as_bytes()[..cut]).is_err(), "{cut}");
+    for cut in 1..RFC_EXAMPLE.len() {
+        assert!(read(&RFC_EXAMPLE.as_bytes()[..cut]).is_err(), "{cut}");
     }
     let (position, _, what) =
         pidf_error(b"<presence xmlns='urn:ietf:params:xml:ns:pidf'>\xC3</presence>");
