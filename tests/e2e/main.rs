@@ -4,6 +4,7 @@
 mod check;
 mod daemon;
 mod harness;
+mod simple;
 mod support;
 mod teams;
 mod tidy;
