@@ -216,6 +216,115 @@ async fn after_the_pool_drops_the_connection_sfb_shows_every_latest_state() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_or_half_written_file_is_refused_on_reload_and_removed_dns_tell_their_clients() {
+    let sim = sim().await;
+    let daemon = Daemon::start_sfb("reload-empty", &sim.local_addr().to_string());
+    let mut client = Client::connect(&daemon).await;
+    let agent = SipUri::new("sip:agent1@contoso.com").unwrap();
+    client.request(login("5001")).await;
+    client
+        .request(ClientRequest::RequestAgentReady {
+            this_dn: dn("5001"),
+        })
+        .await;
+    assert!(matches!(
+        client
+            .request(ClientRequest::RegisterAddress {
+                this_dn: dn("6001")
+            })
+            .await,
+        ServerEvent::EventRegistered { .. }
+    ));
+    assert!(shows(&sim, &agent, 3501).await);
+    let path = daemon.config_path();
+    let good = std::fs::read_to_string(&path).unwrap();
+    let ready = |daemon: &Daemon| {
+        let (status, body) = daemon.http("GET", "/v1/dns/5001");
+        assert_eq!(status, 200, "the DN is still there: {body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["agent_state"], "Ready", "{v}");
+    };
+
+    // `: > bridge.toml`, then a reload: refused as `run` refuses it; nothing changes.
+    std::fs::write(&path, "").unwrap();
+    let (status, body) = daemon.http("POST", "/v1/reload");
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("no transport table"), "{body}");
+    daemon.signal("HUP");
+    sleep(Duration::from_millis(400)).await;
+    ready(&daemon);
+    assert_eq!(sim.shows(&agent).unwrap().availability, 3501);
+
+    // The same good file rewritten in place (truncate, then two writes) while reloads run:
+    // no reload takes a half-written file.
+    std::fs::write(&path, &good).unwrap();
+    let writer_path = path.clone();
+    let writer_text = good.clone();
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        // Cut where the first part alone is a valid file with fewer DNs: the worst case.
+        let cut = writer_text.find("\n[dn.\"5003\"]").unwrap();
+        let (head, tail) = writer_text.split_at(cut);
+        for _ in 0..40 {
+            let mut file = std::fs::File::create(&writer_path).unwrap();
+            file.write_all(head.as_bytes()).unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+            file.write_all(tail.as_bytes()).unwrap();
+            drop(file);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
+    let mut answers = 0;
+    while !writer.is_finished() {
+        let (status, body) = daemon.http("POST", "/v1/reload");
+        answers += 1;
+        assert!(
+            (status == 200 && body.contains("\"removed\":0") && body.contains("\"dns\":6"))
+                || status == 422,
+            "a reload during a rewrite: {status} {body}"
+        );
+    }
+    writer.join().unwrap();
+    assert!(answers > 0);
+    ready(&daemon);
+    let (status, body) = daemon.http("POST", "/v1/reload");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        client.collect(Duration::from_millis(100)).await.is_empty(),
+        "nobody was told anything"
+    );
+
+    // A valid file without 6001: its registered client is told.
+    let fewer = good.replace(
+        "[dn.\"6001\"]\ntype = \"Extension\"\nuri = \"sip:expert1@contoso.com\"\n",
+        "",
+    );
+    assert_ne!(fewer, good);
+    std::fs::write(&path, &fewer).unwrap();
+    let (status, body) = daemon.http("POST", "/v1/reload");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"removed\":1"), "{body}");
+    let told = client.collect(Duration::from_millis(300)).await;
+    assert!(
+        matches!(
+            told.as_slice(),
+            [ServerEvent::EventError { reference_id: None, error_code: ErrorCode::UnknownDn, error_message }]
+                if error_message.contains("`6001`")
+        ),
+        "{told:?}"
+    );
+    ready(&daemon);
+    // One log line per applied reload, none in Rust's debug form.
+    let applied = daemon.logged("configuration reloaded");
+    assert!(!applied.is_empty());
+    assert!(
+        applied.iter().all(|l| !l.contains("ReloadReport")),
+        "{applied:?}"
+    );
+    assert_eq!(daemon.stop().code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_map_is_refused_on_reload_and_the_old_mapping_stays() {
     let sim = sim().await;
     let daemon = Daemon::start_sfb("reload", &sim.local_addr().to_string());

@@ -109,6 +109,64 @@ pub fn prepare(
     }))
 }
 
+/// [`prepare`] for a reload: the file is read until two reads, [`SETTLE`] apart, agree
+/// (at most [`SETTLE_LIMIT`]), so that a file rewritten in place (truncated, then
+/// written) is not taken half-written. Replacing the file atomically (write a new file,
+/// then rename it over the old one) never needs the wait.
+pub fn prepare_settled(
+    path: &Path,
+    platforms: Option<&[PlatformSpec]>,
+) -> Result<Result<Prepared, Diagnostics>> {
+    let text = read_settled(path)?;
+    Ok(prepare_with(path, &text, platforms, &mut |map| {
+        std::fs::read(map)
+    }))
+}
+
+/// The pause between the two reads of [`prepare_settled`].
+pub const SETTLE: std::time::Duration = std::time::Duration::from_millis(50);
+/// How long [`prepare_settled`] waits for the file to stop changing.
+pub const SETTLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+fn read_settled(path: &Path) -> Result<String> {
+    let started = std::time::Instant::now();
+    let mut last = read_unchanged(path)?;
+    loop {
+        std::thread::sleep(SETTLE);
+        let again = read_unchanged(path)?;
+        // The same bytes and the same modification time: nobody wrote in between (the
+        // time matters: a writer that rewrites the file periodically could show the same
+        // half-written bytes twice).
+        if let (Some(a), Some(b)) = (&last, &again)
+            && a == b
+        {
+            return Ok(b.1.clone());
+        }
+        if started.elapsed() >= SETTLE_LIMIT {
+            anyhow::bail!(
+                "the configuration `{}` kept changing for {} s while it was read: write the new file beside it and rename it over the old one",
+                path.display(),
+                SETTLE_LIMIT.as_secs()
+            );
+        }
+        last = again;
+    }
+}
+
+/// The file's text with its modification time, when the time is the same before and
+/// after the read (`None`: it was written meanwhile).
+fn read_unchanged(path: &Path) -> Result<Option<(std::time::SystemTime, String)>> {
+    let modified = || -> Result<std::time::SystemTime> {
+        std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .with_context(|| format!("cannot read the configuration `{}`", path.display()))
+    };
+    let before = modified()?;
+    let text = read_config(path)?;
+    let after = modified()?;
+    Ok((before == after).then_some((after, text)))
+}
+
 /// [`prepare`] for a text already read, with maps read by `read_map` (the demo's are
 /// built in).
 pub fn prepare_with(

@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 
 use crate::RunArgs;
 use crate::admin::{self, AdminState, Reloader};
-use crate::files::{Prepared, prepare};
+use crate::files::{Prepared, prepare, prepare_settled};
 use crate::transports::{self, Configured, Severity};
 
 /// How long a shutdown waits for publications in flight.
@@ -77,18 +77,7 @@ impl Bridge {
         } = loaded;
         log_warnings(&warnings);
         let configured = Configured::all(&sections);
-        if configured.is_empty() {
-            bail!(
-                "the configuration has no transport table: `run` needs [sfb] (Skype for Business) and/or [teams] (Microsoft Teams) to talk to (see docs/configuration.md)"
-            );
-        }
-        let refused: Vec<String> = configured
-            .iter()
-            .flat_map(Configured::findings)
-            .filter(|f| f.severity == Severity::Error)
-            .map(|f| f.message)
-            .collect();
-        if !refused.is_empty() {
+        if let Err(refused) = runnable(&configured) {
             bail!("{}", refused.join("\n"));
         }
         let platforms = transports::specs(&configured);
@@ -181,9 +170,34 @@ impl Bridge {
     }
 }
 
+/// What `run` refuses beyond the file's own diagnostics, and a reload refuses alike: no
+/// transport table (an empty or truncated file), or a transport table with an error.
+fn runnable(configured: &[Configured]) -> Result<(), Vec<String>> {
+    if configured.is_empty() {
+        return Err(vec![
+            "the configuration has no transport table: `run` needs [sfb] (Skype for Business), [teams] (Microsoft Teams) and/or [simple] (SIP SIMPLE) to talk to (see docs/configuration.md)"
+                .to_owned(),
+        ]);
+    }
+    let refused: Vec<String> = configured
+        .iter()
+        .flat_map(Configured::findings)
+        .filter(|f| f.severity == Severity::Error)
+        .map(|f| f.message)
+        .collect();
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(refused)
+    }
+}
+
 /// Re-reads the configuration file and every map; applies a valid one, refuses an invalid
-/// one with its diagnostics (the running configuration stays). DNs are checked against the
-/// platforms of the running transports: a transport is added or removed by a restart.
+/// one with its diagnostics (the running configuration stays). The file is validated
+/// exactly as `run` validates it (so an empty or truncated file is refused, not applied
+/// as "no DNs"), and read until two reads agree (so a file being rewritten in place is
+/// not caught half-written). DNs are checked against the platforms of the running
+/// transports: a transport is added or removed by a restart.
 fn reloader(path: Option<PathBuf>, engine: EngineHandle, platforms: Vec<PlatformSpec>) -> Reloader {
     let platforms: Arc<[PlatformSpec]> = platforms.into();
     Arc::new(move || {
@@ -196,7 +210,8 @@ fn reloader(path: Option<PathBuf>, engine: EngineHandle, platforms: Vec<Platform
                     "this bridge was started without a configuration file".to_owned(),
                 ]);
             };
-            let read = tokio::task::spawn_blocking(move || prepare(&path, Some(&platforms))).await;
+            let read =
+                tokio::task::spawn_blocking(move || prepare_settled(&path, Some(&platforms))).await;
             let prepared = match read {
                 Err(e) => return Err(vec![format!("reload failed: {e}")]),
                 Ok(Err(e)) => return Err(vec![format!("{e:#}")]),
@@ -211,6 +226,13 @@ fn reloader(path: Option<PathBuf>, engine: EngineHandle, platforms: Vec<Platform
                 }
                 Ok(Ok(Ok(prepared))) => prepared,
             };
+            if let Err(lines) = runnable(&Configured::all(&prepared.loaded.sections)) {
+                tracing::error!(
+                    "reload refused, the running configuration stays:\n{}",
+                    lines.join("\n")
+                );
+                return Err(lines);
+            }
             let Prepared { loaded, users } = prepared;
             log_warnings(&loaded.warnings);
             let config =
@@ -220,8 +242,12 @@ fn reloader(path: Option<PathBuf>, engine: EngineHandle, platforms: Vec<Platform
                 .await
                 .map_err(|e| vec![e.to_string()])?;
             tracing::info!(
-                ?report,
-                "configuration reloaded (changes to [sfb], [teams], [cti] and [admin] need a restart)"
+                dns = report.dns,
+                added = report.added,
+                removed = report.removed,
+                reassigned = report.reassigned,
+                moved = report.moved,
+                "configuration reloaded (changes to [sfb], [teams], [simple], [cti] and [admin] need a restart)"
             );
             serde_json::to_value(report).map_err(|e| vec![e.to_string()])
         })
@@ -271,10 +297,8 @@ async fn wait_for_signals(reload: Reloader) -> Result<()> {
             tokio::select! {
                 _ = hangup.recv() => {
                     tracing::info!("SIGHUP: reloading the configuration");
-                    match reload().await {
-                        Ok(report) => tracing::info!(%report, "reload applied"),
-                        Err(errors) => tracing::error!(errors = errors.len(), "reload refused"),
-                    }
+                    // The reloader logs what it applied, or why it refused.
+                    let _ = reload().await;
                 }
                 _ = terminate.recv() => return Ok(()),
                 _ = tokio::signal::ctrl_c() => return Ok(()),

@@ -203,6 +203,17 @@ impl<S: ClientSink> Engine<S> {
                     if let Some(set) = self.clients.get_mut(&client) {
                         set.remove(&dn);
                     }
+                    // Its registered clients are told: their registration ended.
+                    self.sink.send(
+                        client,
+                        ServerEvent::error(
+                            None,
+                            ErrorCode::UnknownDn,
+                            format!(
+                                "DN `{dn}` was removed from the configuration by a reload: its registration ended"
+                            ),
+                        ),
+                    );
                 }
             }
             report.removed += 1;
@@ -778,7 +789,14 @@ impl<S: ClientSink> Engine<S> {
                 let config = Arc::new(*config);
                 let report = self.apply_config(&config);
                 metrics::counter!(metric::RELOADS).increment(1);
-                tracing::info!(?report, "configuration reloaded");
+                tracing::debug!(
+                    dns = report.dns,
+                    added = report.added,
+                    removed = report.removed,
+                    reassigned = report.reassigned,
+                    moved = report.moved,
+                    "engine: configuration applied"
+                );
                 let _ = reply.send(report);
             }
             Control::Dn(dn, reply) => {

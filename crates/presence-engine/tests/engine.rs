@@ -743,6 +743,49 @@ async fn refused_requests_get_event_error_and_others_carry_on() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_reload_that_removes_a_dn_tells_its_registered_clients() {
+    let seen = Shared::default();
+    let transport = recording_transport(&seen, Duration::ZERO, |_| Ok(()));
+    let mut h = Harness::start(engine_config(CONFIG, SEED_MAP), transport, seen).await;
+    h.connect().await;
+    let answer = h
+        .request(ClientRequest::RegisterAddress {
+            this_dn: dn("6001"),
+        })
+        .await;
+    assert!(matches!(answer, ServerEvent::EventRegistered { .. }));
+    h.sink.take();
+    let fewer = CONFIG.replace(
+        "[dn.\"6001\"]\ntype = \"Extension\"\nuri = \"sip:expert1@contoso.com\"\n",
+        "",
+    );
+    assert_ne!(fewer, CONFIG);
+    let report = h
+        .handle
+        .reload(engine_config(&fewer, SEED_MAP))
+        .await
+        .unwrap();
+    assert_eq!(report.removed, 1);
+    h.settle().await;
+    let told = h.sink.sent_to(CLIENT);
+    assert!(
+        matches!(
+            told.as_slice(),
+            [ServerEvent::EventError { reference_id: None, error_code: ErrorCode::UnknownDn, error_message }]
+                if error_message.contains("`6001`") && error_message.contains("removed")
+        ),
+        "{told:?}"
+    );
+    // Reloading the same file again tells nobody anything more.
+    h.handle
+        .reload(engine_config(&fewer, SEED_MAP))
+        .await
+        .unwrap();
+    h.settle().await;
+    assert_eq!(h.sink.sent_to(CLIENT).len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
 async fn reload_switches_modes_and_republishes_edited_entries() {
     let seen = Shared::default();
     let transport = recording_transport(&seen, Duration::ZERO, |_| Ok(()));

@@ -805,3 +805,17 @@ fn protocol_doc_examples_are_exact() {
     assert!(checked.0 >= 14 && checked.1 >= 10, "{checked:?}");
     assert_eq!(refused, None, "a refused message without its answer");
 }
+
+#[test]
+fn an_unsolicited_error_has_no_reference_id() {
+    let event = ServerEvent::error(
+        None,
+        ErrorCode::UnknownDn,
+        "DN `6001` was removed from the configuration by a reload: its registration ended",
+    );
+    assert_eq!(
+        event.to_json(),
+        r#"{"message":"EventError","errorCode":7,"errorMessage":"DN `6001` was removed from the configuration by a reload: its registration ended"}"#
+    );
+    assert_eq!(ServerEvent::from_json(&event.to_json()).unwrap(), event);
+}
