@@ -179,6 +179,9 @@ struct Dialog {
     remote_tag: Option<String>,
     cseq: u32,
     target: String,
+    /// Whether [`Event::Subscribed`] was reported for this dialog: by its `2xx` or by its
+    /// first `NOTIFY`, whichever came first (RFC 6665 lets the NOTIFY overtake the answer).
+    announced: bool,
 }
 
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
@@ -607,11 +610,29 @@ impl Endpoint {
 
     /// The next event.
     pub fn poll_event(&mut self) -> Option<Event> {
+        self.flush_subscribed();
+        self.events.pop_front()
+    }
+
+    /// Queues the users whose new dialogs were accepted as one [`Event::Subscribed`].
+    /// Called before any [`Event::Presence`] is queued, so that a subscription's
+    /// `Subscribed` always comes before its first presence update (which the caller reports
+    /// unconditionally, as the first after a (re-)subscription).
+    fn flush_subscribed(&mut self) {
         if !self.subscribed_batch.is_empty() {
             let users = std::mem::take(&mut self.subscribed_batch);
             self.events.push_back(Event::Subscribed { users });
         }
-        self.events.pop_front()
+    }
+
+    /// Reports `user`'s current dialog as subscribed, once per dialog.
+    fn announce(&mut self, user: &SipUri) {
+        if let Some(dialog) = self.subs.get_mut(user).and_then(|s| s.dialog.as_mut())
+            && !dialog.announced
+        {
+            dialog.announced = true;
+            self.subscribed_batch.push(user.clone());
+        }
     }
 
     // ----- sending ---------------------------------------------------------------------
@@ -948,6 +969,7 @@ impl Endpoint {
                 remote_tag: None,
                 cseq: 1,
                 target: user.as_str().to_owned(),
+                announced: false,
             },
         };
         let built = self
@@ -1082,16 +1104,22 @@ impl Endpoint {
         let terminated = state
             .as_ref()
             .is_some_and(|s| s.state == SubState::Terminated);
+        let mut current = false;
         if let Some(sub) = self.subs.get_mut(&user)
             && let Some(dialog) = sub.dialog.as_mut()
             && dialog.call_id == call_id
         {
+            current = true;
             if dialog.remote_tag.is_none() {
                 dialog.remote_tag = remote_tag;
             }
             if let Some(contact) = contact {
                 dialog.target = contact;
             }
+        }
+        if current && !terminated {
+            // The first NOTIFY of a new dialog may come before the SUBSCRIBE's 2xx.
+            self.announce(&user);
         }
         let body = request.body();
         if !(terminated && body.is_empty()) {
@@ -1119,6 +1147,7 @@ impl Endpoint {
         match parsed {
             Ok(document) => {
                 let (raw_availability, activity) = self.config.mapping.pull(&document);
+                self.flush_subscribed();
                 self.events.push_back(Event::Presence {
                     user: user.clone(),
                     raw_availability,
@@ -1504,7 +1533,6 @@ impl Endpoint {
     ) {
         let status = response.status().as_u16();
         let call_id = request.headers().call_id().unwrap_or_default().to_owned();
-        let refresh = request.headers().to_tag().ok().flatten().is_some();
         let unsubscribed = !self.subs.contains_key(user);
         if unsubscribed {
             return;
@@ -1548,9 +1576,7 @@ impl Endpoint {
             let ahead = (granted / 5).max(Duration::from_secs(5)).min(granted / 2);
             self.timers
                 .set(Timer::Subscribe(user.clone()), now + (granted - ahead));
-            if !refresh {
-                self.subscribed_batch.push(user.clone());
-            }
+            self.announce(user);
             return;
         }
         if let Some(sub) = self.subs.get_mut(user) {

@@ -455,6 +455,57 @@ fn subscription_notify_refresh_and_termination() {
     assert!(p.ep.dialog_users().is_empty());
 }
 
+/// What the endpoint reports, as short names, until it has nothing more.
+fn drain(p: &mut Pair) -> Vec<String> {
+    std::iter::from_fn(|| p.event())
+        .map(|e| match e {
+            Event::Subscribed { users } => format!("subscribed {}", users.len()),
+            Event::Presence {
+                raw_availability, ..
+            } => format!("presence {raw_availability}"),
+            other => format!("{other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn subscribed_comes_before_the_first_presence_whatever_the_order_on_the_wire() {
+    // The 2xx and the first NOTIFY in one read: Subscribed first, then the presence (the
+    // caller reports the first update after Subscribed unconditionally; the other order
+    // would report the first update twice).
+    let mut p = Pair::new(Transport::Tcp);
+    p.ep.subscribe([user(1)], p.now);
+    let sub = p.request();
+    let mut ok = Response::for_request(&sub, 200, "OK").unwrap();
+    ok.set_to_tag("k1").unwrap();
+    ok.headers_mut().append("Expires", "600").unwrap();
+    let mut bytes = ok.to_bytes();
+    bytes.extend(notify(&sub, &ok, 1, "active;expires=600", ""));
+    p.ep.handle_bytes(&bytes, p.now).unwrap();
+    response_to(&mut p);
+    assert_eq!(drain(&mut p), ["subscribed 1", "presence 18000"]);
+
+    // RFC 6665: the NOTIFY may overtake the 2xx. It is announced by the NOTIFY, and the
+    // 2xx that follows announces nothing again.
+    let mut p = Pair::new(Transport::Tcp);
+    p.ep.subscribe([user(2)], p.now);
+    let sub = p.request();
+    let mut ok = Response::for_request(&sub, 200, "OK").unwrap();
+    ok.set_to_tag("k2").unwrap();
+    ok.headers_mut().append("Expires", "600").unwrap();
+    p.ep.handle_bytes(&notify(&sub, &ok, 1, "active;expires=600", BUSY), p.now)
+        .unwrap();
+    response_to(&mut p);
+    assert_eq!(drain(&mut p), ["subscribed 1", "presence 6500"]);
+    p.ep.handle_bytes(&ok.to_bytes(), p.now).unwrap();
+    assert_eq!(drain(&mut p), Vec::<String>::new());
+    // A refresh of an announced dialog announces nothing either.
+    p.advance(Duration::from_secs(481));
+    let refresh = p.request();
+    p.answer(&refresh, 200, &[("Expires", "600")]);
+    assert_eq!(drain(&mut p), Vec::<String>::new());
+}
+
 #[test]
 fn refused_subscriptions_back_off_and_reconnects_resubscribe() {
     let mut p = Pair::new(Transport::Tcp);
