@@ -66,7 +66,7 @@ impl Daemon {
                 "--log-format",
                 "json",
                 "--log-level",
-                "info",
+                &std::env::var(LOG_LEVEL_ENV).unwrap_or_else(|_| "info".to_owned()),
             ])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -188,10 +188,26 @@ impl Daemon {
     }
 }
 
+/// The daemon's `--log-level` in these tests (default `info`), e.g.
+/// `PRESENCE_E2E_LOG=info,presence_simple=debug` to see every request of a failing test.
+const LOG_LEVEL_ENV: &str = "PRESENCE_E2E_LOG";
+
+/// How many of the daemon's last log lines a failing test prints.
+const LOG_TAIL: usize = 80;
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            let logs = self.logs.lock().unwrap_or_else(|p| p.into_inner());
+            let skip = logs.len().saturating_sub(LOG_TAIL);
+            eprintln!(
+                "the daemon's last {} log lines ({LOG_LEVEL_ENV} sets the level):\n{}",
+                logs.len() - skip,
+                logs[skip..].join("\n")
+            );
+        }
     }
 }
 

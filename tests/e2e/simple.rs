@@ -20,6 +20,12 @@ use crate::harness::{Client, Daemon, PROFILES, dn, drive, login};
 
 /// Kamailio with one worker: SQLite mode answers 500 (and can lose a removal) when two
 /// workers write at once.
+///
+/// Tests that count live publications exactly use [`Storage::Memory`]: in SQLite mode,
+/// Kamailio 5.6 was seen answering `200` to a removal (`Expires: 0`) whose `DELETE` had
+/// failed with "database is locked" (its log says so), leaving the row live until it
+/// expires. That is the server's storage failing, not the publication protocol; the
+/// in-memory store (`publ_cache=2`, listed by `presence.presentity_list`) has no such lock.
 fn kamailio(storage: Storage) -> Kamailio {
     Kamailio::start(Options::default().workers(1).storage(storage))
         .unwrap_or_else(|e| panic!("Kamailio must start for this test: {e}"))
@@ -270,6 +276,23 @@ fn dnd(events: Vec<ServerEvent>) -> Vec<(&'static str, u64)> {
         .collect()
 }
 
+/// The DND events the client gets: when `last` is expected, until it arrives (at most
+/// 10 s, however slow the machine), then 300 ms more for any event that should not come;
+/// when nothing is expected, for 700 ms.
+async fn dnd_events(client: &mut Client, last: Option<(&str, u64)>) -> Vec<(&'static str, u64)> {
+    let mut seen = Vec::new();
+    if let Some(last) = last {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while seen.last().copied() != Some(last) && Instant::now() < deadline {
+            seen.extend(dnd(client.collect(Duration::from_millis(100)).await));
+        }
+        seen.extend(dnd(client.collect(Duration::from_millis(300)).await));
+    } else {
+        seen.extend(dnd(client.collect(Duration::from_millis(700)).await));
+    }
+    seen
+}
+
 fn view(daemon: &Daemon, number: &str) -> serde_json::Value {
     let (status, body) = daemon.http("GET", &format!("/v1/dns/{number}"));
     assert_eq!(status, 200, "{body}");
@@ -344,7 +367,7 @@ impl Phone {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_fifteen_combinations_reach_a_sipp_watcher_field_by_field_and_logout_removes() {
-    let kamailio = kamailio(Storage::Sqlite);
+    let kamailio = kamailio(Storage::Memory);
     let mut watcher = Watcher::subscribe(&kamailio, "agent1", WatchOptions::default())
         .unwrap_or_else(|e| panic!("the SIPp watcher must subscribe: {e}"));
     let daemon = Daemon::start("simple-push", &config(&kamailio));
@@ -454,11 +477,7 @@ async fn a_second_user_agent_drives_dnd_at_the_client_only_on_change() {
         .await
         .unwrap();
         let want: Vec<(&str, u64)> = expected.into_iter().collect();
-        assert_eq!(
-            dnd(client.collect(Duration::from_millis(700)).await),
-            want,
-            "{what}"
-        );
+        assert_eq!(dnd_events(&mut client, expected).await, want, "{what}");
     }
     let v = view(&daemon, "6001");
     assert_eq!(v["mode"], "pull");
@@ -516,21 +535,20 @@ async fn after_a_kamailio_restart_the_bridge_republishes_and_resubscribes() {
         })
         .await;
     wait_subscribed(&daemon, "6001", 18000).await;
+    // Whether the first update (nothing published: DND on) reached the client depends on
+    // whether it came before the registration; either way DND is on now.
+    let _ = client.collect(Duration::from_millis(200)).await;
     let mut phone = Phone::new(&kamailio, "expert1");
-    let on_call = phone_body(
-        "expert1",
-        "open",
-        "<r:activities><r:on-the-phone/></r:activities>",
-    );
+    let available = phone_body("expert1", "open", "");
     phone = tokio::task::spawn_blocking(move || {
-        phone.publish(Some(on_call));
+        phone.publish(Some(available));
         phone
     })
     .await
     .unwrap();
     assert_eq!(
-        dnd(client.collect(Duration::from_millis(700)).await),
-        vec![("on", 6500)]
+        dnd_events(&mut client, Some(("off", 3500))).await,
+        vec![("off", 3500)]
     );
 
     // Kamailio goes away; agent states change meanwhile; it comes back empty.
@@ -573,15 +591,11 @@ async fn after_a_kamailio_restart_the_bridge_republishes_and_resubscribes() {
     tokio::task::spawn_blocking(move || phone.publish(Some(available)))
         .await
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut seen = Vec::new();
-    while !seen.contains(&("off", 3500)) && Instant::now() < deadline {
-        seen.extend(dnd(client.collect(Duration::from_millis(200)).await));
-    }
-    seen.extend(dnd(client.collect(Duration::from_millis(500)).await));
+    let seen = dnd_events(&mut client, Some(("off", 3500))).await;
     // The new subscription's first update always reaches the clients: it may be "nothing
-    // published" (the restart lost the phone's publication; DND on, as before), when it
-    // comes before the phone publishes again. Then DND turns off, exactly once.
+    // published" (the restart lost the phone's publication: DND on), when it comes before
+    // the phone publishes again, or the phone's new publication (DND off, reported though
+    // unchanged, as the first update after a re-subscription). Then nothing more.
     assert!(
         seen == [("off", 3500)] || seen == [("on", 18000), ("off", 3500)],
         "DND after the restart: {seen:?}"
