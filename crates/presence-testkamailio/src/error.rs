@@ -5,7 +5,7 @@ use std::time::Duration;
 
 /// What to install when a program of the test peer is missing.
 pub const INSTALL_HINT: &str = "run .ci/run, or apt-get install kamailio \
-     kamailio-presence-modules kamailio-sqlite-modules sqlite3 sip-tester";
+     kamailio-presence-modules kamailio-sqlite-modules kamailio-tls-modules sqlite3 sip-tester";
 
 /// Why the test Kamailio, a SIPp run or the raw user agent failed.
 #[derive(Debug, thiserror::Error)]
@@ -14,7 +14,8 @@ pub enum HarnessError {
     /// A program or file the harness needs is not on this machine.
     #[error("{what} is not installed: {INSTALL_HINT}")]
     NotInstalled {
-        /// `kamailio`, `kamcmd`, `sqlite3`, `sipp`, or a module or schema file.
+        /// `kamailio`, `kamcmd`, `sqlite3`, `sipp`, or a module's package (for example
+        /// `kamailio-tls-modules (…/tls.so missing, needed by Options::tls)`) or a schema file.
         what: String,
     },
     /// A file or directory could not be made, read or written.
@@ -118,7 +119,8 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "kamailio is not installed: run .ci/run, or apt-get install kamailio \
-             kamailio-presence-modules kamailio-sqlite-modules sqlite3 sip-tester"
+             kamailio-presence-modules kamailio-sqlite-modules kamailio-tls-modules sqlite3 \
+             sip-tester"
         );
     }
 }

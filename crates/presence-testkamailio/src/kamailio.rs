@@ -17,7 +17,8 @@ use crate::util::{
 pub const DOMAIN: &str = "test.local";
 
 /// The Kamailio configuration template (`kamailio/kamailio.cfg.in` in this crate), with the
-/// placeholders `@RUNDIR@`, `@PORT@` and `@MPATH@`.
+/// placeholders `@RUNDIR@`, `@PORT@` and `@MPATH@`. Its TLS listener is in `#!ifdef
+/// WITH_TLS` blocks, switched on by `-A WITH_TLS -A TLS_PORT=N` (see [`Options::tls`]).
 pub const CONFIG_TEMPLATE: &str = include_str!("../kamailio/kamailio.cfg.in");
 
 /// Where Debian's `kamailio` package keeps the SQLite schema files.
@@ -40,6 +41,8 @@ pub enum Storage {
     /// `publ_cache=1`: publications in the SQLite `presentity` table (what
     /// [`Kamailio::presentity`] reads, bodies included), a URI index in memory. About
     /// 400-500 PUBLISH/s; concurrent writes can fail with 500 ("database is locked").
+    /// Worse, a removal whose `DELETE` hits the lock was seen answered `200` with the row
+    /// left live until it expired: count live publications exactly in [`Storage::Memory`].
     #[default]
     Sqlite,
     /// `-A PUBL_MEM`, `publ_cache=2`: publications in memory only (listed by `kamcmd
@@ -70,6 +73,8 @@ pub struct Options {
     pub workers: u32,
     /// How long to wait for the control socket to answer (default 10 s).
     pub startup_timeout: Duration,
+    /// A TLS listener as well, on its own port ([`Kamailio::tls_addr`]); default none.
+    pub tls: Option<TlsOptions>,
 }
 
 impl Default for Options {
@@ -81,6 +86,7 @@ impl Default for Options {
             debug: false,
             workers: 2,
             startup_timeout: Duration::from_secs(10),
+            tls: None,
         }
     }
 }
@@ -125,6 +131,98 @@ impl Options {
     #[must_use]
     pub fn startup_timeout(mut self, timeout: Duration) -> Self {
         self.startup_timeout = timeout;
+        self
+    }
+
+    /// Adds a TLS listener, `tls:127.0.0.1:TLS_PORT` on a free port of its own
+    /// ([`Kamailio::tls_addr`]), with this certificate (see [`TlsOptions`]). Needs Debian's
+    /// `kamailio-tls-modules` (`tls.so`); without it the start fails with
+    /// [`HarnessError::NotInstalled`].
+    #[must_use]
+    pub fn tls(mut self, tls: TlsOptions) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+}
+
+/// The TLS listener of the test Kamailio ([`Options::tls`]): Kamailio's `tls` module with
+/// one `[server:default]` profile, `method = TLSv1.2+`.
+///
+/// The PEM text is written to `RUNDIR/tls/` at start (`server.pem`, `server.key`, and
+/// `client-ca.pem`), and `RUNDIR/tls.cfg` names those files. Without
+/// [`client_ca_pem`](Self::client_ca_pem) Kamailio asks for no client certificate
+/// (`verify_certificate = no`, `require_certificate = no`); with it, a client must present
+/// a certificate signed by that CA (`verify_certificate = yes`, `require_certificate =
+/// yes`, `ca_list`), or the handshake fails.
+///
+/// ```no_run
+/// use presence_testkamailio::{Kamailio, Options, TlsOptions};
+///
+/// # let (cert_pem, key_pem) = (String::new(), String::new());
+/// let kamailio = Kamailio::start(Options::default().tls(TlsOptions::from_pem(cert_pem, key_pem)))?;
+/// let tls = kamailio.tls_addr().expect("started with TLS"); // 127.0.0.1:TLS_PORT
+/// # Ok::<(), presence_testkamailio::HarnessError>(())
+/// ```
+#[derive(Clone)]
+pub struct TlsOptions {
+    /// The server's certificate chain, PEM, leaf first (Kamailio's `certificate`). It should
+    /// name what clients verify: `127.0.0.1` (an IP address SAN) and/or `localhost`.
+    pub certificate_pem: String,
+    /// Its private key, PEM (PKCS#8, PKCS#1 or SEC1; Kamailio's `private_key`).
+    pub private_key_pem: String,
+    /// When set, the CA (PEM) whose client certificates Kamailio requires (mutual TLS).
+    pub client_ca_pem: Option<String>,
+}
+
+impl std::fmt::Debug for TlsOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsOptions")
+            .field(
+                "certificate_pem",
+                &format_args!("{} bytes", self.certificate_pem.len()),
+            )
+            .field("private_key_pem", &"<redacted>")
+            .field(
+                "client_ca_pem",
+                &self.client_ca_pem.as_ref().map(String::len),
+            )
+            .finish()
+    }
+}
+
+impl TlsOptions {
+    /// A server certificate chain and its key, as PEM text (for example a
+    /// `presence-testpki` `TestPki`'s `server_cert_pem` and `server_key_pem`).
+    pub fn from_pem(
+        certificate_pem: impl Into<String>,
+        private_key_pem: impl Into<String>,
+    ) -> Self {
+        TlsOptions {
+            certificate_pem: certificate_pem.into(),
+            private_key_pem: private_key_pem.into(),
+            client_ca_pem: None,
+        }
+    }
+
+    /// Reads the certificate chain and the key from PEM files.
+    ///
+    /// # Errors
+    /// [`HarnessError::Io`] when a file cannot be read.
+    pub fn from_files(certificate: &Path, private_key: &Path) -> Result<Self, HarnessError> {
+        let read = |path: &Path| {
+            std::fs::read_to_string(path).map_err(|source| HarnessError::Io {
+                action: "read",
+                path: path.to_owned(),
+                source,
+            })
+        };
+        Ok(TlsOptions::from_pem(read(certificate)?, read(private_key)?))
+    }
+
+    /// Requires a client certificate signed by `ca_pem` (mutual TLS).
+    #[must_use]
+    pub fn require_client_cert(mut self, ca_pem: impl Into<String>) -> Self {
+        self.client_ca_pem = Some(ca_pem.into());
         self
     }
 }
@@ -241,6 +339,45 @@ fn module_dir() -> Result<PathBuf, HarnessError> {
     Ok(dir)
 }
 
+/// `tls.so` in the module directory, or [`HarnessError::NotInstalled`] naming its package.
+fn require_tls_module(module_dir: &Path) -> Result<(), HarnessError> {
+    let module = module_dir.join("tls.so");
+    if module.is_file() {
+        Ok(())
+    } else {
+        Err(HarnessError::NotInstalled {
+            what: format!(
+                "kamailio-tls-modules ({} missing, needed by Options::tls)",
+                module.display()
+            ),
+        })
+    }
+}
+
+/// The `tls.cfg` of a TLS listener whose files are in `tls_dir` (`server.pem`,
+/// `server.key` and, for mutual TLS, `client-ca.pem`).
+pub fn render_tls_config(tls_dir: &Path, mutual: bool) -> String {
+    let file = |name: &str| tls_dir.join(name).display().to_string();
+    let mut cfg = format!(
+        "# Written by presence-testkamailio (Options::tls).\n\
+         [server:default]\n\
+         method = TLSv1.2+\n\
+         certificate = {}\n\
+         private_key = {}\n",
+        file("server.pem"),
+        file("server.key"),
+    );
+    if mutual {
+        cfg.push_str(&format!(
+            "verify_certificate = yes\nrequire_certificate = yes\nca_list = {}\n",
+            file("client-ca.pem")
+        ));
+    } else {
+        cfg.push_str("verify_certificate = no\nrequire_certificate = no\n");
+    }
+    cfg
+}
+
 /// [`CONFIG_TEMPLATE`] with its placeholders filled in.
 pub fn render_config(run_dir: &Path, port: u16, module_dir: &Path) -> String {
     let mut mpath = module_dir.display().to_string();
@@ -253,14 +390,16 @@ pub fn render_config(run_dir: &Path, port: u16, module_dir: &Path) -> String {
         .replace("@MPATH@", &mpath)
 }
 
-/// A private Kamailio presence server on `127.0.0.1:`[`port`](Self::port) (UDP and TCP),
-/// domain [`DOMAIN`], state in its own run directory. Dropping it stops the process and
+/// A private Kamailio presence server on `127.0.0.1:`[`port`](Self::port) (UDP and TCP,
+/// and TLS on [`tls_port`](Self::tls_port) with [`Options::tls`]), domain [`DOMAIN`], state
+/// in its own run directory. Dropping it stops the process and
 /// deletes the run directory (unless [`KEEP_ENV`] is set).
 #[derive(Debug)]
 pub struct Kamailio {
     options: Options,
     tools: Tools,
     port: u16,
+    tls_port: Option<u16>,
     run_dir: PathBuf,
     child: Option<Child>,
     starts: u32,
@@ -273,23 +412,28 @@ impl Kamailio {
     ///
     /// # Errors
     /// [`HarnessError::NotInstalled`] when kamailio, kamcmd, sqlite3, the modules or the
-    /// schema are missing; [`HarnessError::Died`] (with the log's tail) when Kamailio
+    /// schema are missing (with [`Options::tls`], also `tls.so` of `kamailio-tls-modules`); [`HarnessError::Died`] (with the log's tail) when Kamailio
     /// exits; [`HarnessError::Timeout`] when it does not answer within
     /// [`Options::startup_timeout`]; I/O errors for the run directory.
     pub fn start(options: Options) -> Result<Kamailio, HarnessError> {
         let tools = Tools::find()?;
+        if options.tls.is_some() {
+            require_tls_module(&tools.module_dir)?;
+        }
         let run_dir = make_unique_dir("presence-kamailio")?;
         let mut kamailio = Kamailio {
             options,
             tools,
             port: 0,
+            tls_port: None,
             run_dir,
             child: None,
             starts: 0,
         };
         // From here on, an error drops `kamailio`, which cleans up.
         kamailio.create_database()?;
-        kamailio.port = free_port()?;
+        kamailio.write_tls_files()?;
+        kamailio.pick_ports()?;
         kamailio.launch(true)?;
         Ok(kamailio)
     }
@@ -311,6 +455,18 @@ impl Kamailio {
     /// `127.0.0.1:port`.
     pub fn addr(&self) -> SocketAddr {
         SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, self.port))
+    }
+
+    /// The port of the TLS listener (127.0.0.1, TCP), distinct from [`port`](Self::port);
+    /// `None` without [`Options::tls`]. It stays the same across [`restart`](Self::restart).
+    pub fn tls_port(&self) -> Option<u16> {
+        self.tls_port
+    }
+
+    /// `127.0.0.1:tls_port`, where SIP over TLS is served; `None` without [`Options::tls`].
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_port
+            .map(|port| SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)))
     }
 
     /// The served domain, [`DOMAIN`].
@@ -342,6 +498,12 @@ impl Kamailio {
     /// `RUNDIR/kamailio.cfg`.
     pub fn config_path(&self) -> PathBuf {
         self.run_dir.join("kamailio.cfg")
+    }
+
+    /// `RUNDIR/tls.cfg`, the tls module's configuration (written only with
+    /// [`Options::tls`]); the PEM files it names are in `RUNDIR/tls/`.
+    pub fn tls_config_path(&self) -> PathBuf {
+        self.run_dir.join("tls.cfg")
     }
 
     /// `RUNDIR/presence.sqlite`.
@@ -408,6 +570,7 @@ impl Kamailio {
     pub fn sqlite(&self, sql: &str) -> Result<Vec<Vec<String>>, HarnessError> {
         let mut cmd = Command::new(&self.tools.sqlite3);
         cmd.arg("-bail")
+            .arg("-readonly")
             .arg("-cmd")
             .arg(".timeout 3000")
             .arg("-ascii")
@@ -598,7 +761,8 @@ impl Kamailio {
             attempt += 1;
             if !new_port_on_conflict {
                 let deadline = Instant::now() + Duration::from_secs(5);
-                while !port_is_free(self.port) && Instant::now() < deadline {
+                let ports = || std::iter::once(self.port).chain(self.tls_port);
+                while !ports().all(port_is_free) && Instant::now() < deadline {
                     std::thread::sleep(Duration::from_millis(50));
                 }
             }
@@ -607,7 +771,7 @@ impl Kamailio {
                     if attempt < START_ATTEMPTS && log_tail.contains("Address already in use") =>
                 {
                     if new_port_on_conflict {
-                        self.port = free_port()?;
+                        self.pick_ports()?;
                     } else {
                         std::thread::sleep(Duration::from_millis(300));
                     }
@@ -615,6 +779,50 @@ impl Kamailio {
                 other => return other,
             }
         }
+    }
+
+    /// A free port for UDP and TCP, and one more for TLS when it is on.
+    fn pick_ports(&mut self) -> Result<(), HarnessError> {
+        self.port = free_port()?;
+        self.tls_port = match self.options.tls {
+            Some(_) => Some(free_port()?),
+            None => None,
+        };
+        Ok(())
+    }
+
+    /// With [`Options::tls`]: `RUNDIR/tls/` (the PEM files, the key readable by the owner
+    /// only) and `RUNDIR/tls.cfg`.
+    fn write_tls_files(&self) -> Result<(), HarnessError> {
+        let Some(tls) = &self.options.tls else {
+            return Ok(());
+        };
+        let dir = self.run_dir.join("tls");
+        std::fs::create_dir(&dir).map_err(|source| HarnessError::Io {
+            action: "create",
+            path: dir.clone(),
+            source,
+        })?;
+        write_file(&dir.join("server.pem"), &tls.certificate_pem)?;
+        let key = dir.join("server.key");
+        write_file(&key, &tls.private_key_pem)?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).map_err(
+                |source| HarnessError::Io {
+                    action: "restrict",
+                    path: key.clone(),
+                    source,
+                },
+            )?;
+        }
+        if let Some(ca) = &tls.client_ca_pem {
+            write_file(&dir.join("client-ca.pem"), ca)?;
+        }
+        write_file(
+            &self.tls_config_path(),
+            &render_tls_config(&dir, tls.client_ca_pem.is_some()),
+        )
     }
 
     fn create_database(&self) -> Result<(), HarnessError> {
@@ -664,9 +872,13 @@ impl Kamailio {
             .append(true)
             .open(&log_path)
             .map_err(io_err)?;
+        let tls_note = self
+            .tls_port
+            .map(|p| format!(", TLS on 127.0.0.1:{p}"))
+            .unwrap_or_default();
         writeln!(
             log,
-            "==== presence-testkamailio: start #{} on 127.0.0.1:{} ====",
+            "==== presence-testkamailio: start #{} on 127.0.0.1:{}{tls_note} ====",
             self.starts, self.port
         )
         .map_err(io_err)?;
@@ -690,6 +902,12 @@ impl Kamailio {
         }
         if self.options.debug {
             cmd.arg("-A").arg("DBG");
+        }
+        if let Some(tls_port) = self.tls_port {
+            cmd.arg("-A")
+                .arg("WITH_TLS")
+                .arg("-A")
+                .arg(format!("TLS_PORT={tls_port}"));
         }
         // A WORKERS among the extra defines wins (Kamailio refuses a define given twice).
         if !self

@@ -11,6 +11,9 @@
 //!   stops the process and deletes the run directory (set `PRESENCE_KEEP_KAMAILIO` to keep
 //!   it). Inspection: [`Kamailio::presentity`], [`Kamailio::active_watchers`],
 //!   [`Kamailio::kamcmd`], [`Kamailio::log`].
+//! - [`Options::tls`] with [`TlsOptions`]: a TLS listener too, on its own free port
+//!   ([`Kamailio::tls_addr`]), with the certificate you give (and optionally required
+//!   client certificates); it needs `kamailio-tls-modules`.
 //! - [`Watcher`]: a SIPp watcher that SUBSCRIBEs to one presentity and records every
 //!   NOTIFY ([`Watcher::notifies`] reads SIPp's message trace).
 //! - [`run_publisher`]: SIPp's RFC 3903 publisher scenario (initial, two modifies, remove).
@@ -22,7 +25,7 @@
 //!
 //! A missing program is an error, not a skip: [`HarnessError::NotInstalled`] says what to
 //! install (`run .ci/run, or apt-get install kamailio kamailio-presence-modules
-//! kamailio-sqlite-modules sqlite3 sip-tester`).
+//! kamailio-sqlite-modules kamailio-tls-modules sqlite3 sip-tester`).
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -53,7 +56,7 @@ mod util;
 pub use error::{HarnessError, INSTALL_HINT};
 pub use kamailio::{
     ActiveWatcher, CONFIG_TEMPLATE, DOMAIN, KEEP_ENV, Kamailio, Options, Presentity, SCHEMA_DIR,
-    Storage, render_config,
+    Storage, TlsOptions, render_config, render_tls_config,
 };
 pub use raw_ua::{PublishAnswer, RawUa};
 pub use sipp::{

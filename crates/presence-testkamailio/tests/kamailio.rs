@@ -441,3 +441,121 @@ fn a_kamailio_that_dies_reports_its_log() {
     );
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+/// A blocking SIP-over-TLS client for the harness's own TLS checks: rustls (ring) with the
+/// configuration given, one `OPTIONS` keep-alive, the first response's status line.
+fn options_over_tls(
+    kamailio: &Kamailio,
+    config: std::sync::Arc<rustls::ClientConfig>,
+    name: &str,
+) -> Result<String, String> {
+    use std::io::{Read, Write};
+    let addr = kamailio.tls_addr().expect("started with TLS");
+    let tcp = std::net::TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
+    tcp.set_read_timeout(Some(WAIT)).unwrap();
+    let local = tcp.local_addr().unwrap();
+    let name = rustls_pki_types::ServerName::try_from(name.to_owned()).unwrap();
+    let conn = rustls::ClientConnection::new(config, name).map_err(|e| e.to_string())?;
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let request = format!(
+        "OPTIONS sip:{addr};transport=tls SIP/2.0\r\n\
+         Via: SIP/2.0/TLS {local};branch=z9hG4bK-tls-probe;rport\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:probe@test.local>;tag=probe\r\n\
+         To: <sip:{addr}>\r\n\
+         Call-ID: tls-probe-{}\r\n\
+         CSeq: 1 OPTIONS\r\n\
+         Content-Length: 0\r\n\r\n",
+        local.port()
+    );
+    tls.write_all(request.as_bytes())
+        .map_err(|e| format!("write: {e}"))?;
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tls.read(&mut buf).map_err(|e| format!("read: {e}"))?;
+        if n == 0 {
+            return Err("the server closed the connection".to_owned());
+        }
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&answer);
+    Ok(text.lines().next().unwrap_or_default().to_owned())
+}
+
+#[test]
+fn tls_listener_answers_on_its_own_port_and_keeps_it_across_a_restart() {
+    use presence_testkamailio::TlsOptions;
+    use presence_testpki::{ClientIdentity, TestPki};
+    let pki = TestPki::localhost().unwrap();
+    let tls = TlsOptions::from_pem(pki.server_cert_pem.clone(), pki.server_key_pem.clone());
+    let mut kamailio = start(serial().tls(tls));
+    let tls_port = kamailio.tls_port().expect("a TLS port");
+    assert_ne!(tls_port, kamailio.port());
+    assert_eq!(
+        kamailio.tls_addr().unwrap().to_string(),
+        format!("127.0.0.1:{tls_port}")
+    );
+    let cfg = std::fs::read_to_string(kamailio.tls_config_path()).unwrap();
+    assert!(
+        cfg.contains("method = TLSv1.2+") && cfg.contains("verify_certificate = no"),
+        "{cfg}"
+    );
+    let client = pki.client_config(ClientIdentity::None).unwrap();
+    for name in ["127.0.0.1", "localhost"] {
+        let status =
+            options_over_tls(&kamailio, client.clone(), name).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(status, "SIP/2.0 200 Keepalive", "verified as {name}");
+    }
+    // The plain transports are still there.
+    let mut ua = RawUa::new(&kamailio).unwrap();
+    let answer = ua
+        .publish("tess", &pidf("tess", "b1", "open", "x"), 600, None)
+        .unwrap();
+    assert_eq!(answer.status, 200);
+
+    kamailio.restart().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(kamailio.tls_port(), Some(tls_port));
+    let status = options_over_tls(&kamailio, client, "127.0.0.1").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(status, "SIP/2.0 200 Keepalive");
+}
+
+#[test]
+fn without_tls_there_is_no_tls_listener() {
+    let kamailio = start(serial());
+    assert_eq!(kamailio.tls_port(), None);
+    assert_eq!(kamailio.tls_addr(), None);
+    assert!(!kamailio.tls_config_path().exists());
+    let sockets = kamailio.kamcmd(&["corex.list_sockets"]).unwrap();
+    assert!(
+        sockets.contains("udp") && sockets.contains("tcp"),
+        "{sockets}"
+    );
+    assert!(!sockets.contains("tls"), "{sockets}");
+}
+
+#[test]
+fn tls_with_required_client_certificates_refuses_clients_without_one() {
+    use presence_testkamailio::TlsOptions;
+    use presence_testpki::{ClientIdentity, TestPki};
+    let pki = TestPki::localhost().unwrap();
+    let tls = TlsOptions::from_pem(pki.server_cert_pem.clone(), pki.server_key_pem.clone())
+        .require_client_cert(pki.ca_pem.clone());
+    let kamailio = start(serial().tls(tls));
+    let cfg = std::fs::read_to_string(kamailio.tls_config_path()).unwrap();
+    assert!(
+        cfg.contains("require_certificate = yes") && cfg.contains("ca_list = "),
+        "{cfg}"
+    );
+    let trusted = pki.client_config(ClientIdentity::Trusted).unwrap();
+    assert_eq!(
+        options_over_tls(&kamailio, trusted, "127.0.0.1").unwrap_or_else(|e| panic!("{e}")),
+        "SIP/2.0 200 Keepalive"
+    );
+    for identity in [ClientIdentity::None, ClientIdentity::Untrusted] {
+        let client = pki.client_config(identity).unwrap();
+        let refused = options_over_tls(&kamailio, client, "127.0.0.1");
+        assert!(refused.is_err(), "{identity:?} got an answer: {refused:?}");
+        eprintln!("{identity:?}: {}", refused.unwrap_err());
+    }
+}
