@@ -210,3 +210,62 @@ fn check_summarises_many_dns_unless_asked_for_all() {
     let out = run(&["check", "--config", config.to_str().unwrap(), "--all-dns"]);
     assert!(stdout(&out).contains("sip:u59@x.com"));
 }
+
+#[test]
+fn explain_refuses_a_dn_that_is_not_in_the_configuration() {
+    let config = example("bridge.toml");
+    let out = run(&[
+        "explain",
+        "--config",
+        config.to_str().unwrap(),
+        "--dn",
+        "abc",
+        "--availability",
+        "3500",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("DN `abc` is not an Extension DN"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_reader_that_closes_the_pipe_early_is_not_a_crash() {
+    use std::process::{Command, Stdio};
+    let config = example("bridge.toml");
+    for args in [
+        vec!["check", "--config", config.to_str().unwrap(), "--all-dns"],
+        vec![
+            "explain",
+            "--config",
+            config.to_str().unwrap(),
+            "--dn",
+            "5001",
+            "--agent-state",
+            "Ready",
+            "--device-state",
+            "Idle",
+            "--json",
+        ],
+    ] {
+        // The reader is gone before the command writes: `... | true`.
+        let mut child = Command::new(env!("CARGO_BIN_EXE_presence-bridge"))
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert_ne!(out.status.code(), Some(101), "{args:?} panicked");
+        assert!(
+            !stderr(&out).contains("panicked"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+}

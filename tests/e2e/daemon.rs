@@ -457,3 +457,53 @@ fn the_demo_runs_and_exits_zero() {
         assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_admin_wins_over_the_admin_table_and_start_up_logs_each_listener_once() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let sim = sim().await;
+    let dir = Scratch::new("no-admin");
+    std::fs::write(
+        dir.0.join("map.xml"),
+        std::fs::read(crate::support::example("agent-states.xml")).unwrap(),
+    )
+    .unwrap();
+    let config = dir.write("bridge.toml", &config(&sim.local_addr().to_string()));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_presence-bridge"))
+        .args(["run", "--config", config.to_str().unwrap(), "--no-admin"])
+        .args(["--log-format", "text"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let lines = tokio::task::spawn_blocking(move || {
+        let mut lines = Vec::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let done = line.contains("bridge running");
+            lines.push(line);
+            if done {
+                break;
+            }
+        }
+        lines
+    });
+    let lines = tokio::time::timeout(Duration::from_secs(20), lines)
+        .await
+        .expect("the daemon starts")
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let running = lines.last().expect("a log line");
+    assert!(running.contains("admin=off"), "{running}");
+    let listening = lines
+        .iter()
+        .filter(|l| l.contains("contact-centre link listening"))
+        .count();
+    assert_eq!(listening, 1, "{lines:#?}");
+    assert!(
+        lines.iter().all(|l| !l.contains("\u{1b}[")),
+        "no colour codes in a log that is not a terminal"
+    );
+}

@@ -315,9 +315,9 @@ pub fn run(args: &CheckArgs) -> Result<ExitCode> {
         Err(diagnostics) => report(file, None, None, &diagnostics.0)?,
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        crate::print_out(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
     } else {
-        print!("{}", text(&report, args.all_dns));
+        crate::print_out(&text(&report, args.all_dns))?;
     }
     Ok(if report.valid {
         ExitCode::SUCCESS

@@ -69,6 +69,15 @@ pub fn run(args: &ExplainArgs) -> Result<ExitCode> {
     let user = prepared.users.get(&args.dn);
     let resolution = config.resolve(&args.dn, args.login_profile.as_deref());
     let ext = config.extension(&args.dn);
+    if ext.is_none() {
+        // The daemon refuses such a DN (EventError 7): so does explain.
+        eprintln!(
+            "error: DN `{}` is not an Extension DN of `{}`: give one of its [dn.\"NUMBER\"] tables with type = \"Extension\"",
+            args.dn,
+            args.config.config.display()
+        );
+        return Ok(ExitCode::from(1));
+    }
     let mode = resolution.profile.map_or(Mode::None, |p| p.mode.kind());
     let answer = match (
         resolution.profile.map(|p| &p.mode),
@@ -143,14 +152,17 @@ pub fn run(args: &ExplainArgs) -> Result<ExitCode> {
         answer,
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&explanation)?);
+        crate::print_out(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&explanation)?
+        ))?;
     } else {
-        print!("{}", text(&explanation, ext.is_some()));
+        crate::print_out(&text(&explanation))?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn text(e: &Explanation, configured: bool) -> String {
+fn text(e: &Explanation) -> String {
     let mut out = String::new();
     write!(out, "DN {}", e.dn).unwrap();
     match (&e.platform, &e.user) {
@@ -160,9 +172,6 @@ fn text(e: &Explanation, configured: bool) -> String {
                 write!(out, " ({uri})").unwrap();
             }
         }
-    }
-    if !configured {
-        write!(out, " [not an Extension DN of this configuration]").unwrap();
     }
     out.push('\n');
     if let Some(reason) = &e.login_profile_rejected {

@@ -72,8 +72,8 @@ struct RunArgs {
     config: ConfigArg,
     #[command(flatten)]
     log: LogArgs,
-    /// Do not serve the admin API when the configuration has no [admin] table (by default
-    /// it listens on 127.0.0.1:7071).
+    /// Do not serve the admin API, even when the configuration has an [admin] table (by
+    /// default it listens on [admin] listen, or 127.0.0.1:7071).
     #[arg(long)]
     no_admin: bool,
 }
@@ -173,6 +173,19 @@ fn main() -> ExitCode {
     }
 }
 
+/// Writes a command's answer to standard output. A reader that went away (`check | head`,
+/// `check | true`) is not an error: the command ends quietly, as Unix tools do.
+pub fn print_out(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::anyhow!("cannot write to standard output: {e}"))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -186,8 +199,11 @@ fn init_logging(args: &LogArgs) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("--log-level `{level}` is not a valid filter: {e}"))?,
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
     };
+    use std::io::IsTerminal;
+    // Colours only on a terminal: a log file or journald gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let installed = if args.log_format == "json" {
         builder.json().try_init()

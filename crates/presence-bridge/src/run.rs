@@ -114,14 +114,14 @@ impl Bridge {
                 tracing::error!(%error, "contact-centre link stopped");
             }
         }));
-        tracing::info!(endpoint = %format!("ws://{cti_addr}{}", presence_cti::PATH), "contact-centre link listening");
 
         let mut admin_addr = None;
         let mut admin_stop = None;
         if start.admin {
             let settings = sections.admin.clone().unwrap_or_default();
             let listener = admin::bind(&settings).await?;
-            admin_addr = Some(listener.local_addr()?);
+            let address = listener.local_addr()?;
+            admin_addr = Some(address);
             let state = AdminState {
                 engine: handle.clone(),
                 metrics: start.metrics.clone(),
@@ -141,7 +141,7 @@ impl Bridge {
                     tracing::error!(%error, "admin API stopped");
                 }
             }));
-            tracing::info!(address = ?admin_addr, "admin API listening");
+            tracing::info!(endpoint = %format!("http://{address}"), "admin API listening");
         }
         Ok(Bridge {
             engine: handle,
@@ -265,7 +265,8 @@ pub async fn run(args: &RunArgs) -> Result<ExitCode> {
         }
     };
     let metrics = metrics_recorder()?;
-    let admin = prepared.loaded.sections.admin.is_some() || !args.no_admin;
+    // `--no-admin` wins over an `[admin]` table.
+    let admin = !args.no_admin;
     let bridge = Bridge::start(Start {
         prepared,
         config_path: Some(path.clone()),

@@ -31,6 +31,19 @@ enum End {
     Failed(axum::Error),
 }
 
+impl End {
+    /// How the logs name it.
+    fn as_str(&self) -> &'static str {
+        match self {
+            End::ClientClosed => "closed by the client",
+            End::Shutdown => "bridge shutting down",
+            End::Kicked => "fell behind",
+            End::TooBig => "message too big",
+            End::Failed(_) => "read or write failed",
+        }
+    }
+}
+
 pub(crate) struct Connection {
     socket: WebSocket,
     shared: Arc<Shared>,
@@ -107,7 +120,7 @@ impl Connection {
                 tracing::info!(%client, %peer, %error, "contact-centre client disconnected after an error");
             }
             other => {
-                tracing::info!(%client, %peer, reason = ?other, "contact-centre client disconnected");
+                tracing::info!(%client, %peer, reason = other.as_str(), "contact-centre client disconnected");
             }
         }
         let _ = inputs.send(LinkInput::Disconnected(client)).await;

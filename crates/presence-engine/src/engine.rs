@@ -609,7 +609,7 @@ impl<S: ClientSink> Engine<S> {
         match &problem {
             Some(problem) => {
                 if lane.problems.insert(user.clone()) {
-                    tracing::warn!(%user, dn = ?dn.as_ref().map(DnNumber::as_str), %problem, "the platform cannot serve this user");
+                    tracing::warn!(%user, dn = dn.as_ref().map_or("(none)", DnNumber::as_str), %problem, "the platform cannot serve this user");
                 }
             }
             None => {
