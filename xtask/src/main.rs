@@ -5,8 +5,11 @@
 //!   and the docs built with warnings denied.
 //! - `cargo xtask bench [FILTER]`: every divan benchmark, in release mode, then (without
 //!   FILTER) the loopback load runs: SfB driver, the daemon over the CTI link, Teams.
-//! - `cargo xtask fuzz TARGET [SECONDS]`: run one cargo-fuzz target on stable
-//!   (`--sanitizer none`); needs `cargo install cargo-fuzz`.
+//! - `cargo xtask fuzz TARGET [--time S]`, `cargo xtask fuzz --all [--time S]`, `cargo xtask
+//!   fuzz --list`: run cargo-fuzz targets on stable (`--sanitizer none`); needs `cargo install
+//!   cargo-fuzz`. Without a target it lists them.
+//!
+//! Every command answers `--help` without running anything.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -16,39 +19,166 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 
 const HELP: &str = "\
-cargo xtask <command>
+cargo xtask <command> [--help]
 
 Commands:
-  ci                    fmt check, clippy (-D warnings), all tests, doc tests, docs (-D warnings)
+  ci                    fmt check, clippy (-D warnings), all tests, doc tests, docs (-D warnings),
+                        and a type check of the fuzz targets
   bench [FILTER]        run the divan benchmarks (release), then the loopback load generators
                         (without FILTER); FILTER selects divan benchmark names
-  fuzz TARGET [SECS]    run a cargo-fuzz target on stable for SECS seconds (default 60)
+  fuzz TARGET [--time S]  run one cargo-fuzz target on stable for S seconds (default 60)
+  fuzz --all [--time S]   run every target in turn, S seconds each
+  fuzz --list             list the targets (also: fuzz with no target)
   help                  this text
 ";
+
+const CI_HELP: &str = "\
+cargo xtask ci
+
+What CI runs (.ci/run runs it after installing Kamailio and SIPp): cargo fmt --check, clippy
+on every target with warnings denied, every test (cargo-nextest when installed), doc tests,
+the docs with warnings denied, and `cargo check` of the fuzz targets (fuzz/).
+";
+
+const BENCH_HELP: &str = "\
+cargo xtask bench [FILTER]
+
+Runs every divan benchmark in release mode; without FILTER, then the load runs over loopback
+(SfB driver, the daemon with 10,000 DNs, Teams against the real budget, SIP SIMPLE against
+Kamailio). Figures go to standard output; docs/performance.md explains them.
+";
+
+const FUZZ_HELP: &str = "\
+cargo xtask fuzz TARGET [--time S]
+cargo xtask fuzz --all [--time S]
+cargo xtask fuzz --list
+
+Runs cargo-fuzz targets (fuzz/fuzz_targets) on the stable toolchain with --sanitizer none, S
+seconds each (default 60). Needs `cargo install cargo-fuzz`. Findings land in
+fuzz/artifacts/TARGET; add each as a regression test beside the target's proptest.
+";
+
+fn wants_help(args: &[String]) -> bool {
+    args.iter().any(|a| a == "--help" || a == "-h")
+}
 
 fn main() -> Result<()> {
     let args: Vec<String> = env::args().skip(1).collect();
     let root = workspace_root();
     env::set_current_dir(&root).with_context(|| format!("cannot enter {}", root.display()))?;
+    let rest = args.get(1..).unwrap_or_default();
     match args.first().map(String::as_str) {
+        Some("ci") if wants_help(rest) => print_help(CI_HELP),
+        Some("ci") if !rest.is_empty() => bail!("`ci` takes no arguments\n\n{CI_HELP}"),
         Some("ci") => ci(),
-        Some("bench") => bench(args.get(1).map(String::as_str)),
-        Some("fuzz") => {
-            let target = args
-                .get(1)
-                .context("usage: cargo xtask fuzz TARGET [SECONDS]")?;
-            let secs = args
-                .get(2)
-                .map_or(Ok(60), |s| s.parse::<u64>())
-                .context("SECONDS must be a number")?;
-            fuzz(target, secs)
-        }
-        Some("help" | "--help" | "-h") | None => {
-            print!("{HELP}");
-            Ok(())
-        }
+        Some("bench") if wants_help(rest) => print_help(BENCH_HELP),
+        Some("bench") => bench(rest.first().map(String::as_str)),
+        Some("fuzz") if wants_help(rest) => print_help(FUZZ_HELP),
+        Some("fuzz") => fuzz_command(rest),
+        Some("help" | "--help" | "-h") | None => print_help(HELP),
         Some(other) => bail!("unknown command `{other}`\n\n{HELP}"),
     }
+}
+
+fn print_help(text: &str) -> Result<()> {
+    print!("{text}");
+    Ok(())
+}
+
+/// `cargo check` of the fuzz targets, so that they never rot. fuzz/ is a workspace of its
+/// own (cargo-fuzz wants it so) with no committed lock file: it starts from the main
+/// workspace's Cargo.lock, so that it checks the same dependency versions CI tests, and only
+/// libfuzzer-sys is resolved on top. `CUSTOM_LIBFUZZER_PATH` tells libfuzzer-sys's build
+/// script not to compile libFuzzer's C++ (nothing is linked by a check).
+fn fuzz_check() -> Result<Command> {
+    std::fs::copy("Cargo.lock", "fuzz/Cargo.lock")
+        .context("cannot copy Cargo.lock to fuzz/Cargo.lock")?;
+    let mut cmd = cargo(&["check", "--manifest-path", "fuzz/Cargo.toml", "--bins"]);
+    cmd.env(
+        "CUSTOM_LIBFUZZER_PATH",
+        "/nonexistent/libfuzzer-not-linked-by-check.a",
+    )
+    .env("CARGO_TARGET_DIR", "target/fuzz-check")
+    .env("RUSTFLAGS", "-D warnings");
+    Ok(cmd)
+}
+
+/// `fuzz TARGET [--time S] | --all [--time S] | --list`.
+fn fuzz_command(args: &[String]) -> Result<()> {
+    let mut secs = 60;
+    let mut all = false;
+    let mut list = false;
+    let mut target = None;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--time" => {
+                let value = it.next().context("--time needs a number of seconds")?;
+                secs = value
+                    .parse()
+                    .with_context(|| format!("--time `{value}` is not a number of seconds"))?;
+            }
+            "--all" => all = true,
+            "--list" => list = true,
+            // The old form, `fuzz TARGET SECONDS`.
+            n if target.is_some() && n.parse::<u64>().is_ok() => secs = n.parse()?,
+            flag if flag.starts_with('-') => bail!("unknown option `{flag}`\n\n{FUZZ_HELP}"),
+            name if target.is_none() => target = Some(name.to_owned()),
+            extra => bail!("unexpected `{extra}`\n\n{FUZZ_HELP}"),
+        }
+    }
+    let targets = fuzz_targets()?;
+    match (target, all) {
+        (Some(_), true) => bail!("give a TARGET or --all, not both\n\n{FUZZ_HELP}"),
+        (None, false) => {
+            if !list {
+                println!("fuzz targets (run one with `cargo xtask fuzz TARGET [--time S]`):");
+            }
+            for t in &targets {
+                println!("{t}");
+            }
+            Ok(())
+        }
+        (Some(t), false) => {
+            if !targets.contains(&t) {
+                bail!(
+                    "no fuzz target `{t}`: the targets are {}",
+                    targets.join(", ")
+                );
+            }
+            fuzz(&t, secs)
+        }
+        (None, true) => {
+            for t in &targets {
+                fuzz(t, secs)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The `[[bin]]` names of fuzz/Cargo.toml.
+fn fuzz_targets() -> Result<Vec<String>> {
+    let manifest =
+        std::fs::read_to_string("fuzz/Cargo.toml").context("cannot read fuzz/Cargo.toml")?;
+    let mut targets = Vec::new();
+    let mut in_bin = false;
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_bin = line == "[[bin]]";
+        } else if in_bin && let Some(value) = line.strip_prefix("name") {
+            let name = value
+                .trim_start()
+                .trim_start_matches('=')
+                .trim()
+                .trim_matches('"');
+            targets.push(name.to_owned());
+        }
+    }
+    if targets.is_empty() {
+        bail!("fuzz/Cargo.toml names no [[bin]] target");
+    }
+    Ok(targets)
 }
 
 fn workspace_root() -> PathBuf {
@@ -104,6 +234,7 @@ fn ci() -> Result<()> {
     let mut doc = cargo(&["doc", "--workspace", "--no-deps", "--locked"]);
     doc.env("RUSTDOCFLAGS", "-D warnings");
     run("docs", doc)?;
+    run("fuzz targets (type check)", fuzz_check()?)?;
     eprintln!("xtask ci: all green in {:.0?}", start.elapsed());
     Ok(())
 }
@@ -162,6 +293,11 @@ fn bench(filter: Option<&str>) -> Result<()> {
 }
 
 fn fuzz(target: &str, secs: u64) -> Result<()> {
+    if !Path::new("fuzz/Cargo.lock").exists() {
+        // The versions the workspace is tested with (see `fuzz_check`).
+        std::fs::copy("Cargo.lock", "fuzz/Cargo.lock")
+            .context("cannot copy Cargo.lock to fuzz/Cargo.lock")?;
+    }
     let max_time = format!("-max_total_time={secs}");
     let mut cmd = cargo(&[
         "fuzz",
