@@ -45,7 +45,8 @@ cargo xtask bench [FILTER]
 
 Runs every divan benchmark in release mode; without FILTER, then the load runs over loopback
 (SfB driver, the daemon with 10,000 DNs, Teams against the real budget, SIP SIMPLE against
-Kamailio). Figures go to standard output; docs/performance.md explains them.
+Kamailio: PUBLISH rate beside SIPp's, and CTI -> NOTIFY latency). Figures go to standard
+output; docs/performance.md explains them.
 ";
 
 const FUZZ_HELP: &str = "\
@@ -289,6 +290,10 @@ fn bench(filter: Option<&str>) -> Result<()> {
     run(
         "SIP SIMPLE: PUBLISH rate into Kamailio, SIPp's own load and the transport's, side by side",
         Command::new("target/release/examples/kamailio_rate"),
+    )?;
+    run(
+        "SIP SIMPLE: latency CTI message -> PUBLISH -> NOTIFY at a watcher, 1,000 events/s",
+        Command::new("target/release/examples/simple_latency"),
     )
 }
 
