@@ -580,7 +580,7 @@ fn section_findings(
         out.push((
             "warning",
             "",
-            "no transport table ([sfb] or [teams]): `run` needs at least one (check and explain do not)".to_owned(),
+            "no transport table ([sfb], [teams] or [simple]): `run` needs at least one (check and explain do not)".to_owned(),
         ));
     }
     if let Some(cti) = &sections.cti

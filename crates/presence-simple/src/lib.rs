@@ -126,6 +126,8 @@ pub enum SimpleError {
     /// A mapping override of `[simple.classes]` or `[simple.states]` is not valid.
     #[error("mapping `{key}`: {what}")]
     Mapping {
+        /// The table, as `check` names it: `simple.classes` or `simple.states`.
+        table: &'static str,
         /// The override's key (`Busy`, `INCALL`).
         key: String,
         /// What is wrong.

@@ -527,6 +527,7 @@ impl Mapping {
         let mut given: [Option<&str>; 9] = [None; 9];
         for (key, value) in classes {
             let error = |what: String| SimpleError::Mapping {
+                table: "simple.classes",
                 key: key.clone(),
                 what,
             };
@@ -552,6 +553,7 @@ impl Mapping {
         }
         for (key, value) in states {
             let error = |what: String| SimpleError::Mapping {
+                table: "simple.states",
                 key: key.clone(),
                 what,
             };
@@ -793,7 +795,7 @@ mod tests {
     #[test]
     fn override_errors_name_the_key() {
         let err = Mapping::new(&map(&[("Bussy", "open")]), &BTreeMap::new()).unwrap_err();
-        let SimpleError::Mapping { key, what } = &err else {
+        let SimpleError::Mapping { key, what, .. } = &err else {
             panic!("{err:?}")
         };
         assert_eq!(key, "Bussy");
@@ -810,7 +812,7 @@ mod tests {
         assert!(err.to_string().contains("given twice"), "{err}");
 
         let err = Mapping::new(&BTreeMap::new(), &map(&[("INCALL", "open; phone")])).unwrap_err();
-        let SimpleError::Mapping { key, what } = &err else {
+        let SimpleError::Mapping { key, what, .. } = &err else {
             panic!("{err:?}")
         };
         assert_eq!(key, "INCALL");

@@ -12,7 +12,7 @@
 //! | `keepalive` | `30s` | an `OPTIONS` probe this often; no answer within `request-timeout` resets the connection |
 //! | `max-in-flight` | `64` | publications on the wire at once (the credit the transport grants) |
 //! | `max-subscribes-in-flight` | `64` | subscription requests on the wire at once |
-//! | `tuple-id` | `presence-bridge` | the PIDF tuple id prefix (keep it distinct from what phones publish) |
+//! | `tuple-id` | `presence-bridge` | the PIDF tuple id (the person id is it + `-p`; keep it distinct from what phones publish) |
 //! | `connect-timeout` | `5s` | TCP/TLS connection set-up |
 //! | `reconnect-initial`, `reconnect-max` | `1s`, `30s` | back-off between connection attempts |
 //! | `retry-initial`, `retry-max` | `200ms`, `30s` | back-off before a refused subscription is tried again |
@@ -132,7 +132,7 @@ pub struct SimpleSettings {
     /// Subscription requests on the wire at once.
     #[serde(default = "in_flight")]
     pub max_subscribes_in_flight: usize,
-    /// The PIDF tuple id prefix.
+    /// The PIDF tuple id; the person id is it followed by `-p`.
     #[serde(default = "tuple_id")]
     pub tuple_id: String,
     /// TCP/TLS connection set-up time limit.
@@ -428,7 +428,11 @@ impl SimpleSettings {
             ));
         }
         if let Err(e) = self.mapping() {
-            out.push(Finding::error("simple.classes", e.to_string()));
+            let table = match &e {
+                SimpleError::Mapping { table, .. } => table,
+                _ => "simple.classes",
+            };
+            out.push(Finding::error(table, e.to_string()));
         }
         if let Some(auth) = &self.auth {
             if auth.username.trim().is_empty() {
@@ -526,6 +530,12 @@ mod tests {
         assert!(err.starts_with("`simple.server`"), "{err}");
         let unknown = toml::from_str::<SimpleSettings>("server = \"a:1\"\nservr = 1\n");
         assert!(unknown.unwrap_err().to_string().contains("servr"));
+        // A mapping error is reported under the table it is in.
+        let classes = parse("[classes]\nBusi = \"open; busy\"\n");
+        assert_eq!(classes.findings()[0].key, "simple.classes");
+        let states = parse("[states]\nINCALL = \"open; dancing\"\n");
+        let f = &states.findings()[0];
+        assert_eq!(f.key, "simple.states", "{}", f.message);
     }
 
     #[test]

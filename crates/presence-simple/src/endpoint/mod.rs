@@ -1504,7 +1504,7 @@ impl Endpoint {
         let retry_after = retry_after(response);
         let error = TransportError::Rejected {
             status,
-            reason: format!("{status} {}", response.reason()),
+            reason: response.reason().to_owned(),
             retry_after,
         };
         let refresh = self
