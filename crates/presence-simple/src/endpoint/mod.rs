@@ -51,7 +51,12 @@
 //! after `481`, a `terminated` `Subscription-State` (at once for `timeout`, `deactivated`
 //! and `probation`, after `retry-after` or a back-off otherwise), a refusal (back-off) or a
 //! reconnect. `NOTIFY` bodies are read as PIDF and mapped to the SfB scale; an empty body in
-//! an active subscription means nothing is published for the user: Offline (18000).
+//! an active subscription means nothing is published for the user: Offline (18000). Each
+//! new dialog is reported once ([`Event::Subscribed`]), by its `2xx` or by its first
+//! `NOTIFY` (which may overtake the `2xx`), always before its first presence update. A
+//! `NOTIFY` in a dialog the endpoint gave up on (its `SUBSCRIBE` got no answer in time, or a
+//! newer dialog replaced it) is answered `481`, so that the server ends it, and reports
+//! nothing.
 
 #[cfg(test)]
 mod tests;
@@ -1083,6 +1088,22 @@ impl Endpoint {
             self.respond(&request, 481, "Subscription Does Not Exist");
             return;
         };
+        if let Some(user) = &entry {
+            let current = self
+                .subs
+                .get(user)
+                .and_then(|s| s.dialog.as_ref())
+                .is_some_and(|d| d.call_id == call_id);
+            if !current {
+                // A dialog the endpoint gave up on (its SUBSCRIBE got no answer in time,
+                // or a newer one replaced it) that the server made after all: refuse it,
+                // so that the server ends it, rather than report a subscription nobody
+                // announced. The user's current subscription is made or being made.
+                self.dialogs.remove(&call_id);
+                self.respond(&request, 481, "Subscription Does Not Exist");
+                return;
+            }
+        }
         let Some(answer) = self.respond(&request, 200, "OK") else {
             return;
         };
@@ -1104,12 +1125,9 @@ impl Endpoint {
         let terminated = state
             .as_ref()
             .is_some_and(|s| s.state == SubState::Terminated);
-        let mut current = false;
         if let Some(sub) = self.subs.get_mut(&user)
             && let Some(dialog) = sub.dialog.as_mut()
-            && dialog.call_id == call_id
         {
-            current = true;
             if dialog.remote_tag.is_none() {
                 dialog.remote_tag = remote_tag;
             }
@@ -1117,7 +1135,7 @@ impl Endpoint {
                 dialog.target = contact;
             }
         }
-        if current && !terminated {
+        if !terminated {
             // The first NOTIFY of a new dialog may come before the SUBSCRIBE's 2xx.
             self.announce(&user);
         }

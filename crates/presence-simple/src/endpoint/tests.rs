@@ -507,6 +507,39 @@ fn subscribed_comes_before_the_first_presence_whatever_the_order_on_the_wire() {
 }
 
 #[test]
+fn a_notify_in_a_dialog_given_up_on_is_refused() {
+    // The SUBSCRIBE gets no answer in time: the endpoint gives its dialog up (and makes a
+    // new one after a back-off). If the server made that dialog after all, its NOTIFY is
+    // refused with 481 (so that the server ends it) and reports nothing.
+    let mut p = Pair::new(Transport::Tcp);
+    p.ep.subscribe([user(1)], p.now);
+    let sub = p.request();
+    p.advance(Duration::from_secs(11));
+    let events = drain(&mut p);
+    assert!(
+        events.iter().any(|e| e.contains("SubscriptionFailed")),
+        "{events:?}"
+    );
+    let mut ok = Response::for_request(&sub, 200, "OK").unwrap();
+    ok.set_to_tag("late").unwrap();
+    p.ep.handle_bytes(&notify(&sub, &ok, 1, "active;expires=600", BUSY), p.now)
+        .unwrap();
+    assert_eq!(response_to(&mut p).status().as_u16(), 481);
+    assert_eq!(drain(&mut p), Vec::<String>::new());
+    // The new dialog, when it comes, is announced and reports as usual.
+    p.advance(Duration::from_secs(1));
+    let again = p.request();
+    assert_ne!(again.headers().call_id(), sub.headers().call_id());
+    let mut ok = Response::for_request(&again, 200, "OK").unwrap();
+    ok.set_to_tag("k2").unwrap();
+    p.ep.handle_bytes(&ok.to_bytes(), p.now).unwrap();
+    p.ep.handle_bytes(&notify(&again, &ok, 1, "active;expires=600", BUSY), p.now)
+        .unwrap();
+    assert_eq!(response_to(&mut p).status().as_u16(), 200);
+    assert_eq!(drain(&mut p), ["subscribed 1", "presence 6500"]);
+}
+
+#[test]
 fn refused_subscriptions_back_off_and_reconnects_resubscribe() {
     let mut p = Pair::new(Transport::Tcp);
     p.ep.subscribe([user(1)], p.now);
