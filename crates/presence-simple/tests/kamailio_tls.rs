@@ -313,11 +313,11 @@ async fn publishes_modifies_and_removes_over_tls() {
     );
 
     let alice = sip_user("alice");
-    let live = |kamailio: &Kamailio| {
-        let rows = kamailio.live_presentity(unix_now()).expect("presentity");
-        rows.into_iter()
-            .filter(|p| p.username == "alice")
-            .collect::<Vec<_>>()
+    // Kamailio answers before its database shows the change: wait for what must come.
+    let alice_rows = |n: usize| {
+        move |rows: &[presence_testkamailio::Presentity]| {
+            rows.iter().filter(|p| p.username == "alice").count() == n
+        }
     };
     transport
         .publish(&alice, &publication(3500))
@@ -352,19 +352,21 @@ async fn publishes_modifies_and_removes_over_tls() {
         .publish(&alice, &publication(18000))
         .await
         .expect("Offline removes the publication over TLS");
-    assert!(live(&kamailio).is_empty(), "removed: {:?}", live(&kamailio));
+    kamailio
+        .wait_live_presentity(Duration::from_secs(2), alice_rows(0))
+        .unwrap_or_else(|e| panic!("removed: {e}"));
 
     transport
         .publish(&alice, &publication(15500))
         .await
         .expect("a new publication");
-    assert_eq!(live(&kamailio).len(), 1);
+    kamailio
+        .wait_live_presentity(Duration::from_secs(2), alice_rows(1))
+        .unwrap_or_else(|e| panic!("published anew: {e}"));
     transport.unpublish(&alice).await.expect("unpublish");
-    assert!(
-        live(&kamailio).is_empty(),
-        "unpublished: {:?}",
-        live(&kamailio)
-    );
+    kamailio
+        .wait_live_presentity(Duration::from_secs(2), alice_rows(0))
+        .unwrap_or_else(|e| panic!("unpublished: {e}"));
     transport.shutdown(Duration::from_secs(1)).await;
 }
 
