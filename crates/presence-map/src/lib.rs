@@ -128,6 +128,7 @@
 #![deny(missing_docs)]
 
 mod error;
+pub mod fuzzing;
 mod location;
 mod map;
 mod parse;

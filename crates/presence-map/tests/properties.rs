@@ -1,5 +1,5 @@
 //! Property tests: written maps read back equal; no input makes the parser panic.
-//! `never_panics_on_mutated_maps` is the same property as the `map_xml` fuzz target.
+//! `check` is the body of the `map_xml` fuzz target (`presence_map::fuzzing::map_xml`).
 
 use presence_map::{AgentPresenceMap, Location, ParseOptions, StateEntry};
 use presence_model::{Activities, ActivityText, AggregatedStateId, Availability, Lcid, Presence};
@@ -142,33 +142,9 @@ fn apply(bytes: &mut Vec<u8>, mutation: &Mutation) {
 
 /// What every parse must satisfy: no panic; only UTF-8 is accepted; an accepted map writes
 /// back to itself; an error other than `TooLarge` has a location inside the input.
+/// The body of the `map_xml` fuzz target.
 fn check(input: &[u8]) {
-    match AgentPresenceMap::parse(input) {
-        Ok(parsed) => {
-            // Only UTF-8 is ever accepted.
-            let body = input.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(input);
-            assert!(
-                std::str::from_utf8(body).is_ok(),
-                "accepted non-UTF-8: {input:?}"
-            );
-            let written = parsed.map.to_xml();
-            let big = ParseOptions {
-                max_size: usize::MAX,
-            };
-            let again = AgentPresenceMap::parse_with(written.as_bytes(), &big)
-                .unwrap_or_else(|e| panic!("written map refused: {e}\n{written}"));
-            assert_eq!(again.map, parsed.map);
-            assert!(again.warnings.is_empty());
-        }
-        Err(err) => {
-            let _ = err.to_string();
-            if let Some(location) = err.location() {
-                assert!(location.line >= 1 && location.column >= 1, "{err}");
-                let lines = input.iter().filter(|&&b| b == b'\n').count() + 1;
-                assert!(location.line as usize <= lines, "{err}");
-            }
-        }
-    }
+    presence_map::fuzzing::map_xml(input);
 }
 
 proptest! {

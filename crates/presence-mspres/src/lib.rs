@@ -106,6 +106,7 @@ mod xml;
 pub mod batch_subscribe;
 pub mod categories;
 pub mod fault;
+pub mod fuzzing;
 pub mod multipart;
 pub mod notification;
 pub mod publish;

@@ -162,6 +162,7 @@
 #![deny(missing_docs)]
 
 mod error;
+pub mod fuzzing;
 #[cfg(feature = "server")]
 pub mod server;
 mod simulator;

@@ -88,6 +88,7 @@
 mod bodies;
 mod driver;
 pub mod endpoint;
+pub mod fuzzing;
 pub mod settings;
 mod tls;
 

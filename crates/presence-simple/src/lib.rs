@@ -73,6 +73,7 @@
 pub mod digest;
 mod driver;
 pub mod endpoint;
+pub mod fuzzing;
 pub mod mapping;
 pub mod pidf;
 pub mod settings;

@@ -115,6 +115,7 @@
 mod chars;
 mod error;
 mod framer;
+pub mod fuzzing;
 mod headers;
 mod message;
 mod method;

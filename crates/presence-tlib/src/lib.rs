@@ -67,6 +67,7 @@
 
 mod client;
 mod error;
+pub mod fuzzing;
 mod link;
 mod read;
 mod server;

@@ -711,8 +711,8 @@ proptest! {
 
     #[test]
     fn arbitrary_strings_never_panic(text in "\\PC{0,200}") {
-        let _ = ClientMessage::from_json(&text);
-        let _ = ServerEvent::from_json(&text);
+        // The body of the `tlib_json` fuzz target.
+        fuzzing::json(text.as_bytes());
     }
 
     #[test]
@@ -724,13 +724,8 @@ proptest! {
             let event = err.to_event();
             prop_assert_eq!(ServerEvent::from_json(&event.to_json()).unwrap(), event);
         }
-        // Whatever parses writes back to itself (the fuzz target `tlib_json` checks the same).
-        if let Ok(msg) = ClientMessage::from_json(&text) {
-            prop_assert_eq!(ClientMessage::from_json(&msg.to_json()).unwrap(), msg);
-        }
-        if let Ok(event) = ServerEvent::from_json(&text) {
-            prop_assert_eq!(ServerEvent::from_json(&event.to_json()).unwrap(), event);
-        }
+        // Whatever parses writes back to itself: the body of the `tlib_json` fuzz target.
+        fuzzing::json(text.as_bytes());
         let _ = ServerEvent::from_value(value);
     }
 

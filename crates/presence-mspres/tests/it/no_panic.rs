@@ -1,71 +1,17 @@
 //! No parser panics, whatever the input: arbitrary bytes and mutations of valid bodies.
-//! Mirrors the fuzz target `fuzz/fuzz_targets/mspres_bodies.rs`.
+//! `every_parser` is the body of the `mspres_bodies` fuzz target
+//! (`presence_mspres::fuzzing::every_parser`).
 
-use presence_mspres::{
-    BatchSubscribe, Categories, ContentType, Fault, MsPresError, Multipart, Publish, Rlmi,
-    parse_notification,
-};
+use presence_mspres::{Categories, MsPresError, Publish};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 
 use crate::strategies;
 
-/// Checks an error: it renders, and its location (if any) is 1-based.
-fn check(err: &MsPresError) {
-    let _ = err.to_string();
-    if let Some(at) = err.location() {
-        assert!(at.line >= 1 && at.column >= 1);
-    }
-}
-
-/// Feeds `data` to every parser; whatever parses is written and read back equal.
+/// The body of the `mspres_bodies` fuzz target.
 fn every_parser(data: &[u8]) {
-    match Publish::parse(data) {
-        Ok(v) => assert_eq!(Publish::parse(v.to_xml().as_bytes()).ok(), Some(v)),
-        Err(e) => check(&e),
-    }
-    match Fault::parse(data) {
-        Ok(v) => assert_eq!(Fault::parse(v.to_xml().as_bytes()).ok(), Some(v)),
-        Err(e) => check(&e),
-    }
-    match BatchSubscribe::parse(data) {
-        Ok(v) => assert_eq!(BatchSubscribe::parse(v.to_xml().as_bytes()).ok(), Some(v)),
-        Err(e) => check(&e),
-    }
-    match Categories::parse(data) {
-        Ok(v) => assert_eq!(Categories::parse(v.to_xml().as_bytes()).ok(), Some(v)),
-        Err(e) => check(&e),
-    }
-    match Rlmi::parse(data) {
-        Ok(v) => assert_eq!(Rlmi::parse(v.to_xml().as_bytes()).ok(), Some(v)),
-        Err(e) => check(&e),
-    }
-    match Multipart::parse("b", data) {
-        Ok(_) => {}
-        Err(e) => check(&e),
-    }
-    let text = String::from_utf8_lossy(data);
-    if let Err(e) = ContentType::parse(&text) {
-        check(&e);
-    }
-    // The first line as a Content-Type, the rest as the body.
-    let (head, rest) = match data.iter().position(|&b| b == b'\n') {
-        Some(i) => (String::from_utf8_lossy(&data[..i]), &data[i + 1..]),
-        None => (text.clone(), &[][..]),
-    };
-    for content_type in [
-        head.as_ref(),
-        "application/msrtc-event-categories+xml",
-        "application/rlmi+xml",
-        "multipart/related;boundary=b",
-    ] {
-        for body in [data, rest] {
-            if let Err(e) = parse_notification(content_type, body) {
-                check(&e);
-            }
-        }
-    }
+    presence_mspres::fuzzing::every_parser(data);
 }
 
 /// A few valid bodies to mutate.

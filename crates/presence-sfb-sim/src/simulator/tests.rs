@@ -1263,8 +1263,8 @@ mod properties {
         /// Whatever a peer sends, the simulator does not panic: it answers, or it reports a
         /// framing error after which the connection is closed.
         #[test]
-        fn arbitrary_bytes_never_panic(chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..200), 0..8)) {
-            feed(&chunks);
+        fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..1600)) {
+            crate::fuzzing::peer_bytes(&data, Instant::now());
         }
 
         /// Requests that are almost right (a valid publication or subscription cut or
@@ -1286,24 +1286,8 @@ mod properties {
             };
             let i = at.index(bytes.len());
             if cut { bytes.truncate(i) } else { bytes[i] = byte }
-            feed(&[bytes]);
+            bytes.insert(0, 63); // one chunk of up to 64 bytes at a time
+            crate::fuzzing::peer_bytes(&bytes, Instant::now());
         }
-    }
-
-    /// The body of the fuzz target `sfb_sim` (fuzz/fuzz_targets/sfb_sim.rs).
-    fn feed(chunks: &[Vec<u8>]) {
-        let mut sim = Simulator::new(SimConfig::default());
-        let now = Instant::now();
-        sim.set_user_presence(&uri("agent1"), 6500, None, now);
-        let conn = sim.open(now);
-        for chunk in chunks {
-            if sim.handle_bytes(conn, chunk, now).is_err() {
-                sim.close(conn);
-                break;
-            }
-            while sim.poll_transmit(conn).is_some() {}
-        }
-        sim.handle_timeout(now + Duration::from_secs(4000));
-        while sim.poll_event().is_some() {}
     }
 }

@@ -630,3 +630,40 @@ fn the_in_flight_limit_holds_back_publications_in_order() {
     assert_eq!(waited, expected);
     assert_eq!(ep.publications_outstanding(), 0);
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        /// The body of the `sfb_endpoint` fuzz target: any script of calls, answers,
+        /// notifications, raw bytes, time and lost connections leaves the endpoint sound.
+        #[test]
+        fn the_endpoint_survives_any_script(data in proptest::collection::vec(any::<u8>(), 0..1024)) {
+            let _ = crate::fuzzing::endpoint(&data);
+        }
+    }
+
+    /// A script that reaches the 409 fix-up: publish, answer 409 with a fault, answer the
+    /// retry 200; subscribe, answer 200 with a piggybacked state, notify, lose the connection.
+    #[test]
+    fn a_script_through_conflict_subscription_and_reconnect() {
+        let script = [
+            7, // seed
+            0, 1, 0x1b, 0x58, // publish agent1 7000
+            4, 0, 9, 0, 1, 5, // answer the first open request 409, fault index 1, cur 5
+            4, 0, 2, 0, // answer 200
+            2, 0b11, // subscribe agent0, agent1
+            4, 0, 2, 2, 1, 0x19, 0x64, // answer 200 with a piggybacked 6500
+            6, 0, 0, 2, 1, 1, 0x0b, 0xb8, // NOTIFY agent1 at 3000 in that dialog
+            8, 0x10, 0, // time passes
+            9, 0, // lost and made again
+            0, 2, 0x46, 0x50, // publish agent2 18000
+        ];
+        let seen = crate::fuzzing::endpoint(&script);
+        assert!(seen.published >= 1, "{seen:?}");
+        assert!(seen.subscribed >= 1, "{seen:?}");
+        assert!(seen.presence >= 2, "{seen:?}");
+    }
+}

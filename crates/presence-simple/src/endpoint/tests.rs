@@ -688,3 +688,43 @@ fn a_lost_connection_fails_what_is_outstanding_and_keeps_the_tags() {
     p.ep.publish(u, &publication(6500, "Busy"), p.now);
     assert_eq!(header(&p.request(), "SIP-If-Match"), Some("keep"));
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        /// The body of the `simple_endpoint` fuzz target: any script of calls, answers,
+        /// NOTIFYs, raw bytes, time and lost connections leaves the endpoint sound.
+        #[test]
+        fn the_endpoint_survives_any_script(data in proptest::collection::vec(any::<u8>(), 0..1024)) {
+            let _ = crate::fuzzing::endpoint(&data);
+        }
+    }
+
+    /// A script through the probe, a publication (with a digest challenge on the modify),
+    /// a subscription and its NOTIFYs.
+    #[test]
+    fn a_script_through_probe_challenge_and_subscription() {
+        let script = [
+            7, // seed
+            4, 0, 2, 0, // answer the OPTIONS probe 200
+            0, 1, 0x0d, 0xac, // publish agent1 3500
+            4, 0, 2, 60, 1, // answer 200, Expires 600, SIP-ETag e1
+            0, 1, 0x19, 0x64, // publish agent1 6500 (a modify)
+            4, 0, 5, 0, 9, // answer 401 with an MD5 challenge, nonce n9
+            4, 0, 2, 60, 2, // answer the authorized retry 200, SIP-ETag e2
+            2, 0b10, // subscribe agent1
+            4, 0, 2, 60, // answer 200
+            6, 0, 3, 1, // NOTIFY active, on the phone
+            6, 0, 3, 0, // NOTIFY active, empty body
+            8, 0, 200, // 2 s pass
+        ];
+        let seen = crate::fuzzing::endpoint(&script);
+        assert_eq!(seen.ready, 1, "{seen:?}");
+        assert_eq!(seen.published, 2, "{seen:?}");
+        assert_eq!(seen.subscribed, 1, "{seen:?}");
+        assert_eq!(seen.presence, 2, "{seen:?}");
+    }
+}
