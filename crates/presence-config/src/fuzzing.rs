@@ -45,6 +45,20 @@ pub fn config_file(data: &[u8], map: &[u8]) {
     }
 }
 
+/// An option value's error renders and points at a character of the value.
+fn located(value: &str, error: &crate::options::OptionValueError) {
+    let _ = error.to_string();
+    assert!(
+        error.offset <= value.len(),
+        "offset {} past the value",
+        error.offset
+    );
+    assert!(
+        value.is_char_boundary(error.offset),
+        "offset inside a character"
+    );
+}
+
 /// Target `option_values`: `data` (as UTF-8) as the value of each option in Genesys'
 /// syntax (`map-presence-to-dnd`, `presence-availability-range`, `aggregated-states`).
 /// Never a panic; an error's offset lies inside the value and on a character boundary;
@@ -61,34 +75,12 @@ pub fn option_values(data: &[u8]) {
                 parse_availability_ranges(&written.join(", ")).expect("written ranges read back");
             assert_eq!(again, ranges, "written ranges read back equal");
         }
-        Err(e) => {
-            let _ = e.to_string();
-            assert!(
-                e.offset <= value.len(),
-                "offset {} past the value",
-                e.offset
-            );
-            assert!(
-                value.is_char_boundary(e.offset),
-                "offset inside a character"
-            );
-        }
+        Err(e) => located(value, &e),
     }
     match parse_aggregated_states(value) {
         Ok(table) => {
             let _ = format!("{table:?}");
         }
-        Err(e) => {
-            let _ = e.to_string();
-            assert!(
-                e.offset <= value.len(),
-                "offset {} past the value",
-                e.offset
-            );
-            assert!(
-                value.is_char_boundary(e.offset),
-                "offset inside a character"
-            );
-        }
+        Err(e) => located(value, &e),
     }
 }

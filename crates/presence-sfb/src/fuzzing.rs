@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use presence_model::{Activities, ActivityText, Availability, Lcid, Presence, SipUri};
 use presence_mspres::{Categories, Category, Fault, FaultOperation, StateBody};
-use presence_sip::{Frame, Framer, Limits, Message, Method, Request, Response};
+use presence_sip::fuzzing::{Peer, Script};
+use presence_sip::{Method, Request};
 
 use crate::endpoint::{Endpoint, Event, PublishId};
 use crate::settings::{EndpointConfig, Transport};
@@ -22,34 +23,6 @@ use crate::settings::{EndpointConfig, Transport};
 const STATUSES: [u16; 18] = [
     100, 180, 200, 202, 400, 401, 403, 404, 408, 409, 413, 423, 480, 481, 486, 500, 503, 504,
 ];
-
-/// The input, read a byte at a time; exhausted, it reads zeros.
-struct Script<'a> {
-    data: &'a [u8],
-}
-
-impl Script<'_> {
-    fn byte(&mut self) -> u8 {
-        match self.data.split_first() {
-            Some((&b, rest)) => {
-                self.data = rest;
-                b
-            }
-            None => 0,
-        }
-    }
-
-    fn u16(&mut self) -> u16 {
-        u16::from_be_bytes([self.byte(), self.byte()])
-    }
-
-    fn bytes(&mut self, n: usize) -> &[u8] {
-        let n = n.min(self.data.len());
-        let (head, rest) = self.data.split_at(n);
-        self.data = rest;
-        head
-    }
-}
 
 fn user(n: u8) -> SipUri {
     SipUri::new(&format!("sip:agent{}@contoso.com", n % 4)).expect("a valid URI")
@@ -62,30 +35,6 @@ fn presence(availability: u16) -> Presence {
     Presence {
         availability,
         activities,
-    }
-}
-
-/// The pool's side: what the endpoint wrote, read back as messages.
-struct Pool {
-    framer: Framer,
-    /// Requests not answered yet, oldest first.
-    open: Vec<Request>,
-    /// Subscription requests answered with a 2xx: their dialogs can be notified.
-    dialogs: Vec<Request>,
-}
-
-impl Pool {
-    fn read(&mut self, endpoint: &mut Endpoint) {
-        while let Some(bytes) = endpoint.poll_transmit() {
-            self.framer.push(&bytes);
-        }
-        // The endpoint's own output always frames.
-        while let Some(frame) = self.framer.next_frame().expect("the endpoint writes SIP") {
-            if let Frame::Message(Message::Request(request)) = frame {
-                self.open.push(request);
-            }
-        }
-        self.open.truncate(64);
     }
 }
 
@@ -108,7 +57,7 @@ pub struct Seen {
 /// a test can check that a script reaches where it means to.
 pub fn endpoint(data: &[u8]) -> Seen {
     let mut seen = Seen::default();
-    let mut script = Script { data };
+    let mut script = Script::new(data);
     let mut config = EndpointConfig::new(
         SipUri::new("sip:bridge@contoso.com").expect("a valid URI"),
         Transport::Tcp,
@@ -118,17 +67,13 @@ pub fn endpoint(data: &[u8]) -> Seen {
     let window = config.max_in_flight;
     let mut endpoint = Endpoint::new(config, u64::from(script.byte()));
     let mut now = Instant::now();
-    let mut pool = Pool {
-        framer: Framer::new(Limits::default()),
-        open: Vec::new(),
-        dialogs: Vec::new(),
-    };
+    let mut pool = Peer::default();
     let mut asked: HashSet<PublishId> = HashSet::new();
     let mut settled: HashSet<PublishId> = HashSet::new();
     endpoint.connected(now);
-    pool.read(&mut endpoint);
+    pool.read(std::iter::from_fn(|| endpoint.poll_transmit()));
     for _ in 0..256 {
-        if script.data.is_empty() {
+        if script.is_empty() {
             break;
         }
         match script.byte() % 10 {
@@ -155,9 +100,7 @@ pub fn endpoint(data: &[u8]) -> Seen {
                 let raw = script.bytes(n).to_vec();
                 if endpoint.handle_bytes(&raw, now).is_err() {
                     endpoint.disconnected(now);
-                    pool.framer = Framer::new(Limits::default());
-                    pool.open.clear();
-                    pool.dialogs.clear();
+                    pool = Peer::default();
                     endpoint.connected(now);
                 }
             }
@@ -167,15 +110,13 @@ pub fn endpoint(data: &[u8]) -> Seen {
             }
             _ => {
                 endpoint.disconnected(now);
-                pool.framer = Framer::new(Limits::default());
-                pool.open.clear();
-                pool.dialogs.clear();
+                pool = Peer::default();
                 if script.byte().is_multiple_of(2) {
                     endpoint.connected(now);
                 }
             }
         }
-        pool.read(&mut endpoint);
+        pool.read(std::iter::from_fn(|| endpoint.poll_transmit()));
         while let Some(event) = endpoint.poll_event() {
             match &event {
                 Event::Published { .. } => seen.published += 1,
@@ -202,25 +143,19 @@ pub fn endpoint(data: &[u8]) -> Seen {
 }
 
 /// A pool's answer to one of the open requests, shaped by the script.
-fn answer(script: &mut Script<'_>, endpoint: &mut Endpoint, pool: &mut Pool, now: Instant) {
-    if pool.open.is_empty() {
-        return;
-    }
-    let at = usize::from(script.byte()) % pool.open.len();
-    let request = pool.open.remove(at);
-    let status = STATUSES[usize::from(script.byte()) % STATUSES.len()];
-    let extra = script.byte();
-    let Ok(mut response) = Response::for_request(&request, status, "Fuzz") else {
+fn answer(script: &mut Script<'_>, endpoint: &mut Endpoint, pool: &mut Peer, now: Instant) {
+    let Some(request) = pool.take(script) else {
         return;
     };
-    let _ = response.set_to_tag("pool");
-    let mut response = response;
+    let status = script.pick(&STATUSES);
+    let extra = script.byte();
+    let mut headers = Vec::new();
     if extra & 1 != 0 {
-        response = match response.header("Retry-After", (extra >> 4).to_string()) {
-            Ok(r) => r,
-            Err(_) => return,
-        };
+        headers.push(("Retry-After", (extra >> 4).to_string()));
     }
+    let Some(mut response) = Peer::answer(&request, status, &headers) else {
+        return;
+    };
     if status == 409 && request.method() == &Method::Service {
         let fault = Fault::wrong_delta(vec![FaultOperation {
             index: u32::from(script.byte() % 3),
@@ -232,26 +167,21 @@ fn answer(script: &mut Script<'_>, endpoint: &mut Endpoint, pool: &mut Pool, now
             Err(_) => return,
         };
     }
-    if (200..300).contains(&status) && request.method() == &Method::Subscribe {
-        if extra & 2 != 0 {
-            let body = categories(&user(script.byte()), script.u16());
-            response = match response.with_body(Categories::CONTENT_TYPE, body) {
-                Ok(r) => r,
-                Err(_) => return,
-            };
-        }
-        pool.dialogs.push(request);
-        pool.dialogs.truncate(8);
+    if (200..300).contains(&status) && request.method() == &Method::Subscribe && extra & 2 != 0 {
+        let body = categories(&user(script.byte()), script.u16());
+        response = match response.with_body(Categories::CONTENT_TYPE, body) {
+            Ok(r) => r,
+            Err(_) => return,
+        };
     }
     let _ = endpoint.handle_bytes(&response.to_bytes(), now);
 }
 
 /// A NOTIFY or BENOTIFY in one of the subscription dialogs, shaped by the script.
-fn notify(script: &mut Script<'_>, endpoint: &mut Endpoint, pool: &Pool, now: Instant) {
-    if pool.dialogs.is_empty() {
+fn notify(script: &mut Script<'_>, endpoint: &mut Endpoint, pool: &Peer, now: Instant) {
+    let Some(dialog) = pool.subscribe(script) else {
         return;
-    }
-    let dialog = &pool.dialogs[usize::from(script.byte()) % pool.dialogs.len()];
+    };
     let method = if script.byte().is_multiple_of(2) {
         Method::Notify
     } else {
@@ -266,7 +196,7 @@ fn notify(script: &mut Script<'_>, endpoint: &mut Endpoint, pool: &Pool, now: In
     let body = categories(&user(script.byte()), script.u16());
     let built = Request::new(method, "sip:bridge@contoso.com")
         .and_then(|r| r.header("Via", "SIP/2.0/TCP pool;branch=z9hG4bKfuzz"))
-        .and_then(|r| r.header("From", "<sip:bridge@contoso.com>;tag=pool"))
+        .and_then(|r| r.header("From", "<sip:bridge@contoso.com>;tag=peer"))
         .and_then(|r| {
             let tag = dialog
                 .headers()

@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use presence_model::{
     Activities, ActivityText, AggregatedStateId, Availability, Lcid, Presence, Publication, SipUri,
 };
-use presence_sip::{Frame, Framer, Limits, Message, Method, Request, Response};
+use presence_sip::fuzzing::{Peer, Script};
+use presence_sip::{Method, Request};
 
 use crate::digest::Credentials;
 use crate::endpoint::{Endpoint, Event, PublishId};
@@ -34,34 +35,6 @@ const BODIES: [&str; 4] = [
     r#"<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:agent1@test.local"><tuple id="t"><status><basic>open</basic></status></tuple></presence>"#,
 ];
 
-/// The input, read a byte at a time; exhausted, it reads zeros.
-struct Script<'a> {
-    data: &'a [u8],
-}
-
-impl Script<'_> {
-    fn byte(&mut self) -> u8 {
-        match self.data.split_first() {
-            Some((&b, rest)) => {
-                self.data = rest;
-                b
-            }
-            None => 0,
-        }
-    }
-
-    fn u16(&mut self) -> u16 {
-        u16::from_be_bytes([self.byte(), self.byte()])
-    }
-
-    fn bytes(&mut self, n: usize) -> &[u8] {
-        let n = n.min(self.data.len());
-        let (head, rest) = self.data.split_at(n);
-        self.data = rest;
-        head
-    }
-}
-
 fn user(n: u8) -> SipUri {
     SipUri::new(&format!("sip:agent{}@test.local", n % 4)).expect("a valid URI")
 }
@@ -78,47 +51,11 @@ fn publication(availability: u16) -> Publication {
     }
 }
 
-/// The server's side: what the endpoint wrote, read back as requests.
+/// The server's side: the peer of the endpoint, and its NOTIFY CSeqs (increasing).
+#[derive(Default)]
 struct Server {
-    framer: Framer,
-    /// Requests not answered yet, oldest first.
-    open: Vec<Request>,
-    /// SUBSCRIBE requests answered with a 2xx (or still open): their dialogs can notify.
-    dialogs: Vec<Request>,
-    /// NOTIFY CSeqs, increasing.
+    peer: Peer,
     cseq: u32,
-}
-
-impl Server {
-    fn new() -> Server {
-        Server {
-            framer: Framer::new(Limits::default()),
-            open: Vec::new(),
-            dialogs: Vec::new(),
-            cseq: 1,
-        }
-    }
-
-    fn read(&mut self, endpoint: &mut Endpoint) {
-        while let Some(bytes) = endpoint.poll_transmit() {
-            self.framer.push(&bytes);
-        }
-        // The endpoint's own output always frames.
-        while let Some(frame) = self.framer.next_frame().expect("the endpoint writes SIP") {
-            if let Frame::Message(Message::Request(request)) = frame {
-                if request.method() == &Method::Subscribe {
-                    self.dialogs.push(request.clone());
-                    if self.dialogs.len() > 8 {
-                        self.dialogs.remove(0);
-                    }
-                }
-                self.open.push(request);
-            }
-        }
-        if self.open.len() > 64 {
-            self.open.drain(..self.open.len() - 64);
-        }
-    }
 }
 
 /// What one run of [`endpoint`] saw: the endpoint's events, counted.
@@ -142,22 +79,24 @@ pub struct Seen {
 /// `Subscribed` comes before its presence updates of the same dialog. Returns what it saw,
 /// so that a test can check that a script reaches where it means to.
 pub fn endpoint(data: &[u8]) -> Seen {
-    let mut script = Script { data };
+    let mut script = Script::new(data);
     let mut config = EndpointConfig::new(Transport::Tcp, "127.0.0.1:40000", "test.local");
     config.max_in_flight = 3;
     config.credentials = Some(Credentials::new("bridge", "secret"));
     let window = config.max_in_flight;
     let mut endpoint = Endpoint::new(config, u64::from(script.byte()));
     let mut now = Instant::now();
-    let mut server = Server::new();
+    let mut server = Server::default();
     let mut seen = Seen::default();
     let mut asked: HashSet<PublishId> = HashSet::new();
     let mut settled: HashSet<PublishId> = HashSet::new();
     let mut announced: HashSet<SipUri> = HashSet::new();
     endpoint.connected(now);
-    server.read(&mut endpoint);
+    server
+        .peer
+        .read(std::iter::from_fn(|| endpoint.poll_transmit()));
     for _ in 0..256 {
-        if script.data.is_empty() {
+        if script.is_empty() {
             break;
         }
         // Whether this step's NOTIFY (if any) was in an active dialog.
@@ -190,7 +129,7 @@ pub fn endpoint(data: &[u8]) -> Seen {
                 let raw = script.bytes(n).to_vec();
                 if endpoint.handle_bytes(&raw, now).is_err() {
                     endpoint.disconnected(now);
-                    server = Server::new();
+                    server = Server::default();
                     announced.clear();
                     endpoint.connected(now);
                 }
@@ -201,14 +140,16 @@ pub fn endpoint(data: &[u8]) -> Seen {
             }
             _ => {
                 endpoint.disconnected(now);
-                server = Server::new();
+                server = Server::default();
                 announced.clear();
                 if script.byte().is_multiple_of(2) {
                     endpoint.connected(now);
                 }
             }
         }
-        server.read(&mut endpoint);
+        server
+            .peer
+            .read(std::iter::from_fn(|| endpoint.poll_transmit()));
         while let Some(event) = endpoint.poll_event() {
             match event {
                 Event::Ready => seen.ready += 1,
@@ -252,17 +193,11 @@ pub fn endpoint(data: &[u8]) -> Seen {
 
 /// A server's answer to one of the open requests, shaped by the script.
 fn answer(script: &mut Script<'_>, endpoint: &mut Endpoint, server: &mut Server, now: Instant) {
-    if server.open.is_empty() {
-        return;
-    }
-    let at = usize::from(script.byte()) % server.open.len();
-    let request = server.open.remove(at);
-    let status = STATUSES[usize::from(script.byte()) % STATUSES.len()];
-    let extra = script.byte();
-    let Ok(mut response) = Response::for_request(&request, status, "Fuzz") else {
+    let Some(request) = server.peer.take(script) else {
         return;
     };
-    let _ = response.set_to_tag("srv");
+    let status = script.pick(&STATUSES);
+    let extra = script.byte();
     let mut headers: Vec<(&str, String)> = Vec::new();
     if (200..300).contains(&status) {
         headers.push(("Expires", (u32::from(extra) * 10).to_string()));
@@ -292,13 +227,9 @@ fn answer(script: &mut Script<'_>, endpoint: &mut Endpoint, server: &mut Server,
             ),
         ));
     }
-    for (name, value) in headers {
-        response = match response.header(name, value) {
-            Ok(r) => r,
-            Err(_) => return,
-        };
+    if let Some(response) = Peer::answer(&request, status, &headers) {
+        let _ = endpoint.handle_bytes(&response.to_bytes(), now);
     }
-    let _ = endpoint.handle_bytes(&response.to_bytes(), now);
 }
 
 /// A NOTIFY in one of the subscription dialogs, shaped by the script. Returns whether one
@@ -309,10 +240,9 @@ fn notify(
     server: &mut Server,
     now: Instant,
 ) -> bool {
-    if server.dialogs.is_empty() {
+    let Some(dialog) = server.peer.subscribe(script).cloned() else {
         return false;
-    }
-    let dialog = server.dialogs[usize::from(script.byte()) % server.dialogs.len()].clone();
+    };
     let state = match script.byte() % 6 {
         0 => "terminated;reason=timeout",
         1 => "terminated;reason=rejected;retry-after=5",
@@ -346,7 +276,7 @@ fn notify(
                 format!("SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bKn{}", server.cseq),
             )
         })
-        .and_then(|r| r.header("From", format!("{to};tag=srv")))
+        .and_then(|r| r.header("From", format!("{to};tag=peer")))
         .and_then(|r| {
             r.header(
                 "To",

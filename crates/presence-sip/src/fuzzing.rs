@@ -53,3 +53,133 @@ pub fn message(data: &[u8]) {
         assert_eq!(reparsed.to_bytes(), once, "serialization is a fixed point");
     }
 }
+
+/// A fuzz input read as a script, a byte at a time; once exhausted it reads zeros. The
+/// state-machine fuzz targets of the SIP transports read their steps from it.
+#[derive(Debug)]
+pub struct Script<'a> {
+    data: &'a [u8],
+}
+
+impl<'a> Script<'a> {
+    /// A script over `data`.
+    pub fn new(data: &'a [u8]) -> Self {
+        Script { data }
+    }
+
+    /// Whether every byte was read.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    /// The next byte (0 once exhausted).
+    pub fn byte(&mut self) -> u8 {
+        match self.data.split_first() {
+            Some((&b, rest)) => {
+                self.data = rest;
+                b
+            }
+            None => 0,
+        }
+    }
+
+    /// The next two bytes, big-endian.
+    pub fn u16(&mut self) -> u16 {
+        u16::from_be_bytes([self.byte(), self.byte()])
+    }
+
+    /// The next `n` bytes (fewer once exhausted).
+    pub fn bytes(&mut self, n: usize) -> &'a [u8] {
+        let n = n.min(self.data.len());
+        let (head, rest) = self.data.split_at(n);
+        self.data = rest;
+        head
+    }
+
+    /// One of `choices`, picked by the next byte.
+    ///
+    /// # Panics
+    /// When `choices` is empty.
+    pub fn pick<T: Copy>(&mut self, choices: &[T]) -> T {
+        choices[usize::from(self.byte()) % choices.len()]
+    }
+}
+
+/// The peer of a SIP user agent under test in a state-machine fuzz target: frames what the
+/// agent wrote, keeps the requests it has not answered yet and the SUBSCRIBEs whose
+/// dialogs it may notify, and builds answers.
+#[derive(Debug)]
+pub struct Peer {
+    framer: Framer,
+    /// Requests not answered yet, oldest first (at most 64).
+    pub open: Vec<crate::Request>,
+    /// The latest SUBSCRIBE requests (at most 8): their dialogs can be notified.
+    pub subscribes: Vec<crate::Request>,
+}
+
+impl Default for Peer {
+    fn default() -> Self {
+        Peer {
+            framer: Framer::new(Limits::default()),
+            open: Vec::new(),
+            subscribes: Vec::new(),
+        }
+    }
+}
+
+impl Peer {
+    /// Reads what the agent wrote. Panics when it is not SIP: the agent's own output
+    /// always frames.
+    pub fn read(&mut self, written: impl IntoIterator<Item = Vec<u8>>) {
+        for bytes in written {
+            self.framer.push(&bytes);
+        }
+        while let Some(frame) = self.framer.next_frame().expect("the agent writes SIP") {
+            if let crate::Frame::Message(Message::Request(request)) = frame {
+                if request.method() == &crate::Method::Subscribe {
+                    self.subscribes.push(request.clone());
+                    if self.subscribes.len() > 8 {
+                        self.subscribes.remove(0);
+                    }
+                }
+                self.open.push(request);
+            }
+        }
+        if self.open.len() > 64 {
+            self.open.drain(..self.open.len() - 64);
+        }
+    }
+
+    /// Takes one of the open requests, picked by the script's next byte.
+    pub fn take(&mut self, script: &mut Script<'_>) -> Option<crate::Request> {
+        if self.open.is_empty() {
+            return None;
+        }
+        let at = usize::from(script.byte()) % self.open.len();
+        Some(self.open.remove(at))
+    }
+
+    /// One of the SUBSCRIBEs, picked by the script's next byte.
+    pub fn subscribe(&self, script: &mut Script<'_>) -> Option<&crate::Request> {
+        if self.subscribes.is_empty() {
+            return None;
+        }
+        let at = usize::from(script.byte()) % self.subscribes.len();
+        self.subscribes.get(at)
+    }
+
+    /// An answer to `request` with `status`, a To tag and `headers`; `None` when a header
+    /// cannot be written.
+    pub fn answer(
+        request: &crate::Request,
+        status: u16,
+        headers: &[(&str, String)],
+    ) -> Option<crate::Response> {
+        let mut response = crate::Response::for_request(request, status, "Fuzz").ok()?;
+        response.set_to_tag("peer").ok()?;
+        for (name, value) in headers {
+            response = response.header(name, value).ok()?;
+        }
+        Some(response)
+    }
+}
