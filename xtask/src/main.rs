@@ -150,10 +150,21 @@ fn fuzz_command(args: &[String]) -> Result<()> {
             fuzz(&t, secs)
         }
         (None, true) => {
-            for t in &targets {
-                fuzz(t, secs)?;
+            // Every target gets its time, whatever another found; the findings are listed
+            // at the end.
+            let failed: Vec<&String> = targets.iter().filter(|t| fuzz(t, secs).is_err()).collect();
+            if failed.is_empty() {
+                Ok(())
+            } else {
+                bail!(
+                    "fuzz targets with findings (inputs in fuzz/artifacts/TARGET): {}",
+                    failed
+                        .iter()
+                        .map(|t| t.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
             }
-            Ok(())
         }
     }
 }
