@@ -228,3 +228,165 @@ fn one_bearer_token_check_serves_every_listener() {
         }
     }
 }
+
+/// The sans-IO cores above the pure layers: protocol state machines and simulators' worlds
+/// that take time and bytes as arguments. Like the pure layers, their library code names no
+/// runtime, socket, file, environment or clock (their tests may).
+const CORES: &[&str] = &[
+    "crates/presence-sfb/src/endpoint",
+    "crates/presence-simple/src/endpoint",
+    "crates/presence-simple/src/pidf",
+    "crates/presence-simple/src/mapping.rs",
+    "crates/presence-simple/src/digest.rs",
+    "crates/presence-graph/src/core",
+    "crates/presence-graph/src/wire.rs",
+    "crates/presence-graph/src/mapping.rs",
+    "crates/presence-graph/src/rate.rs",
+    "crates/presence-sfb-sim/src/simulator",
+    "crates/presence-graph-sim/src/world",
+];
+
+/// What the pure layers and the sans-IO cores never name in library code.
+const IO_AND_CLOCK: &[&str] = &[
+    "tokio",
+    "std::net",
+    "std::fs",
+    "std::env",
+    "Instant::now",
+    "SystemTime::now",
+];
+
+/// The code lines of a library source file: no comment lines, nothing from the first
+/// `#[cfg(test)]` on; a file named tests.rs has none.
+fn library_code(file: &Path) -> Vec<(usize, String)> {
+    if file.file_name().is_some_and(|n| n == "tests.rs") {
+        return Vec::new();
+    }
+    let text = fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let library = text.split("#[cfg(test)]").next().unwrap_or("");
+    library
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim_start().starts_with("//"))
+        .map(|(i, l)| (i + 1, l.to_owned()))
+        .collect()
+}
+
+#[test]
+fn the_sans_io_cores_do_no_io_and_read_no_clock() {
+    let mut found = Vec::new();
+    for core in CORES {
+        let path = root().join(core);
+        assert!(
+            path.exists(),
+            "{core} is listed as a sans-IO core but does not exist"
+        );
+        let files = if path.is_dir() {
+            rust_files(&path)
+        } else {
+            vec![path]
+        };
+        for file in files {
+            for (n, line) in library_code(&file) {
+                for forbidden in IO_AND_CLOCK {
+                    if line.contains(forbidden) {
+                        found.push(format!("{}:{n}: {forbidden}", file.display()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "a sans-IO core does I/O or reads the clock:\n{}",
+        found.join("\n")
+    );
+}
+
+/// Each workspace crate's layer, read from the layer table of docs/architecture.md (the
+/// code block whose lines start `L0` ... `L5`), so that the document and this test agree.
+fn documented_layers() -> std::collections::BTreeMap<String, u8> {
+    let doc =
+        fs::read_to_string(root().join("docs/architecture.md")).expect("docs/architecture.md");
+    let mut layers = std::collections::BTreeMap::new();
+    let mut layer = None;
+    let mut in_table = false;
+    for line in doc.lines() {
+        if line.starts_with("```") {
+            if in_table {
+                break;
+            }
+            in_table = true;
+            continue;
+        }
+        if !in_table {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix('L')
+            && let Some(n) = rest.chars().next().and_then(|c| c.to_digit(10))
+        {
+            layer = Some(u8::try_from(n).expect("one digit"));
+        }
+        let Some(name) = line
+            .split_whitespace()
+            .find(|w| w.starts_with("presence-") || *w == "xtask")
+        else {
+            continue;
+        };
+        let layer = layer
+            .unwrap_or_else(|| panic!("`{name}` comes before any layer in docs/architecture.md"));
+        layers.insert(name.to_owned(), layer);
+    }
+    assert!(
+        layers.len() >= 10,
+        "the layer table of docs/architecture.md was read: {layers:?}"
+    );
+    layers
+}
+
+#[test]
+fn crates_depend_only_on_their_layer_or_below() {
+    let layers = documented_layers();
+    let out = std::process::Command::new(env!("CARGO"))
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
+        .current_dir(root())
+        .output()
+        .expect("cargo metadata runs");
+    assert!(
+        out.status.success(),
+        "cargo metadata: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("cargo metadata's JSON");
+    let mut wrong = Vec::new();
+    for package in metadata["packages"].as_array().expect("packages") {
+        let name = package["name"].as_str().expect("a name");
+        let Some(&own) = layers.get(name) else {
+            wrong.push(format!(
+                "{name} is not in the layer table of docs/architecture.md"
+            ));
+            continue;
+        };
+        for dep in package["dependencies"].as_array().expect("dependencies") {
+            // Normal dependencies only: tests and build scripts may use anything.
+            if !dep["kind"].is_null() {
+                continue;
+            }
+            let dep_name = dep["name"].as_str().expect("a dependency name");
+            let Some(&theirs) = layers.get(dep_name) else {
+                continue; // not a crate of this workspace
+            };
+            if theirs > own {
+                wrong.push(format!("{name} (L{own}) depends on {dep_name} (L{theirs})"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}

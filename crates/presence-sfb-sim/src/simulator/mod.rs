@@ -231,8 +231,9 @@ impl Simulator {
         now
     }
 
-    fn now(&self) -> Instant {
-        self.last_now.unwrap_or_else(Instant::now)
+    /// The latest time an input brought (the core reads no clock); `None` before any.
+    fn now(&self) -> Option<Instant> {
+        self.last_now
     }
 
     fn event(&mut self, event: SimEvent) {
@@ -445,10 +446,12 @@ impl Simulator {
             return;
         };
         let hold = response && !delay.is_zero();
-        if !hold && c.held_until.is_none() {
+        // Nothing held and nothing to hold: out at once. (Before any input brought a time,
+        // nothing can be held either: there is no "when".)
+        let Some(now) = now.filter(|_| hold || c.held_until.is_some()) else {
             self.push_out(conn, bytes);
             return;
-        }
+        };
         let mut release = if hold {
             now.checked_add(delay).unwrap_or(now)
         } else {
@@ -596,7 +599,7 @@ impl Simulator {
         });
     }
 
-    fn flush_notifications(&mut self, _now: Instant) {
+    fn flush_notifications(&mut self, now: Instant) {
         let due: Vec<(DialogKey, Vec<SipUri>)> = self
             .dialogs
             .iter_mut()
@@ -610,17 +613,18 @@ impl Simulator {
             .collect();
         for (key, users) in due {
             let body = self.update_body(&key, &users);
-            let state = self.active_state(&key);
+            let state = self.active_state(&key, Some(now));
             self.send_notify(&key, &state, body, false, &users, &[]);
         }
     }
 
-    fn active_state(&self, key: &DialogKey) -> String {
-        let now = self.now();
-        let left = self
-            .dialogs
-            .get(key)
-            .map_or(0, |d| seconds_until(now, d.expires_at));
+    /// `active;expires=N`, N the seconds the dialog has left at `now` (or the latest time
+    /// an input brought).
+    fn active_state(&self, key: &DialogKey, now: Option<Instant>) -> String {
+        let left = match (now.or(self.now()), self.dialogs.get(key)) {
+            (Some(now), Some(d)) => seconds_until(now, d.expires_at),
+            _ => 0,
+        };
         format!("active;expires={left}")
     }
 
@@ -706,7 +710,7 @@ impl Simulator {
             .collect();
         for key in keys {
             let body = self.terminated_body(&key, user);
-            let state = self.active_state(&key);
+            let state = self.active_state(&key, None);
             self.send_notify(&key, &state, body, false, &[], std::slice::from_ref(user));
             if let Some(d) = self.dialogs.get_mut(&key) {
                 d.resources.remove(user);
