@@ -269,3 +269,189 @@ fn a_reader_that_closes_the_pipe_early_is_not_a_crash() {
         );
     }
 }
+
+/// One typo in a profile is one error: the DNs that name the profile are listed once, in a
+/// note, instead of each getting a "not a presence profile" error of its own.
+#[test]
+fn check_reports_a_broken_profile_once_and_names_its_dns_in_a_note() {
+    let dir = Scratch::new("check-broken-profile");
+    let example_text = std::fs::read_to_string(example("bridge.toml")).unwrap();
+    dir.write(
+        "agent-states.xml",
+        &std::fs::read_to_string(example("agent-states.xml")).unwrap(),
+    );
+    let broken = example_text.replacen("15=OOS.", "16=OOS.", 1);
+    assert_ne!(broken, example_text, "the example maps index 15");
+    let config = dir.write("bridge.toml", &broken);
+    let out = run(&["check", "--config", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(text.contains("INVALID: 1 error(s)"), "{text}");
+    assert!(text.contains("state index `16` is not valid"), "{text}");
+    assert!(!text.contains("is not a presence profile"), "{text}");
+    let notes: Vec<&str> = text.lines().filter(|l| l.contains(": note: ")).collect();
+    assert_eq!(notes.len(), 1, "{text}");
+    assert!(
+        notes[0].contains("profile `PushProfile` cannot be used")
+            && notes[0].contains("the 3 DNs that name it depend on it: 5001, 5002, 5003"),
+        "{text}"
+    );
+
+    let out = run(&["check", "--config", config.to_str().unwrap(), "--json"]);
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["errors"].as_array().unwrap().len(), 1, "{json:#}");
+    let notes = json["notes"].as_array().unwrap();
+    assert_eq!(notes.len(), 1, "{json:#}");
+    assert_eq!(notes[0]["severity"], "note");
+    assert_eq!(notes[0]["dn"], "PushProfile");
+}
+
+/// A TLS file that cannot be read here is reported on the line of its own key, not on
+/// its table's header.
+#[test]
+fn check_points_certificate_findings_at_their_keys() {
+    let dir = Scratch::new("check-tls-lines");
+    let config = dir.write(
+        "bridge.toml",
+        "[sfb]\n\
+         pool = \"pool01.contoso.com:5061\"\n\
+         application-uri = \"sip:presence-bridge@contoso.com\"\n\
+         \n\
+         [sfb.tls]\n\
+         # the bridge's own certificate\n\
+         certificate = \"certs/presence-bridge.pem\"\n\
+         private-key = \"certs/presence-bridge.key\"\n\
+         ca = \"certs/contoso-ca.pem\"\n\
+         \n\
+         [simple]\n\
+         server = \"presence.example.com:5061\"\n\
+         transport = \"tls\"\n\
+         \n\
+         [simple.tls]\n\
+         ca = \"certs/presence-ca.pem\"\n",
+    );
+    let out = run(&["check", "--config", config.to_str().unwrap(), "--json"]);
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let at = |needle: &str| -> (u64, u64) {
+        let d = json["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["message"].as_str().unwrap().starts_with(needle))
+            .unwrap_or_else(|| panic!("a warning about {needle}: {json:#}"));
+        (d["line"].as_u64().unwrap(), d["column"].as_u64().unwrap())
+    };
+    assert_eq!(at("`sfb.tls.certificate`: cannot read"), (7, 1));
+    assert_eq!(at("`sfb.tls.private-key`: cannot read"), (8, 1));
+    assert_eq!(at("`sfb.tls.ca`: cannot read"), (9, 1));
+    assert_eq!(at("`simple.tls.ca`: cannot read"), (16, 1));
+    let text = stdout(&run(&["check", "--config", config.to_str().unwrap()]));
+    assert!(
+        text.contains("bridge.toml:7:1: warning: `sfb.tls.certificate`: cannot read"),
+        "{text}"
+    );
+}
+
+/// A misspelt key in a nested transport table names the table and the key meant.
+#[test]
+fn check_names_the_table_of_an_unknown_key() {
+    let dir = Scratch::new("check-unknown-key");
+    let config = dir.write(
+        "bridge.toml",
+        "[sfb]\npool = \"127.0.0.1:5061\"\ntransport = \"tcp\"\napplication-uri = \"sip:presence-bridge@contoso.com\"\n\n[sfb.subscription]\nbatch-sise = 100\n",
+    );
+    let out = run(&["check", "--config", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(
+        text.contains(
+            "bridge.toml:7:1: error: unknown key `batch-sise` in `[sfb.subscription]`: expected `batch-size` or `expires`; did you mean `batch-size`?"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("besides"), "{text}");
+}
+
+/// The lab example is what README's "Using it" runs against the simulator: it must stay
+/// valid, and clean (no certificate or secret it cannot find).
+#[test]
+fn check_the_lab_config() {
+    let config = example("lab.toml");
+    let out = run(&["check", "--config", config.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["valid"], true, "{json:#}");
+    assert_eq!(json["warnings"].as_array().unwrap().len(), 0, "{json:#}");
+    let dns = json["dns"].as_array().unwrap();
+    assert!(
+        dns.iter().all(|d| d["platform"] == "sfb"),
+        "every lab user is on the simulator: {json:#}"
+    );
+}
+
+/// docs/cli.md's `check --json` table names every top-level field the command writes, and
+/// nothing else.
+#[test]
+fn check_json_fields_are_the_documented_ones() {
+    let doc = std::fs::read_to_string(crate::support::root().join("docs/cli.md")).unwrap();
+    let section = doc
+        .split("### `check --json`")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("docs/cli.md has a `check --json` section");
+    let mut documented: Vec<String> = section
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .filter_map(|l| l.split('|').nth(1))
+        .flat_map(|cell| cell.split(','))
+        .map(|name| name.trim().trim_matches('`').to_owned())
+        .filter(|name| !name.contains('.') && !name.contains('['))
+        .collect();
+    documented.sort();
+    let config = example("bridge.toml");
+    let out = run(&["check", "--config", config.to_str().unwrap(), "--json"]);
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut written: Vec<String> = json.as_object().unwrap().keys().cloned().collect();
+    written.sort();
+    assert_eq!(written, documented);
+}
+
+/// What docs/cli.md says an invalid file's JSON holds: nothing but the diagnostics when
+/// its profiles and DNs do not load; everything when only a later check fails.
+#[test]
+fn check_json_of_an_invalid_file_holds_what_loaded() {
+    let dir = Scratch::new("check-invalid-json");
+    let text = "[options.TServer]\npresence-profile = \"P\"\n[dn.P]\ntype = \"VoIPService\"\nannex.TServer = { service-type = \"presence-profile\", map-presence-to-dnd = \"true\" }\n[dn.\"5001\"]\ntype = \"Extension\"\nuri = \"sip:a@contoso.com\"\n";
+    let check = |config: &std::path::Path| -> Value {
+        let out = run(&["check", "--config", config.to_str().unwrap(), "--json"]);
+        assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    // A setting of the [sfb] table that cannot work: the profiles and DNs loaded.
+    let config = dir.write(
+        "table.toml",
+        &format!("{text}[sfb]\npool = \"127.0.0.1:5061\"\ntransport = \"tcp\"\napplication-uri = \"not-a-sip-uri\"\n"),
+    );
+    let json = check(&config);
+    assert_eq!(json["valid"], false);
+    assert_eq!(json["application_profile"], "P");
+    assert_eq!(json["profiles"][0]["name"], "P");
+    assert_eq!(json["dns"][0]["dn"], "5001");
+    assert_eq!(json["dns"][0]["platform"], "sfb");
+    assert_eq!(json["summary"]["dns"], 1);
+    // A DN whose platform is not configured: loaded, but no DN's user is resolved.
+    let config = dir.write(
+        "platform.toml",
+        &format!("{text}platform = \"teams\"\n[sfb]\npool = \"127.0.0.1:5061\"\ntransport = \"tcp\"\napplication-uri = \"sip:b@contoso.com\"\n"),
+    );
+    let json = check(&config);
+    assert_eq!(json["dns"][0]["dn"], "5001");
+    assert_eq!(json["dns"][0]["platform"], Value::Null);
+    // A profile option that does not parse: nothing loaded.
+    let config = dir.write("option.toml", &text.replace("\"true\"", "\"ja\""));
+    let json = check(&config);
+    assert_eq!(json["application_profile"], Value::Null);
+    assert_eq!(json["profiles"].as_array().unwrap().len(), 0);
+    assert_eq!(json["dns"].as_array().unwrap().len(), 0);
+    assert!(!json["errors"].as_array().unwrap().is_empty());
+}

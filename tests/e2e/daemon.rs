@@ -449,6 +449,12 @@ fn the_demo_runs_and_exits_zero() {
         "Teams now shows agent3@contoso.com (DN 5003): DoNotDisturb/Presenting",
         // Logged out: the bridge's session ends and the user's own presence shows.
         "(no bridge session: the user's own presence)",
+        // agent2's login with PullProfile: the label is the bridge's mode, and the narration
+        // says why the DN's DND is what it is (on, from the presence SfB reports first, or
+        // not known yet when that came before the subscription).
+        "CC → RegisterAddress 5002 (agent2, pull, SfB)",
+        "DN 5002 is in pull mode with profile PullProfile (from login), and SfB ",
+        "CC → RequestAgentReady 5002 (agent2, push, SfB)",
         // The move of agent2 from SfB to Teams by a reload.
         "SfB: the bridge's publication for sip:agent2@contoso.com (DN 5002) is removed",
         "Teams now shows agent2@contoso.com (DN 5002): Available/Available",

@@ -390,3 +390,79 @@ fn crates_depend_only_on_their_layer_or_below() {
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+/// The documentation stands on its own: the docs and the crates' documentation state their
+/// facts instead of citing the project's internal working notes (`SPEC §n`, `SPEC.md`,
+/// `PROTOCOLS.md`), which do not ship.
+#[test]
+fn documentation_cites_no_internal_notes() {
+    let mut files: Vec<PathBuf> = vec![root().join("README.md")];
+    for entry in fs::read_dir(root().join("docs")).expect("docs/ is readable") {
+        let path = entry.expect("a directory entry").path();
+        if path.extension().is_some_and(|e| e == "md") {
+            files.push(path);
+        }
+    }
+    for (_, dir, _) in crates() {
+        files.extend(rust_files(&dir.join("src")));
+        files.extend(
+            ["README.md", "Cargo.toml"]
+                .iter()
+                .map(|name| dir.join(name))
+                .filter(|path| path.exists()),
+        );
+    }
+    let mut citations = Vec::new();
+    for file in files {
+        let text = fs::read_to_string(&file).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            if ["SPEC §", "SPEC.md", "PROTOCOLS.md"]
+                .iter()
+                .any(|needle| line.contains(needle))
+            {
+                citations.push(format!("{}:{}: {line}", file.display(), i + 1));
+            }
+        }
+    }
+    assert!(
+        citations.is_empty(),
+        "restate the fact instead of citing internal notes:\n{}",
+        citations.join("\n")
+    );
+}
+
+/// TLS failures are explained once, in `presence-tls`: the transports describe their peer
+/// and call it, and match no rustls certificate or alert error of their own.
+#[test]
+fn tls_failures_are_explained_in_one_place() {
+    let mut found = Vec::new();
+    for krate in ["presence-sfb", "presence-simple", "presence-graph"] {
+        let dir = root().join("crates").join(krate);
+        let manifest = fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+        assert!(
+            manifest.contains("presence-tls.workspace = true"),
+            "{krate} explains its TLS failures with presence-tls"
+        );
+        for file in rust_files(&dir.join("src")) {
+            for (n, line) in library_code(&file) {
+                for code in [
+                    "UnknownIssuer",
+                    "NotValidForName",
+                    "CaUsedAsEndEntity",
+                    "CertificateRequired",
+                    "CertificateError::",
+                    "AlertDescription::",
+                ] {
+                    if line.contains(code) {
+                        found.push(format!("{}:{n}: {code}", file.display()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "explain TLS failures in presence-tls:\n{}",
+        found.join("\n")
+    );
+}

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use presence_config::{Config, Diagnostic, Mode, ProfileMode, Severity, Users};
+use presence_config::{Config, Diagnostic, Mode, ProfileMode, Severity, Source, Users, locate_key};
 use presence_model::{Activities, AvailabilityClass, AvailabilityRange, Lcid, StateIndex};
 use presence_push::{Publication, PushTable};
 use serde::Serialize;
@@ -24,6 +24,8 @@ pub struct Report {
     valid: bool,
     errors: Vec<DiagnosticJson>,
     warnings: Vec<DiagnosticJson>,
+    /// More about the errors: the DNs that depend on a profile an error made unusable.
+    notes: Vec<DiagnosticJson>,
     application_profile: Option<String>,
     profiles: Vec<ProfileJson>,
     dns: Vec<DnJson>,
@@ -45,10 +47,7 @@ pub struct DiagnosticJson {
 impl From<&Diagnostic> for DiagnosticJson {
     fn from(d: &Diagnostic) -> Self {
         DiagnosticJson {
-            severity: match d.severity {
-                Severity::Error => "error",
-                Severity::Warning => "warning",
-            },
+            severity: d.severity.as_str(),
             file: d.location.file.to_string(),
             line: d.location.line,
             column: d.location.column,
@@ -198,16 +197,20 @@ fn report<'d>(
     users: Option<&Users>,
     diagnostics: impl IntoIterator<Item = &'d Diagnostic>,
 ) -> Result<Report> {
-    let (errors, warnings): (Vec<&Diagnostic>, Vec<&Diagnostic>) = diagnostics
-        .into_iter()
-        .partition(|d| d.severity == Severity::Error);
-    let errors: Vec<DiagnosticJson> = errors.into_iter().map(DiagnosticJson::from).collect();
-    let warnings = warnings.into_iter().map(DiagnosticJson::from).collect();
+    let (mut errors, mut warnings, mut notes) = (Vec::new(), Vec::new(), Vec::new());
+    for d in diagnostics {
+        match d.severity {
+            Severity::Error => errors.push(DiagnosticJson::from(d)),
+            Severity::Warning => warnings.push(DiagnosticJson::from(d)),
+            Severity::Note => notes.push(DiagnosticJson::from(d)),
+        }
+    }
     let mut report = Report {
         file,
         valid: errors.is_empty(),
         errors,
         warnings,
+        notes,
         application_profile: None,
         profiles: Vec::new(),
         dns: Vec::new(),
@@ -291,12 +294,20 @@ pub fn run(args: &CheckArgs) -> Result<ExitCode> {
                 users.as_ref(),
                 user_errors.iter().chain(&loaded.warnings),
             )?;
-            for (severity, table, message) in section_findings(&loaded.sections, &configured) {
+            let config_source = Source {
+                path,
+                text: &source,
+            };
+            for (severity, key, message) in section_findings(&loaded.sections, &configured) {
+                // The key's own line (`certificate = ...`), or its table's when the key is
+                // not written (a required key that is missing).
+                let (line, column) =
+                    locate_key(&config_source, key).map_or((1, 1), |l| (l.line, l.column));
                 let d = DiagnosticJson {
                     severity,
                     file: file.clone(),
-                    line: line_of(&source, table),
-                    column: 1,
+                    line,
+                    column,
                     dn: None,
                     option: None,
                     message,
@@ -408,7 +419,12 @@ fn diagnostic_line(d: &DiagnosticJson) -> String {
 /// The human-readable report.
 fn text(report: &Report, all_dns: bool) -> String {
     let mut out = String::new();
-    for d in report.errors.iter().chain(&report.warnings) {
+    for d in report
+        .errors
+        .iter()
+        .chain(&report.notes)
+        .chain(&report.warnings)
+    {
         writeln!(out, "{}", diagnostic_line(d)).unwrap();
     }
     if !report.valid {
@@ -566,7 +582,8 @@ fn text(report: &Report, all_dns: bool) -> String {
 /// What `run` would refuse in the transport and listener tables, beyond their syntax (which
 /// the loader checks): each transport's own findings (an error for a setting that cannot
 /// work, a warning for a file that cannot be read here: the check may run on another
-/// machine than the daemon), and the listeners'.
+/// machine than the daemon), and the listeners'. Each names the key it is about
+/// (`sfb.tls.certificate`, or a table: `cti`); `""` for the file as a whole.
 fn section_findings(
     sections: &Sections,
     configured: &[Configured],
@@ -574,7 +591,7 @@ fn section_findings(
     let mut out: Vec<(&'static str, &'static str, String)> = configured
         .iter()
         .flat_map(Configured::findings)
-        .map(|f| (f.severity.as_str(), f.table, f.message))
+        .map(|f| (f.severity.as_str(), f.key, f.message))
         .collect();
     if configured.is_empty() {
         out.push((
@@ -586,22 +603,12 @@ fn section_findings(
     if let Some(cti) = &sections.cti
         && let Err(e) = cti.validate()
     {
-        out.push(("error", "[cti]", e.to_string()));
+        out.push(("error", "cti", e.to_string()));
     }
     if let Some(admin) = &sections.admin
         && let Err(e) = admin.validate()
     {
-        out.push(("error", "[admin]", e.to_string()));
+        out.push(("error", "admin", e.to_string()));
     }
     out
-}
-
-/// The 1-based line of a table header, or 1.
-fn line_of(text: &str, header: &str) -> u32 {
-    if header.is_empty() {
-        return 1;
-    }
-    text.lines()
-        .position(|l| l.trim_start().starts_with(header))
-        .map_or(1, |i| i as u32 + 1)
 }

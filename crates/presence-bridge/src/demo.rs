@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use futures_util::{SinkExt, StreamExt};
+use presence_config::{Config, ProfileMode};
+use presence_engine::{DnView, EngineHandle};
 use presence_graph_sim::{GraphSimServer, SimConfig as GraphConfig};
 use presence_model::{AvailabilityClass, Lcid, SipUri};
 use presence_sfb_sim::{ServerConfig, SimConfig, SimEvent, SimServer};
@@ -135,18 +137,63 @@ type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 struct Desk {
     ws: Ws,
     next_ref: u64,
-    /// Who is who, for the narration.
-    names: BTreeMap<String, &'static str>,
+    /// The bridge, asked what each DN is now (its mode and platform change with logins
+    /// and reloads).
+    engine: EngineHandle,
+    /// Who works on each DN, for the narration.
+    people: BTreeMap<&'static str, &'static str>,
+    /// Each DN's label, `(agent2, pull, SfB)`: the person, and the mode and platform the
+    /// bridge has for the DN, as of its last request.
+    labels: BTreeMap<String, String>,
+}
+
+/// How the narration names a platform.
+fn platform_name(platform: &str) -> &str {
+    match platform {
+        "sfb" => "SfB",
+        "teams" => "Teams",
+        "simple" => "SIP SIMPLE",
+        other => other,
+    }
 }
 
 impl Desk {
+    /// Reads the DN's mode and platform from the bridge for its label.
+    async fn relabel(&mut self, dn: &str) -> Result<()> {
+        let Some(person) = self.people.get(dn).copied() else {
+            return Ok(());
+        };
+        let label = match self.engine.dn(dn).await? {
+            Some(view) => format!(
+                "({person}, {}, {})",
+                view.mode,
+                platform_name(view.platform.as_deref().unwrap_or("no platform"))
+            ),
+            None => format!("({person})"),
+        };
+        self.labels.insert(dn.to_owned(), label);
+        Ok(())
+    }
+
+    /// Reads every DN's label from the bridge (after a reload).
+    async fn relabel_all(&mut self) -> Result<()> {
+        let dns: Vec<&'static str> = self.people.keys().copied().collect();
+        for dn in dns {
+            self.relabel(dn).await?;
+        }
+        Ok(())
+    }
+
+    fn label(&self, dn: &str) -> &str {
+        self.labels.get(dn).map_or("", String::as_str)
+    }
+
     async fn send(&mut self, narrator: &Narrator, body: ClientRequest) -> Result<ServerEvent> {
         self.next_ref += 1;
         let reference_id = self.next_ref;
         let message = ClientMessage::new(reference_id, body);
         let dn = message.body.this_dn().to_string();
-        let who = self.names.get(&dn).copied().unwrap_or("");
-        let label = format!("{} {dn} {who}", message.body.name());
+        let label = format!("{} {dn} {}", message.body.name(), self.label(&dn));
         narrator.say(format!(
             "CC → {}{}",
             label.trim_end(),
@@ -160,6 +207,8 @@ impl Desk {
             let event = self.next_event(narrator).await?;
             if event.reference_id() == Some(reference_id) {
                 narrator.detail(format!("← {}{}", event.name(), describe_answer(&event)));
+                // A login or logout may change the DN's profile, so its mode.
+                self.relabel(&dn).await?;
                 return Ok(event);
             }
         }
@@ -197,7 +246,7 @@ impl Desk {
                 activity,
                 ..
             } => {
-                let who = self.names.get(this_dn.as_str()).copied().unwrap_or("");
+                let who = self.label(this_dn.as_str());
                 narrator.say(format!(
                     "CC ← {} on {this_dn} {who}: SfB availability {availability} ({}){}",
                     event.name(),
@@ -440,13 +489,17 @@ pub async fn run(args: &DemoArgs) -> Result<ExitCode> {
         "bridge connected to SfB and to Teams (it holds a Graph token): every push user's current state is published, every pull user subscribed",
     );
 
+    let people: BTreeMap<&'static str, &'static str> = [
+        ("5001", "agent1"),
+        ("5002", "agent2"),
+        ("5003", "agent3"),
+        ("6001", "expert1"),
+        ("6002", "expert2"),
+        ("6003", "expert3"),
+    ]
+    .into_iter()
+    .collect();
     let names: BTreeMap<String, &'static str> = [
-        ("5001", "(agent1, push, SfB)"),
-        ("5002", "(agent2, push, SfB)"),
-        ("5003", "(agent3, push, Teams)"),
-        ("6001", "(expert1, pull, SfB)"),
-        ("6002", "(expert2, pull, SfB)"),
-        ("6003", "(expert3, pull, Teams)"),
         ("sip:agent1@contoso.com", "(DN 5001)"),
         ("sip:agent2@contoso.com", "(DN 5002)"),
         ("agent2@contoso.com", "(DN 5002)"),
@@ -461,7 +514,7 @@ pub async fn run(args: &DemoArgs) -> Result<ExitCode> {
         sfb_events,
         teams,
         teams_shown: BTreeMap::new(),
-        names: names.clone(),
+        names,
     };
     platforms.settle(&narrator, step).await;
 
@@ -472,8 +525,11 @@ pub async fn run(args: &DemoArgs) -> Result<ExitCode> {
     let mut desk = Desk {
         ws,
         next_ref: 0,
-        names,
+        engine: bridge.engine.clone(),
+        people,
+        labels: BTreeMap::new(),
     };
+    desk.relabel_all().await?;
     narrator.say("contact-centre desktop connected");
 
     let dn = |n: &str| n.parse::<presence_model::DnNumber>().expect("valid DN");
@@ -577,6 +633,14 @@ pub async fn run(args: &DemoArgs) -> Result<ExitCode> {
     }
 
     println!("\n--- Profiles per login session ---");
+    // What the bridge last published for agent2 in push mode, to tell it when it comes
+    // back as agent2's presence.
+    let pushed = bridge.engine.dn("5002").await?.and_then(|view| {
+        Some((
+            view.last_published_availability?,
+            view.last_published_state?,
+        ))
+    });
     let answer = desk
         .send(&narrator, login("5002", "agent2", Some("PullProfile")))
         .await?;
@@ -590,8 +654,22 @@ pub async fn run(args: &DemoArgs) -> Result<ExitCode> {
         },
     )
     .await?;
-    narrator.detail("(5002 is in pull mode for this session: its SfB presence now drives its DND)");
     desk.drain(&narrator, step).await?;
+    // The subscription's first presence decides the DND: give it a moment to arrive.
+    let waited = Instant::now();
+    while bridge
+        .engine
+        .dn("5002")
+        .await?
+        .is_some_and(|view| view.dnd.is_none() && view.last_reported_availability.is_none())
+        && waited.elapsed() < Duration::from_millis(1500)
+    {
+        desk.drain(&narrator, Duration::from_millis(50)).await?;
+    }
+    let config = prepare(&text)?.loaded.config;
+    if let Some(view) = bridge.engine.dn("5002").await? {
+        narrator.detail(dnd_reason(&view, &config, pushed.as_ref()));
+    }
     let agent2 = SipUri::new("sip:agent2@contoso.com")?;
     narrator.say("SfB: agent2 picks 3500 (Online) \"Available\" in their own client");
     platforms
@@ -661,6 +739,7 @@ pub async fn run(args: &DemoArgs) -> Result<ExitCode> {
         "reload applied: {} DN moved, {} reassigned, agent2 still logged in and Ready",
         report.moved, report.reassigned
     ));
+    desk.relabel_all().await?;
     platforms.settle(&narrator, teams_step).await;
 
     println!("\n--- At the end of the day ---");
@@ -731,6 +810,56 @@ pub async fn run(args: &DemoArgs) -> Result<ExitCode> {
     platforms.teams.shutdown().await;
     narrator.say("demo finished");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Why a DN's DND is what it is, in one line, from the bridge's view of the DN: its mode
+/// and profile, the presence its platform reported and the profile's available ranges.
+/// `pushed` is what the bridge last published for the DN in push mode (availability and
+/// state), named when it is what the platform reports back.
+fn dnd_reason(view: &DnView, config: &Config, pushed: Option<&(u16, String)>) -> String {
+    let dn = &view.dn;
+    let platform = platform_name(view.platform.as_deref().unwrap_or("its platform"));
+    let Some(profile) = view.profile.as_deref() else {
+        return format!("(DN {dn} has no presence profile, so no DND from {platform})");
+    };
+    let source = view.profile_source.unwrap_or("none");
+    let ranges = config.profiles().find_map(|p| match &p.mode {
+        ProfileMode::Pull(pull) if p.name.as_str() == profile => {
+            Some(crate::check::ranges_text(&pull.ranges))
+        }
+        _ => None,
+    });
+    let mode = view.mode;
+    let (Some(dnd), Some(availability), Some(ranges)) =
+        (view.dnd, view.last_reported_availability, ranges)
+    else {
+        let why = match view.last_reported_availability {
+            Some(0) => format!(
+                "{platform} reports no availability (0, not set) for its user, and availability 0 changes nothing"
+            ),
+            Some(availability) => format!("{platform} reports {availability} for its user"),
+            None => format!("{platform} has reported no presence for its user yet"),
+        };
+        return format!(
+            "(why no DND yet: DN {dn} is in {mode} mode with profile {profile} (from {source}), and {why})"
+        );
+    };
+    let class = AvailabilityClass::of(availability.min(18_000) as u16).name();
+    let activity = view
+        .last_reported_activity
+        .as_deref()
+        .map(|a| format!(" \"{a}\""))
+        .unwrap_or_default();
+    let side = if dnd == "on" { "outside" } else { "inside" };
+    let echo = match pushed {
+        Some((published, state)) if u64::from(*published) == availability => format!(
+            "; that is the {state} presence the bridge itself published for DN {dn} while it was in push mode"
+        ),
+        _ => String::new(),
+    };
+    format!(
+        "(why DND {dnd}: DN {dn} is in {mode} mode with profile {profile} (from {source}), and {platform} reports {availability} ({class}){activity} for its user, {side} {profile}'s available range {ranges}{echo})"
+    )
 }
 
 /// An agent's day on DN `d`, after login: ready, a call, after-call work, ready, walk

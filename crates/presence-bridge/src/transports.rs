@@ -21,8 +21,8 @@ pub use presence_transport::settings::Severity;
 #[derive(Clone, Debug)]
 pub struct Finding {
     pub severity: Severity,
-    /// The table it is about (`[sfb]`), to find its line.
-    pub table: &'static str,
+    /// The key it is about, with its table (`sfb.tls.certificate`), to find its line.
+    pub key: &'static str,
     /// `` `key`: what is wrong ``.
     pub message: String,
 }
@@ -63,15 +63,6 @@ impl Configured {
         }
     }
 
-    /// The table's header.
-    pub fn table(&self) -> &'static str {
-        match self {
-            Configured::Sfb(_) => "[sfb]",
-            Configured::Teams(_) => "[teams]",
-            Configured::Simple(_) => "[simple]",
-        }
-    }
-
     /// The platform and how it knows users, for the configuration's user resolution.
     pub fn spec(&self) -> PlatformSpec {
         PlatformSpec {
@@ -86,7 +77,6 @@ impl Configured {
     /// What the transport's own validation says about its table (offline: files and
     /// environment variables are looked at, nothing is contacted).
     pub fn findings(&self) -> Vec<Finding> {
-        let table = self.table();
         let findings = match self {
             Configured::Sfb(settings) => settings.findings(),
             Configured::Teams(settings) => settings.findings(),
@@ -96,7 +86,7 @@ impl Configured {
             .into_iter()
             .map(|f| Finding {
                 severity: f.severity,
-                table,
+                key: f.key,
                 message: format!("`{}`: {}", f.key, f.message),
             })
             .collect()

@@ -67,18 +67,29 @@ impl LineIndex {
 /// How serious a diagnostic is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {
+    /// Not a problem of its own: more about an error reported beside it (for example the
+    /// DNs that depend on a profile an error made unusable).
+    Note,
     /// The configuration loads; something is ignored or probably not meant.
     Warning,
     /// The configuration is refused.
     Error,
 }
 
-impl fmt::Display for Severity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl Severity {
+    /// `note`, `warning` or `error`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Severity::Note => "note",
             Severity::Warning => "warning",
             Severity::Error => "error",
-        })
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -159,6 +170,30 @@ pub enum ConfigError {
         name: String,
         /// The presence-profile DNs that exist.
         known: Vec<String>,
+    },
+    /// A note: a presence profile that an error made unusable, and who names it. The DNs
+    /// listed are not reported again, each with a "not a presence profile" error of its own.
+    #[error("{}", unusable_profile(.profile, .cause, .dns, *.application))]
+    UnusableProfile {
+        /// The profile.
+        profile: String,
+        /// What made it unusable, in a few words ("its `aggregated-states` is invalid").
+        cause: &'static str,
+        /// The Extension DNs whose annex names it, in file order.
+        dns: Vec<String>,
+        /// The application's `presence-profile` names it too.
+        application: bool,
+    },
+    /// A key that a transport's or listener's table (`[sfb]`, `[sfb.subscription]`,
+    /// `[cti]`, ...) does not have, or a top-level table that is not known.
+    #[error("{}", unknown_section_key(.table.as_deref(), .key, .valid))]
+    UnknownSectionKey {
+        /// The table the key is in (`sfb.subscription`); `None` at the top level.
+        table: Option<String>,
+        /// The key as written.
+        key: String,
+        /// The keys (or, at the top level, the tables) valid there.
+        valid: Vec<String>,
     },
     /// An Extension DN that gets presence but has no address of its user.
     #[error(
@@ -308,9 +343,73 @@ fn configured_platforms(configured: &[String]) -> String {
     }
 }
 
+/// How many DNs a note about an unusable profile lists before it says "and N more".
+const DEPENDENTS_LISTED: usize = 10;
+
+fn unusable_profile(profile: &str, cause: &str, dns: &[String], application: bool) -> String {
+    let mut text = format!("profile `{profile}` cannot be used ({cause}: see the error above)");
+    if !dns.is_empty() {
+        let listed: Vec<&str> = dns
+            .iter()
+            .take(DEPENDENTS_LISTED)
+            .map(String::as_str)
+            .collect();
+        let more = dns.len() - listed.len();
+        text.push_str(&format!(
+            ", and {} that name{} it depend{} on it: {}{}",
+            if dns.len() == 1 {
+                "the DN".to_owned()
+            } else {
+                format!("the {} DNs", dns.len())
+            },
+            if dns.len() == 1 { "s" } else { "" },
+            if dns.len() == 1 { "s" } else { "" },
+            listed.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        ));
+    }
+    if application {
+        text.push_str(
+            ", and it is the application's default `presence-profile`: every DN without a profile of its own depends on it",
+        );
+    }
+    text
+}
+
+/// "`a`", "`a` or `b`", "`a`, `b` or `c`".
+fn alternatives(valid: &[String]) -> String {
+    let quoted: Vec<String> = valid.iter().map(|v| format!("`{v}`")).collect();
+    match quoted.split_last() {
+        None => "nothing".to_owned(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+    }
+}
+
+fn unknown_section_key(table: Option<&str>, key: &str, valid: &[String]) -> String {
+    let hint = suggestion_among(key, valid.iter().map(String::as_str));
+    match table {
+        Some(table) => format!(
+            "unknown key `{key}` in `[{table}]`: expected {}{hint}",
+            alternatives(valid)
+        ),
+        None => format!(
+            "unknown top-level table or key `{key}`: expected {} (besides `options` and `dn`){hint}",
+            alternatives(valid)
+        ),
+    }
+}
+
 fn suggestion(key: &str, valid: &str) -> String {
+    suggestion_among(key, valid.split(", "))
+}
+
+fn suggestion_among<'v>(key: &str, valid: impl Iterator<Item = &'v str>) -> String {
     let best = valid
-        .split(", ")
         .map(|candidate| (edit_distance(key, candidate), candidate))
         .filter(|(d, c)| *d <= 2.max(c.len() / 4))
         .min();
@@ -392,6 +491,11 @@ impl Diagnostics {
     /// The warnings only.
     pub fn warnings(&self) -> impl Iterator<Item = &Diagnostic> {
         self.0.iter().filter(|d| d.severity == Severity::Warning)
+    }
+
+    /// The notes only: more about the errors (which DNs depend on a broken profile).
+    pub fn notes(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.0.iter().filter(|d| d.severity == Severity::Note)
     }
 }
 

@@ -79,4 +79,6 @@ pub use config::{
     ProfileMode, ProfileSource, PullSettings, PushSettings, Resolution, Users,
 };
 pub use diag::{ConfigError, Diagnostic, Diagnostics, Location, Severity};
-pub use load::{DEFAULT_MAX_CONFIG_SIZE, LoadOptions, Loaded, NoSections, Source, load};
+pub use load::{
+    DEFAULT_MAX_CONFIG_SIZE, LoadOptions, Loaded, NoSections, Source, load, locate_key,
+};

@@ -94,6 +94,7 @@ pub fn load<S: DeserializeOwned>(
         text: source.text,
         lines,
         sink: Sink::default(),
+        unusable: BTreeMap::new(),
     };
     if source.text.len() > options.max_size {
         let location = w.loc(0);
@@ -148,6 +149,21 @@ struct Walker<'t> {
     text: &'t str,
     lines: LineIndex,
     sink: Sink,
+    /// Presence profiles an error made unusable, by name: their error is reported once,
+    /// and the DNs that name them are listed in one note instead of an error each.
+    unusable: BTreeMap<String, Unusable>,
+}
+
+/// A presence profile that an error made unusable, and who names it.
+struct Unusable {
+    /// The profile DN's header.
+    span: Span,
+    /// What made it unusable, in a few words.
+    cause: &'static str,
+    /// The Extension DNs whose annex names it.
+    dns: Vec<String>,
+    /// The application's `presence-profile` names it.
+    application: bool,
 }
 
 /// An option value as read: its text (TOML strings, and integers / booleans where natural,
@@ -352,24 +368,66 @@ impl<'t> Walker<'t> {
             config.application_profile = Some((number, self.loc(span.start)));
         }
         self.extensions(&mut config, raw_dns);
+        self.unusable_notes();
         (config, sections)
+    }
+
+    /// One note per unusable profile that something names: which DNs depend on it.
+    fn unusable_notes(&mut self) {
+        for (name, unusable) in std::mem::take(&mut self.unusable) {
+            if unusable.dns.is_empty() && !unusable.application {
+                continue;
+            }
+            let location = self.loc(unusable.span.start);
+            self.sink.push(
+                Severity::Note,
+                location,
+                Some(&name),
+                None,
+                ConfigError::UnusableProfile {
+                    profile: name.clone(),
+                    cause: unusable.cause,
+                    dns: unusable.dns,
+                    application: unusable.application,
+                },
+            );
+        }
+    }
+
+    /// Remembers that profile `number` (its header at `span`) cannot be used, and why.
+    fn unusable(&mut self, number: &DnNumber, span: &Span, cause: &'static str) {
+        self.unusable.insert(
+            number.to_string(),
+            Unusable {
+                span: span.clone(),
+                cause,
+                dns: Vec::new(),
+                application: false,
+            },
+        );
     }
 
     /// Deserializes the top-level tables other than `[options]` and `[dn]` into `S`.
     fn sections<S: DeserializeOwned>(&mut self, others: DeTable<'_>) -> Option<S> {
         let span = others.iter().next().map_or(0..0, |(key, _)| key.span());
+        let mut keys = Vec::new();
+        key_tables(&others, "", &mut keys);
         let value = Spanned::new(span.clone(), DeValue::Table(others));
         match S::deserialize(toml::de::ValueDeserializer::from(value)) {
             Ok(sections) => Some(sections),
             Err(e) => {
                 let span = e.span().unwrap_or(span);
                 let message = e.message().trim_end().to_owned();
-                let message = if message.starts_with("unknown field") {
-                    format!("{message} (besides `options` and `dn`)")
-                } else {
-                    message
+                // serde names an unknown key but not its table: the span finds the table.
+                let error = match (unknown_field(&message), keys.iter().find(|k| k.0 == span)) {
+                    (Some(valid), Some((_, table, key))) => ConfigError::UnknownSectionKey {
+                        table: table.clone(),
+                        key: key.clone(),
+                        valid,
+                    },
+                    _ => ConfigError::Section { message },
                 };
-                self.error(&span, None, None, ConfigError::Section { message });
+                self.error(&span, None, None, error);
                 None
             }
         }
@@ -649,6 +707,7 @@ impl<'t> Walker<'t> {
                     Ok(b) => b,
                     Err(e) => {
                         self.error(&opt.value.span, dn, Some("map-presence-to-dnd"), e);
+                        self.unusable(number, span, "its `map-presence-to-dnd` is not a boolean");
                         continue;
                     }
                 },
@@ -683,6 +742,11 @@ impl<'t> Walker<'t> {
                         })),
                         Err(e) => {
                             self.value_error(&opt.value, dn, "presence-availability-range", e);
+                            self.unusable(
+                                number,
+                                span,
+                                "its `presence-availability-range` is invalid",
+                            );
                             None
                         }
                     },
@@ -703,9 +767,15 @@ impl<'t> Walker<'t> {
                     opts.get("agent-presence-map"),
                     opts.get("aggregated-states"),
                 ) {
-                    (Some(map_opt), Some(states_opt)) => self.push_mode(
+                    (Some(map_opt), Some(states_opt)) => match self.push_mode(
                         number, map_opt, states_opt, options, base, read_file, &mut maps,
-                    ),
+                    ) {
+                        Ok(mode) => Some(mode),
+                        Err(cause) => {
+                            self.unusable(number, span, cause);
+                            None
+                        }
+                    },
                     _ => {
                         self.warn(
                             span,
@@ -734,6 +804,7 @@ impl<'t> Walker<'t> {
         profiles
     }
 
+    /// A push profile's mode, or (its errors reported) what makes it unusable.
     #[allow(clippy::too_many_arguments)]
     fn push_mode(
         &mut self,
@@ -744,7 +815,7 @@ impl<'t> Walker<'t> {
         base: &Path,
         read_file: &mut dyn FnMut(&Path) -> io::Result<Vec<u8>>,
         maps: &mut MapCache,
-    ) -> Option<ProfileMode> {
+    ) -> Result<ProfileMode, &'static str> {
         let dn = Some(number.as_str());
         let states = match parse_aggregated_states(&states_opt.value.text) {
             Ok(states) => Some(states),
@@ -754,8 +825,13 @@ impl<'t> Walker<'t> {
             }
         };
         let map_path = base.join(map_opt.value.text.trim());
-        let map = maps.get(self, &map_path, map_opt, number, options, read_file)?;
-        let states = states?;
+        let map = maps.get(self, &map_path, map_opt, number, options, read_file);
+        let Some(states) = states else {
+            return Err("its `aggregated-states` is invalid");
+        };
+        let Some(map) = map else {
+            return Err("its `agent-presence-map` cannot be used");
+        };
         let unmapped: Vec<String> = states.missing().map(|i| i.to_string()).collect();
         if !unmapped.is_empty() {
             self.warn(
@@ -793,7 +869,12 @@ impl<'t> Walker<'t> {
             }
         }
         maps.record_use(&map_path, number, &states);
-        ok.then_some(ProfileMode::Push(PushSettings {
+        if !ok {
+            return Err(
+                "its `aggregated-states` names states its agent-presence map does not define",
+            );
+        }
+        Ok(ProfileMode::Push(PushSettings {
             map_path,
             map,
             states,
@@ -837,6 +918,8 @@ impl<'t> Walker<'t> {
     }
 
     /// Checks a profile name given at DN or application level; returns the profile's name.
+    /// A profile that exists but an error made unusable is not reported again here: the DN
+    /// (or the application) is listed in that profile's note instead.
     fn profile_name(
         &mut self,
         config: &Config,
@@ -845,6 +928,13 @@ impl<'t> Walker<'t> {
         dn: Option<&str>,
         option: &str,
     ) -> Option<DnNumber> {
+        if let Some(unusable) = self.unusable.get_mut(name) {
+            match dn {
+                Some(dn) => unusable.dns.push(dn.to_owned()),
+                None => unusable.application = true,
+            }
+            return None;
+        }
         match config.profiles.get_key_value(name) {
             Some((number, _)) => Some(number.clone()),
             None => {
@@ -946,6 +1036,108 @@ impl<'t> Walker<'t> {
             });
         }
     }
+}
+
+/// Every key of `table` (and of the tables within) with its span, the table it is in
+/// (`None` at the top; `sfb.subscription`; `[teams.apps]` within an array of tables, so
+/// that `[{table}]` reads `[[teams.apps]]`) and its name.
+fn key_tables(table: &DeTable<'_>, prefix: &str, out: &mut Vec<(Span, Option<String>, String)>) {
+    for (key, value) in table {
+        let name = key.get_ref().to_string();
+        let path = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}.{name}")
+        };
+        out.push((
+            key.span(),
+            (!prefix.is_empty()).then(|| prefix.to_owned()),
+            name,
+        ));
+        match value.get_ref() {
+            DeValue::Table(inner) => key_tables(inner, &path, out),
+            DeValue::Array(items) => {
+                for item in items.iter() {
+                    if let DeValue::Table(inner) = item.get_ref() {
+                        key_tables(inner, &format!("[{path}]"), out);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The valid keys of serde's "unknown field `x`, expected `a` or `b`" (or "expected one of
+/// `a`, `b`, `c`", or "there are no fields"); `None` for any other message.
+fn unknown_field(message: &str) -> Option<Vec<String>> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (_, rest) = rest.split_once("`, ")?;
+    if rest.starts_with("there are no fields") {
+        return Some(Vec::new());
+    }
+    let expected = rest.strip_prefix("expected ")?;
+    let valid: Vec<String> = expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect();
+    (!valid.is_empty()).then_some(valid)
+}
+
+/// Where the key `dotted` (`sfb.tls.certificate`) is written in a configuration text: the
+/// key's own line and column, or, when the key is not written (a required key that is
+/// missing), the nearest table on its path that is (`[sfb.tls]`, else `[sfb]`). In an array
+/// of tables the first element that has the next key is followed. `None` when not even the
+/// first table is in the text, or the text is not TOML.
+///
+/// For findings that name a key, such as the transports' (`check` points at the line).
+///
+/// ```
+/// use std::path::Path;
+/// use presence_config::{locate_key, Source};
+/// let text = "[sfb]\npool = \"p:5061\"\n\n[sfb.tls]\nca = \"ca.pem\"\ncertificate = \"c.pem\"\n";
+/// let source = Source { path: Path::new("bridge.toml"), text };
+/// assert_eq!(locate_key(&source, "sfb.tls.certificate").unwrap().to_string(), "bridge.toml:6:1");
+/// // Not written: the table that would hold it.
+/// assert_eq!(locate_key(&source, "sfb.tls.private-key").unwrap().line, 4);
+/// assert_eq!(locate_key(&source, "teams.tenant"), None);
+/// ```
+pub fn locate_key(source: &Source<'_>, dotted: &str) -> Option<Location> {
+    let root = DeTable::parse(source.text).ok()?;
+    let mut table: &DeTable<'_> = root.get_ref();
+    let mut found: Option<Span> = None;
+    let segments: Vec<&str> = dotted.split('.').collect();
+    for (i, segment) in segments.iter().enumerate() {
+        let Some((key, value)) = table.get_key_value(*segment) else {
+            break;
+        };
+        found = Some(key.span());
+        let next = segments.get(i + 1);
+        table = match value.get_ref() {
+            DeValue::Table(inner) => inner,
+            DeValue::Array(items) => {
+                let tables = items.iter().filter_map(|item| match item.get_ref() {
+                    DeValue::Table(inner) => Some(inner),
+                    _ => None,
+                });
+                let mut tables = tables.peekable();
+                let first = tables.peek().copied();
+                match tables
+                    .find(|t| next.is_some_and(|n| t.contains_key(*n)))
+                    .or(first)
+                {
+                    Some(inner) => inner,
+                    None => break,
+                }
+            }
+            _ => break,
+        };
+    }
+    let span = found?;
+    let file: Arc<str> = Arc::from(source.path.display().to_string());
+    Some(LineIndex::new(file, source.text).locate(source.text, span.start))
 }
 
 /// The byte offset of item `K=...` in an `aggregated-states` value (0 if not found).

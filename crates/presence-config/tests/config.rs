@@ -336,6 +336,208 @@ fn bad_input_suite() {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
+/// One mistake in a profile is reported once, where it is; the DNs (and the application)
+/// that name the profile are listed in one note, not each given an error of its own
+/// saying the profile does not exist.
+#[test]
+fn a_broken_profile_is_reported_once_with_its_dependents_in_a_note() {
+    let dependents = "[options.TServer]\npresence-profile = \"PushProfile\"\n\n[dn.\"5001\"]\ntype = \"Extension\"\nuri = \"sip:a@x.com\"\nannex.TServer = { presence-profile = \"PushProfile\" }\n[dn.\"5002\"]\ntype = \"Extension\"\nuri = \"sip:b@x.com\"\nannex.TServer = { presence-profile = \"PushProfile\" }\n[dn.\"5003\"]\ntype = \"Extension\"\nuri = \"sip:c@x.com\"\nannex.TServer = { presence-profile = \"Nope\" }\n";
+    let pull_with_bad_range = "\n[dn.PushProfile]\ntype = \"VoIPService\"\nannex.TServer = { service-type = \"presence-profile\", map-presence-to-dnd = \"true\", presence-availability-range = \"abc\" }\n";
+    let cases = [
+        (
+            "index 16",
+            push_profile(&SEED_STATES.replace("15=OOS", "16=OOS")),
+            "`16`",
+            "its `aggregated-states` is invalid",
+        ),
+        (
+            "map file missing",
+            push_profile(SEED_STATES).replace("agent-states.xml", "nowhere.xml"),
+            "cannot read the agent-presence map",
+            "its `agent-presence-map` cannot be used",
+        ),
+        (
+            "ID missing from the map",
+            push_profile(&SEED_STATES.replace("2=IDLE_READY", "2=LUNCH")),
+            "`LUNCH`",
+            "names states its agent-presence map does not define",
+        ),
+        (
+            "bad boolean",
+            push_profile(SEED_STATES).replace("\"false\"", "\"ja\""),
+            "`ja`",
+            "its `map-presence-to-dnd` is not a boolean",
+        ),
+        (
+            "bad range",
+            pull_with_bad_range.to_owned(),
+            "`abc`",
+            "its `presence-availability-range` is invalid",
+        ),
+    ];
+    for (name, profile, root_cause, cause) in cases {
+        let text = format!("{profile}\n{dependents}");
+        let err = try_load(&text, &[]).expect_err(name);
+        let errors: Vec<String> = err.errors().map(ToString::to_string).collect();
+        // The root cause, and the DN naming a profile that really does not exist.
+        assert_eq!(errors.len(), 2, "{name}: {errors:#?}");
+        assert!(errors[0].contains(root_cause), "{name}: {errors:#?}");
+        assert!(
+            errors[1].contains("DN `5003`") && errors[1].contains("`Nope`"),
+            "{name}: {errors:#?}"
+        );
+        assert!(
+            !errors
+                .iter()
+                .any(|e| e.contains("`PushProfile` is not a presence profile")),
+            "{name}: {errors:#?}"
+        );
+        let notes: Vec<String> = err.notes().map(ToString::to_string).collect();
+        assert_eq!(notes.len(), 1, "{name}: {notes:#?}");
+        let note = &notes[0];
+        assert!(
+            note.starts_with("conf/bridge.toml:2:5: note: DN `PushProfile`: "),
+            "{name}: {note}"
+        );
+        for needle in [
+            "profile `PushProfile` cannot be used",
+            cause,
+            "the 2 DNs that name it depend on it: 5001, 5002",
+            "the application's default `presence-profile`",
+        ] {
+            assert!(note.contains(needle), "{name}: `{needle}` in {note}");
+        }
+        assert!(!note.contains("5003"), "{name}: {note}");
+        // The summary counts the errors, not the dependents.
+        assert!(
+            err.to_string()
+                .starts_with("the configuration is invalid (2 errors)"),
+            "{err}"
+        );
+    }
+    // Many dependents: the note lists ten and counts the rest.
+    let mut text = push_profile("1=IDLE_OUT, 16=OOS");
+    for i in 0..25 {
+        text.push_str(&format!(
+            "[dn.\"{n}\"]\ntype = \"Extension\"\nuri = \"sip:u{n}@x.com\"\nannex.TServer = {{ presence-profile = \"PushProfile\" }}\n",
+            n = 7000 + i
+        ));
+    }
+    let err = try_load(&text, &[]).unwrap_err();
+    assert_eq!(err.errors().count(), 1, "{err}");
+    let note = err.notes().next().expect("a note").to_string();
+    assert!(
+        note.contains("the 25 DNs that name it depend on it: 7000, 7001"),
+        "{note}"
+    );
+    assert!(note.contains("7009 and 15 more"), "{note}");
+    assert!(!note.contains("7010"), "{note}");
+    // A broken profile nobody names gets no note.
+    let err = try_load(&push_profile("1=IDLE_OUT, 16=OOS"), &[]).unwrap_err();
+    assert_eq!((err.errors().count(), err.notes().count()), (1, 0), "{err}");
+}
+
+/// A misspelt key in a nested table names the table, hints at the nearest valid key, and
+/// says "(besides `options` and `dn`)" only at the top level, where it applies.
+#[test]
+fn unknown_keys_in_nested_tables_name_their_table() {
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Sections {
+        sfb: Option<Sfb>,
+        cti: Option<toml::Table>,
+    }
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Sfb {
+        pool: String,
+        #[serde(default)]
+        subscription: Option<Subscription>,
+        #[serde(default)]
+        apps: Vec<Subscription>,
+    }
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+    #[allow(dead_code)]
+    struct Subscription {
+        batch_size: Option<u32>,
+        expires: Option<u32>,
+    }
+    let read = &mut |_: &Path| -> io::Result<Vec<u8>> { Err(io::ErrorKind::NotFound.into()) };
+    let mut load_text = |text: &str| {
+        let source = Source {
+            path: Path::new("b.toml"),
+            text,
+        };
+        load::<Sections>(&source, &LoadOptions::default(), &mut *read)
+            .unwrap_err()
+            .errors()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+    };
+    let errors = load_text("[sfb]\npool = \"p\"\n\n[sfb.subscription]\nbatch-sise = 100\n");
+    assert_eq!(
+        errors,
+        [
+            "b.toml:5:1: error: unknown key `batch-sise` in `[sfb.subscription]`: expected `batch-size` or `expires`; did you mean `batch-size`?"
+        ]
+    );
+    let errors = load_text("[sfb]\npool = \"p\"\nsubscription = { expire = 5 }\n");
+    assert_eq!(
+        errors,
+        [
+            "b.toml:3:18: error: unknown key `expire` in `[sfb.subscription]`: expected `batch-size` or `expires`; did you mean `expires`?"
+        ]
+    );
+    let errors = load_text("[sfb]\npool = \"p\"\npoool = 1\n");
+    assert_eq!(
+        errors,
+        [
+            "b.toml:3:1: error: unknown key `poool` in `[sfb]`: expected `pool`, `subscription` or `apps`; did you mean `pool`?"
+        ]
+    );
+    let errors =
+        load_text("[sfb]\npool = \"p\"\n[[sfb.apps]]\nexpires = 1\n[[sfb.apps]]\nzzz = 1\n");
+    assert_eq!(
+        errors,
+        [
+            "b.toml:6:1: error: unknown key `zzz` in `[[sfb.apps]]`: expected `batch-size` or `expires`"
+        ]
+    );
+    let errors = load_text("[sfbb]\npool = \"p\"\n");
+    assert_eq!(
+        errors,
+        [
+            "b.toml:1:2: error: unknown top-level table or key `sfbb`: expected `sfb` or `cti` (besides `options` and `dn`); did you mean `sfb`?"
+        ]
+    );
+}
+
+#[test]
+fn keys_are_located_on_their_own_line() {
+    let text = "[sfb]\npool = \"p:5061\"\n\n[sfb.tls]\n# the pool's CA\nca = \"ca.pem\"\n  certificate = \"c.pem\"\n\n[simple]\ntls = { ca = \"x.pem\" }\n\n[[teams.apps]]\nclient-id = \"a\"\n[[teams.apps]]\nclient-secret = \"s\"\n";
+    let source = Source {
+        path: Path::new("b.toml"),
+        text,
+    };
+    let at = |key: &str| presence_config::locate_key(&source, key).map(|l| l.to_string());
+    assert_eq!(at("sfb.tls.ca").as_deref(), Some("b.toml:6:1"));
+    assert_eq!(at("sfb.tls.certificate").as_deref(), Some("b.toml:7:3"));
+    // Not written: the nearest table that is.
+    assert_eq!(at("sfb.tls.private-key").as_deref(), Some("b.toml:4:6"));
+    assert_eq!(at("sfb.keepalive").as_deref(), Some("b.toml:1:2"));
+    assert_eq!(at("simple.tls.ca").as_deref(), Some("b.toml:10:9"));
+    // In an array of tables: the first element that has the key.
+    assert_eq!(
+        at("teams.apps.client-secret").as_deref(),
+        Some("b.toml:15:1")
+    );
+    assert_eq!(at("teams.apps.client-id").as_deref(), Some("b.toml:13:1"));
+    assert_eq!(at("cti.listen"), None);
+}
+
 #[test]
 fn empty_file_is_a_valid_empty_configuration() {
     let loaded = try_load("", &[]).unwrap();

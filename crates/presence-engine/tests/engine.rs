@@ -1172,3 +1172,79 @@ async fn removing_a_push_dn_ends_its_publication_once() {
     handle.shutdown(Duration::from_secs(1)).await;
     running.await.unwrap();
 }
+
+/// docs/cti-protocol.md quotes the engine's answers (codes 7 and 8, a refused login
+/// profile, a DN removed by a reload) on the example configuration: they must be the
+/// engine's own words.
+#[tokio::test(start_paused = true)]
+async fn the_protocol_document_quotes_the_engines_own_texts() {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/cti-protocol.md"
+    ))
+    .unwrap();
+    // Quoted inside JSON strings there (these texts hold no control characters).
+    let quoted = |text: &str| {
+        let escaped = text.replace('\\', "\\\\").replace('"', "\\\"");
+        assert!(
+            doc.contains(&escaped),
+            "docs/cti-protocol.md should quote the engine's text:\n{text}"
+        );
+    };
+    let example = include_str!("../../../examples/bridge.toml");
+    let example = &example[..example
+        .find("# ---- Transports")
+        .expect("the example's transport marker")];
+    let seen = Shared::default();
+    let transport = recording_transport(&seen, Duration::ZERO, |_| Ok(()));
+    let mut h = Harness::start(
+        engine_config_on(example, SEED_MAP, &hybrid()),
+        transport,
+        seen,
+    )
+    .await;
+    h.connect().await;
+    let error_text = |answer: ServerEvent| match answer {
+        ServerEvent::EventError { error_message, .. } => error_message,
+        other => panic!("an EventError: {other:?}"),
+    };
+    let answer = h
+        .request(ClientRequest::RequestAgentReady {
+            this_dn: dn("9999"),
+        })
+        .await;
+    quoted(&error_text(answer));
+    let answer = h
+        .request(ClientRequest::RequestAgentReady {
+            this_dn: dn("5001"),
+        })
+        .await;
+    quoted(&error_text(answer));
+    let answer = h.request(login("5001", Some("Nope"))).await;
+    let ServerEvent::EventAgentLogin { extensions, .. } = answer else {
+        panic!("a login: {answer:?}");
+    };
+    quoted(
+        extensions
+            .get(ext::PRESENCE_PROFILE_ERROR)
+            .expect("the refusal is explained"),
+    );
+    h.request(ClientRequest::RegisterAddress {
+        this_dn: dn("6001"),
+    })
+    .await;
+    h.sink.take();
+    let fewer = example.replace(
+        "[dn.\"6001\"]\ntype = \"Extension\"\nuri = \"sip:expert1@contoso.com\"\n",
+        "",
+    );
+    assert_ne!(fewer, example);
+    h.handle
+        .reload(engine_config_on(&fewer, SEED_MAP, &hybrid()))
+        .await
+        .unwrap();
+    h.settle().await;
+    let told = h.sink.sent_to(CLIENT);
+    assert_eq!(told.len(), 1, "{told:?}");
+    quoted(&error_text(told.into_iter().next().unwrap()));
+}

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use presence_model::{EntraId, Platform, Publication, Upn, UserId};
+use presence_transport::settings::HumanDuration;
 use presence_transport::{
     EventSender, PresenceTransport, TransportError, TransportEvent, TransportStatus,
 };
@@ -389,14 +390,29 @@ impl Driver {
             Event::CredentialRefused {
                 client_id,
                 description,
+                retry_in,
             } => {
-                tracing::error!(%client_id, %description, "Entra refused the app's credential; retrying with back-off");
+                tracing::error!(
+                    %client_id,
+                    %description,
+                    retry_in = %HumanDuration(retry_in),
+                    "Entra refused the app's credential; retrying with back-off"
+                );
             }
             Event::CredentialRecovered { client_id } => {
                 tracing::info!(%client_id, "Entra accepts the app's credential again");
             }
-            Event::TokenTrouble { client_id, message } => {
-                tracing::warn!(%client_id, %message, "cannot get a token; retrying with back-off");
+            Event::TokenTrouble {
+                client_id,
+                message,
+                retry_in,
+            } => {
+                tracing::warn!(
+                    %client_id,
+                    %message,
+                    retry_in = %HumanDuration(retry_in),
+                    "cannot get a token; retrying with back-off"
+                );
             }
             Event::Warning { message } => tracing::warn!(%message),
             Event::Transport(event) => {
@@ -514,6 +530,20 @@ fn failure(error: reqwest::Error) -> Failure {
         text.push_str(": ");
         text.push_str(&s.to_string());
         source = s.source();
+    }
+    // A refused certificate or a TLS alert: say what it means and what to change.
+    let host = error
+        .url()
+        .and_then(|url| url.host_str())
+        .map_or_else(|| "the server".to_owned(), |host| format!("`{host}`"));
+    let peer = presence_tls::Peer {
+        name: &host,
+        ca_setting: "`[teams] ca` (trust anchors added to the system's, such as a TLS-inspecting proxy's CA)",
+        name_setting: "`[teams] authority` and `graph-url`",
+        client_certificate_setting: None,
+    };
+    if let Some(sentence) = peer.explain(&error) {
+        text = format!("{sentence} ({text})");
     }
     Failure::Network(text)
 }

@@ -719,3 +719,55 @@ async fn probe_gets_a_token_and_resolves_upns_without_writing() {
         "{err}"
     );
 }
+
+/// A Graph (or Entra) endpoint whose certificate is a self-signed CA (CA:TRUE), as a
+/// TLS-inspecting proxy may present: trusted through `ca` and refused all the same. The
+/// status says why in plain words and what to change, not just `CaUsedAsEndEntity`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_self_signed_ca_certificate_is_explained() {
+    let tls = presence_testpki::ServerTls::self_signed(&["localhost", "127.0.0.1"], true)
+        .expect("a self-signed CA certificate");
+    let server = GraphSimServer::start(ServerConfig {
+        sim: SimConfig::default().with_generated_users(1),
+        tls: Some(tls.server_config().expect("a server configuration")),
+        ..ServerConfig::default()
+    })
+    .await
+    .expect("the simulator");
+    let mut settings = GraphSettings::new(
+        server.tenant(),
+        SimConfig::DEFAULT_CLIENT_ID,
+        SecretSource::Inline(Secret::new(SimConfig::DEFAULT_CLIENT_SECRET)),
+    );
+    settings.authority = server.authority();
+    settings.graph_url = server.graph_url();
+    settings.ca = Some(temp_file("self-signed-ca.pem", &tls.cert_chain_pem));
+    let (tx, _rx) = event_channel();
+    let (transport, _task) =
+        GraphTransport::start(&settings, Platform::teams(), tx).expect("the transport starts");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let detail = loop {
+        let status = transport.status().remove(0);
+        assert!(!status.connected, "{status:?}");
+        if let Some(detail) = status
+            .detail
+            .as_ref()
+            .filter(|d| d.contains("CaUsedAsEndEntity"))
+        {
+            break detail.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no TLS refusal reported: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    for needle in [
+        "presented a CA certificate as its own (self-signed with CA:TRUE",
+        "leaf certificate (CA:FALSE, for server authentication) signed by that CA",
+        "`[teams] ca`",
+    ] {
+        assert!(detail.contains(needle), "{needle}: {detail}");
+    }
+    transport.shutdown(Duration::from_millis(100)).await;
+}

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use presence_model::{Platform, Presence, Publication, SipUri, UserAddress, UserId};
+use presence_transport::settings::HumanDuration;
 use presence_transport::{
     EventSender, Outstanding, PresenceTransport, PresenceUpdate, TransportError, TransportEvent,
     TransportStatus,
@@ -431,12 +432,14 @@ impl Driver {
             jitter: 0.2,
         };
         let mut failures = 0u32;
+        // The pause before the next attempt, drawn when the last one failed (so that its
+        // warning can say when the next try comes).
+        let mut pause: Option<Duration> = None;
         loop {
-            if failures > 0 {
-                let delay = backoff.delay(failures, self.rng.next_f64());
-                if self.wait_serving_commands(sleep(delay)).await.is_err() {
-                    return self.finish();
-                }
+            if let Some(delay) = pause.take()
+                && self.wait_serving_commands(sleep(delay)).await.is_err()
+            {
+                return self.finish();
             }
             let connected = {
                 let connector = Arc::clone(&self.connector);
@@ -461,7 +464,14 @@ impl Driver {
                 None => return self.finish(),
                 Some(Err(reason)) => {
                     failures += 1;
-                    tracing::warn!(%reason, attempt = failures, "SfB connection attempt failed");
+                    let delay = backoff.delay(failures, self.rng.next_f64());
+                    pause = Some(delay);
+                    tracing::warn!(
+                        %reason,
+                        attempt = failures,
+                        retry_in = %HumanDuration(delay),
+                        "SfB connection attempt failed"
+                    );
                     self.lost(reason);
                 }
                 Some(Ok((stream, local))) => {
@@ -469,7 +479,13 @@ impl Driver {
                     match self.session(stream, local).await {
                         End::Shutdown => return self.finish(),
                         End::Lost(reason) => {
-                            tracing::warn!(%reason, "SfB connection lost");
+                            let delay = backoff.delay(failures, self.rng.next_f64());
+                            pause = Some(delay);
+                            tracing::warn!(
+                                %reason,
+                                retry_in = %HumanDuration(delay),
+                                "SfB connection lost"
+                            );
                             self.lost(reason);
                         }
                     }

@@ -85,38 +85,21 @@ pub fn client_config(tls: &TlsSettings) -> Result<Arc<ClientConfig>, SfbError> {
     Ok(Arc::new(config))
 }
 
+/// The pool as `presence-tls` explains TLS failures about it: which settings to change.
+const POOL: presence_tls::Peer<'static> = presence_tls::Peer {
+    name: "the pool",
+    ca_setting: "`[sfb.tls] ca`",
+    name_setting: "`[sfb.tls] server-name`",
+    client_certificate_setting: Some("`[sfb.tls] certificate` and `private-key`"),
+};
+
 /// A readable explanation of a failed read: a TLS alert from the pool (with TLS 1.3 a
-/// refused client certificate shows up here, after the handshake) gets the same hints as a
-/// failed handshake.
+/// refused client certificate shows up here, after the handshake) says what to fix.
 pub(crate) fn explain_read_error(error: &std::io::Error) -> String {
-    let text = error.to_string();
-    if text.contains("alert") {
-        let hint = if text.contains("CertificateRequired") || text.contains("certificate") {
-            " (the pool wants a client certificate it trusts: check [sfb.tls] certificate and private-key)"
-        } else {
-            ""
-        };
-        return format!("the pool ended the TLS session: {text}{hint}");
-    }
-    format!("reading from the pool failed: {text}")
+    POOL.read_failed(error)
 }
 
-/// A readable explanation of a failed TLS handshake, with a hint at the setting to check.
+/// A readable explanation of a failed TLS handshake: the cause and the setting to fix.
 pub(crate) fn explain_handshake(error: &std::io::Error, server_name: &str) -> String {
-    let text = error.to_string();
-    let hint = if text.contains("UnknownIssuer") || text.contains("unknown issuer") {
-        " (the pool's certificate is not signed by a CA in [sfb.tls] ca)"
-    } else if text.contains("NotValidForName") || text.contains("not valid for name") {
-        " (the pool's certificate does not name the server; check [sfb.tls] server-name)"
-    } else if text.contains("CertificateRequired")
-        || text.contains("HandshakeFailure")
-        || text.contains("certificate required")
-    {
-        " (the pool wants a client certificate it trusts: check [sfb.tls] certificate and private-key)"
-    } else if text.contains("Expired") || text.contains("expired") {
-        " (a certificate has expired)"
-    } else {
-        ""
-    };
-    format!("TLS handshake with `{server_name}` failed: {text}{hint}")
+    POOL.handshake_failed(server_name, error)
 }

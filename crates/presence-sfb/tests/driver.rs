@@ -292,6 +292,38 @@ async fn mutual_tls_with_test_certificates() {
     transport.shutdown(Duration::from_secs(1)).await;
 }
 
+/// A pool whose certificate is a self-signed CA (CA:TRUE), as some lab pools and
+/// appliances have: the bridge trusts it (it is in `ca`) and still refuses it; the reason
+/// says why in plain words and what to issue instead.
+#[tokio::test]
+async fn a_self_signed_ca_as_the_pools_certificate_is_explained() {
+    let dir = Scratch::new("tls-ca-as-leaf");
+    let server =
+        presence_sfb_sim::tls::ServerTls::self_signed(&["localhost", "127.0.0.1"], true).unwrap();
+    let ca = dir.0.join("pool-self-signed.pem");
+    std::fs::write(&ca, &server.cert_chain_pem).unwrap();
+    let sim = sim(Some(server)).await;
+    let pool = format!("localhost:{}", sim.local_addr().port());
+    let (transport, mut events, _task) = start(&tls_settings(&pool, &ca, None, "localhost"));
+    let TransportEvent::Disconnected { reason, .. } =
+        wait_for(&mut events, Duration::from_secs(5), |e| {
+            matches!(e, TransportEvent::Disconnected { .. })
+        })
+        .await
+    else {
+        unreachable!()
+    };
+    for needle in [
+        "TLS handshake with `localhost` failed: the pool presented a CA certificate as its own (self-signed with CA:TRUE",
+        "issue the pool a leaf certificate (CA:FALSE, for server authentication) signed by that CA",
+        "`[sfb.tls] ca`",
+        "CaUsedAsEndEntity",
+    ] {
+        assert!(reason.contains(needle), "{needle}: {reason}");
+    }
+    transport.shutdown(Duration::from_millis(100)).await;
+}
+
 #[tokio::test]
 async fn tls_failures_say_what_is_wrong() {
     let dir = Scratch::new("tls-failures");
@@ -890,4 +922,90 @@ async fn a_peer_that_stops_reading_does_not_block_the_driver() {
         Some(4000)
     );
     transport.shutdown(Duration::from_secs(1)).await;
+}
+
+/// The log lines written while a test runs (a `tracing` subscriber on this thread: the
+/// driver task runs on the test's current-thread runtime).
+#[derive(Clone, Default)]
+struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    fn capture(&self) -> tracing::subscriber::DefaultGuard {
+        let logs = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::WARN)
+            .with_writer(move || logs.clone())
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+
+    /// The `retry_in` of the first line with `message`, in seconds.
+    fn retry_in(&self, message: &str) -> f64 {
+        let text = String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned();
+        let line = text
+            .lines()
+            .find(|l| l.contains(message))
+            .unwrap_or_else(|| panic!("a line with {message:?} in:\n{text}"));
+        let value = line
+            .split("retry_in=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("`retry_in=` in {line}"));
+        match value.strip_suffix("ms") {
+            Some(ms) => ms.parse::<f64>().unwrap() / 1000.0,
+            None => value
+                .strip_suffix('s')
+                .unwrap_or_else(|| panic!("a duration: {line}"))
+                .parse()
+                .unwrap(),
+        }
+    }
+}
+
+/// A failed connection attempt, and a lost connection, say when the next attempt comes
+/// (`retry_in`, within the configured back-off).
+#[tokio::test]
+async fn reconnect_warnings_say_when_the_next_attempt_comes() {
+    let logs = Logs::default();
+    let _guard = logs.capture();
+    // A port nobody listens on: the connection is refused at once.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut s = settings(&closed.to_string(), "transport = \"tcp\"\n");
+    (s.reconnect_initial, s.reconnect_max) = (Duration::from_secs(2), Duration::from_secs(2));
+    let (transport, mut events, _task) = start(&s);
+    wait_for(&mut events, Duration::from_secs(5), |e| {
+        matches!(e, TransportEvent::Disconnected { .. })
+    })
+    .await;
+    let retry_in = logs.retry_in("SfB connection attempt failed");
+    assert!((1.6..=2.4).contains(&retry_in), "{retry_in}");
+    transport.shutdown(Duration::from_millis(100)).await;
+
+    let sim = sim(None).await;
+    let mut s = tcp(&sim, "");
+    (s.reconnect_initial, s.reconnect_max) = (Duration::from_secs(3), Duration::from_secs(3));
+    let (transport, mut events, _task) = start(&s);
+    connected(&mut events).await;
+    sim.drop_connections();
+    wait_for(&mut events, Duration::from_secs(5), |e| {
+        matches!(e, TransportEvent::Disconnected { .. })
+    })
+    .await;
+    let retry_in = logs.retry_in("SfB connection lost");
+    assert!((2.4..=3.6).contains(&retry_in), "{retry_in}");
+    transport.shutdown(Duration::from_millis(100)).await;
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use presence_model::random::{Backoff, SplitMix64};
 use presence_model::{Platform, Publication, SipUri, UserAddress, UserId};
+use presence_transport::settings::HumanDuration;
 use presence_transport::{
     EventSender, Outstanding, PresenceTransport, PresenceUpdate, TransportError, TransportEvent,
     TransportStatus,
@@ -138,21 +139,22 @@ impl Connector {
             let local = tcp
                 .local_addr()
                 .map_or_else(|_| "localhost".to_owned(), |a| a.to_string());
-            let stream: Box<dyn Stream> = match &self.tls {
-                None => Box::new(tcp),
-                Some(connector) => {
-                    let name = rustls_pki_types::ServerName::try_from(self.server_name.clone())
-                        .map_err(|e| {
-                            format!(
-                                "[simple.tls] server-name `{}` is not valid: {e}",
-                                self.server_name
-                            )
-                        })?;
-                    Box::new(connector.connect(name, tcp).await.map_err(|e| {
-                        format!("TLS handshake with `{}` failed: {e}", self.server_name)
-                    })?)
-                }
-            };
+            let stream: Box<dyn Stream> =
+                match &self.tls {
+                    None => Box::new(tcp),
+                    Some(connector) => {
+                        let name = rustls_pki_types::ServerName::try_from(self.server_name.clone())
+                            .map_err(|e| {
+                                format!(
+                                    "[simple.tls] server-name `{}` is not valid: {e}",
+                                    self.server_name
+                                )
+                            })?;
+                        Box::new(connector.connect(name, tcp).await.map_err(|e| {
+                            crate::tls::SERVER.handshake_failed(&self.server_name, &e)
+                        })?)
+                    }
+                };
             Ok((Link::Stream(stream), local))
         };
         timeout(self.connect_timeout, attempt).await.map_err(|_| {
@@ -391,12 +393,14 @@ fn now() -> std::time::Instant {
 impl Driver {
     async fn run(mut self) {
         let mut failures = 0u32;
+        // The pause before the next attempt, drawn when the last one failed (so that its
+        // warning can say when the next try comes).
+        let mut pause: Option<Duration> = None;
         loop {
-            if failures > 0 {
-                let delay = self.backoff.delay(failures, self.rng.next_f64());
-                if self.serve_while(sleep(delay)).await.is_err() {
-                    return self.finish();
-                }
+            if let Some(delay) = pause.take()
+                && self.serve_while(sleep(delay)).await.is_err()
+            {
+                return self.finish();
             }
             let connected = {
                 let connector = Arc::clone(&self.connector);
@@ -419,7 +423,14 @@ impl Driver {
                 None => return self.finish(),
                 Some(Err(reason)) => {
                     failures += 1;
-                    tracing::warn!(%reason, attempt = failures, "SIP SIMPLE connection attempt failed");
+                    let delay = self.backoff.delay(failures, self.rng.next_f64());
+                    pause = Some(delay);
+                    tracing::warn!(
+                        %reason,
+                        attempt = failures,
+                        retry_in = %HumanDuration(delay),
+                        "SIP SIMPLE connection attempt failed"
+                    );
                     self.lost(reason);
                 }
                 Some(Ok((link, local))) => {
@@ -428,7 +439,13 @@ impl Driver {
                     match end {
                         End::Shutdown => return self.finish(),
                         End::Lost(reason) => {
-                            tracing::warn!(%reason, "SIP SIMPLE connection lost");
+                            let delay = self.backoff.delay(failures, self.rng.next_f64());
+                            pause = Some(delay);
+                            tracing::warn!(
+                                %reason,
+                                retry_in = %HumanDuration(delay),
+                                "SIP SIMPLE connection lost"
+                            );
                             self.lost(reason);
                         }
                     }
@@ -675,7 +692,9 @@ impl Driver {
                     // ICMP port unreachable shows up on a connected UDP socket: the probe's
                     // time-out decides, so one lost datagram does not reset anything.
                     Err(error) if udp.is_some() => tracing::debug!(%error, "UDP receive"),
-                    Err(error) => break End::Lost(format!("reading from the server failed: {error}")),
+                    // Over TLS an alert from the server (a refused client certificate, with
+                    // TLS 1.3 after the handshake) is explained; other errors keep their text.
+                    Err(error) => break End::Lost(crate::tls::SERVER.read_failed(&error)),
                 },
                 sent = async {
                     match (&udp, &mut writer) {

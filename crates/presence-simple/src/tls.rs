@@ -81,3 +81,12 @@ pub fn client_config(tls: &TlsSettings) -> Result<Arc<rustls::ClientConfig>, Sim
     };
     Ok(Arc::new(config))
 }
+
+/// The presence server as `presence-tls` explains TLS failures about it: which settings
+/// to change.
+pub(crate) const SERVER: presence_tls::Peer<'static> = presence_tls::Peer {
+    name: "the presence server",
+    ca_setting: "`[simple.tls] ca`",
+    name_setting: "`[simple.tls] server-name`",
+    client_certificate_setting: Some("`[simple.tls] certificate` and `private-key`"),
+};

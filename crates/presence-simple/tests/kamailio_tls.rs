@@ -525,6 +525,33 @@ async fn a_server_certificate_from_another_ca_is_refused() {
     .await;
 }
 
+/// A server certificate that is a self-signed CA (CA:TRUE), trusted as it is in `ca`:
+/// refused all the same (a CA certificate may not be a server's own), and the reason says
+/// so in plain words and what to issue instead, not just `CaUsedAsEndEntity`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_self_signed_ca_as_the_servers_certificate_is_explained() {
+    let server = presence_testpki::ServerTls::self_signed(&["localhost", "127.0.0.1"], true)
+        .expect("a self-signed CA certificate");
+    let kamailio = Kamailio::start(Options::default().workers(1).tls(TlsOptions::from_pem(
+        server.cert_chain_pem.clone(),
+        server.key_pem.clone(),
+    )))
+    .unwrap_or_else(|e| panic!("Kamailio with TLS must start for this test: {e}"));
+    let ca = kamailio.run_dir().join("self-signed-ca.pem");
+    std::fs::write(&ca, &server.cert_chain_pem).expect("the certificate is written");
+    assert_refused(
+        &kamailio,
+        &settings(&kamailio, &ca, "", ""),
+        &[
+            "TLS handshake",
+            "the presence server presented a CA certificate as its own (self-signed with CA:TRUE",
+            "issue the presence server a leaf certificate (CA:FALSE, for server authentication) signed by that CA",
+            "`[simple.tls] ca`",
+        ],
+    )
+    .await;
+}
+
 /// Kamailio requiring client certificates (`verify_certificate`/`require_certificate`):
 /// the bridge's `[tls] certificate` + `private-key` from the CA Kamailio trusts connect and
 /// publish; without a certificate, or with one from another CA, the transport never

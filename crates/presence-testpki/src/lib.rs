@@ -107,6 +107,44 @@ impl ServerTls {
         })
     }
 
+    /// A server whose certificate is **self-signed** for `names` (DNS names or IP
+    /// addresses), with no client certificate required: the certificate is its own issuer,
+    /// so a client trusts it by taking [`cert_chain_pem`](Self::cert_chain_pem) as its CA.
+    ///
+    /// With `ca`, the certificate says `CA:TRUE` (basic constraints), as the self-signed
+    /// certificates of many appliances and quick `openssl req -x509` set-ups do: a client
+    /// that trusts it still refuses it, since a CA certificate may not be a server's own
+    /// (webpki's `CaUsedAsEndEntity`). Without, it is a leaf (`CA:FALSE`, server
+    /// authentication).
+    ///
+    /// # Errors
+    /// [`PkiError::Certificate`] when rcgen fails (for example an invalid DNS name).
+    pub fn self_signed(names: &[&str], ca: bool) -> Result<ServerTls, PkiError> {
+        let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+        let mut params = CertificateParams::new(names.clone())?;
+        if let Some(first) = names.first() {
+            params.distinguished_name.push(DnType::CommonName, first);
+        }
+        if ca {
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            params.key_usages = vec![
+                KeyUsagePurpose::KeyCertSign,
+                KeyUsagePurpose::DigitalSignature,
+            ];
+        } else {
+            params.is_ca = IsCa::ExplicitNoCa;
+            params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+            params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        }
+        let key = KeyPair::generate()?;
+        let cert = params.self_signed(&key)?;
+        Ok(ServerTls {
+            cert_chain_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            client_ca_pem: None,
+        })
+    }
+
     /// The rustls configuration (ring provider, TLS 1.2 and 1.3).
     ///
     /// # Errors
@@ -355,6 +393,15 @@ mod tests {
             assert!(pki.client_config(identity).is_ok(), "{identity:?}");
         }
         assert_ne!(pki.ca_pem, pki.other_ca_pem);
+    }
+
+    #[test]
+    fn self_signed_servers_serve() {
+        for ca in [true, false] {
+            let tls = ServerTls::self_signed(&["localhost", "127.0.0.1"], ca).unwrap();
+            assert!(tls.server_config().is_ok(), "ca {ca}");
+            assert!(tls.client_ca_pem.is_none());
+        }
     }
 
     #[test]

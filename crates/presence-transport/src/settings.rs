@@ -98,6 +98,46 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// A duration for people, as the settings write them: `587ms`, `1.6s`, `12s`, `2m30s`,
+/// `1h5m` (rounded to what matters at that scale). For log fields such as `retry_in`.
+///
+/// ```
+/// use std::time::Duration;
+/// use presence_transport::settings::HumanDuration;
+/// assert_eq!(HumanDuration(Duration::from_millis(1623)).to_string(), "1.6s");
+/// assert_eq!(HumanDuration(Duration::from_millis(587)).to_string(), "587ms");
+/// assert_eq!(HumanDuration(Duration::from_secs(150)).to_string(), "2m30s");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = self.0;
+        if d < Duration::from_micros(999_500) {
+            return write!(f, "{}ms", (d.as_micros() + 500) / 1000);
+        }
+        if d < Duration::from_millis(9_950) {
+            return write!(f, "{:.1}s", d.as_secs_f64());
+        }
+        let secs = (d.as_millis() + 500) / 1000;
+        match secs {
+            0..60 => write!(f, "{secs}s"),
+            60..3600 => match secs % 60 {
+                0 => write!(f, "{}m", secs / 60),
+                s => write!(f, "{}m{s}s", secs / 60),
+            },
+            _ => {
+                let minutes = (secs + 30) / 60;
+                match minutes % 60 {
+                    0 => write!(f, "{}h", minutes / 60),
+                    m => write!(f, "{}h{m}m", minutes / 60),
+                }
+            }
+        }
+    }
+}
+
 /// Serde helper (`#[serde(deserialize_with = "duration")]`): a duration as text (`10s`) or
 /// a number of seconds.
 pub fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
@@ -138,6 +178,27 @@ mod tests {
         assert!(parse_duration("5d").unwrap_err().contains("`d`"));
         assert!(parse_duration("-5s").is_err());
         assert!(parse_duration("99999999999999999999s").is_err());
+    }
+
+    #[test]
+    fn durations_for_people() {
+        let human = |ms: u64| HumanDuration(Duration::from_millis(ms)).to_string();
+        assert_eq!(human(0), "0ms");
+        assert_eq!(human(587), "587ms");
+        assert_eq!(human(999), "999ms");
+        assert_eq!(human(1000), "1.0s");
+        assert_eq!(human(1623), "1.6s");
+        assert_eq!(human(9_949), "9.9s");
+        assert_eq!(human(9_950), "10s");
+        assert_eq!(human(59_400), "59s");
+        assert_eq!(human(59_600), "1m");
+        assert_eq!(human(150_000), "2m30s");
+        assert_eq!(human(3_600_000), "1h");
+        assert_eq!(human(3_900_000), "1h5m");
+        assert_eq!(
+            HumanDuration(Duration::from_micros(999_600)).to_string(),
+            "1.0s"
+        );
     }
 
     #[test]

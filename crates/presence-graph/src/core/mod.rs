@@ -185,6 +185,8 @@ pub enum Event {
         client_id: String,
         /// Entra's error and description (without per-attempt trace ids).
         description: String,
+        /// When the token is asked for again (the back-off drawn for this attempt).
+        retry_in: Duration,
     },
     /// An app whose credential was refused got a token again.
     CredentialRecovered {
@@ -198,6 +200,9 @@ pub enum Event {
         client_id: String,
         /// What went wrong.
         message: String,
+        /// When the token is asked for again (Entra's `Retry-After`, else the back-off
+        /// drawn for this attempt).
+        retry_in: Duration,
     },
     /// Something odd that stopped nothing (an unreadable answer, a refused refresh).
     Warning {
@@ -1982,6 +1987,7 @@ impl GraphCore {
                 self.events.push_back(Event::CredentialRefused {
                     client_id,
                     description: summary,
+                    retry_in: delay,
                 });
             }
             // The description is reported once (CredentialRefused) and kept in the status;
@@ -2022,6 +2028,7 @@ impl GraphCore {
             self.events.push_back(Event::TokenTrouble {
                 client_id,
                 message: message.clone(),
+                retry_in: delay,
             });
         }
         if self.apps[app].token.is_none() {

@@ -598,6 +598,50 @@ fn a_short_token_is_refreshed_at_half_and_an_expired_one_disconnects() {
     assert_eq!(troubles, 1, "one report per distinct message: {events:?}");
 }
 
+/// A failed or refused token request says when the token is asked for again: exactly the
+/// pause before the next token request, within the configured back-off.
+#[test]
+fn token_failures_say_when_the_next_request_goes() {
+    for refused in [false, true] {
+        let mut graph = FakeGraph::new();
+        let until = Some(Instant::now() + Duration::from_secs(3600));
+        if refused {
+            graph.refuse_until = until;
+        } else {
+            graph.down_until = until;
+        }
+        let mut rig = Rig::with_graph(config(), graph);
+        rig.run_for(Duration::from_secs(60));
+        let events = rig.take_events();
+        let retry_in = events
+            .iter()
+            .find_map(|e| match e {
+                Event::TokenTrouble { retry_in, .. } if !refused => Some(*retry_in),
+                Event::CredentialRefused { retry_in, .. } if refused => Some(*retry_in),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("refused {refused}: {events:?}"));
+        let tokens: Vec<Instant> = rig
+            .sent
+            .iter()
+            .filter(|(_, r)| r.kind == RequestKind::Token)
+            .map(|(at, _)| *at)
+            .collect();
+        assert!(tokens.len() >= 2, "{tokens:?}");
+        // The answer comes `latency` after the request; the next request `retry_in` later.
+        assert_eq!(
+            tokens[1] - tokens[0] - rig.latency,
+            retry_in,
+            "refused {refused}"
+        );
+        // reconnect-initial 5 s, ±20 %.
+        assert!(
+            (Duration::from_secs(4)..=Duration::from_secs(6)).contains(&retry_in),
+            "{retry_in:?}"
+        );
+    }
+}
+
 #[test]
 fn a_401_refreshes_the_token_and_resends_the_request_once() {
     let mut rig = Rig::new(config());

@@ -1,0 +1,124 @@
+//! The driver's reconnect warnings, on loopback without a presence server: a refused
+//! connection attempt and a connection the server closes both say when the next attempt
+//! comes (`retry_in`, within the configured back-off).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use presence_model::Platform;
+use presence_simple::{SimpleSettings, SimpleTransport};
+use presence_transport::{EventReceiver, PresenceTransport, TransportEvent, event_channel};
+
+/// The log lines written while a test runs (a `tracing` subscriber on this thread: the
+/// driver task runs on the test's current-thread runtime).
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    fn capture(&self) -> tracing::subscriber::DefaultGuard {
+        let logs = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::WARN)
+            .with_writer(move || logs.clone())
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+
+    /// The `retry_in` of the first line with `message`, in seconds.
+    fn retry_in(&self, message: &str) -> f64 {
+        let text = String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned();
+        let line = text
+            .lines()
+            .find(|l| l.contains(message))
+            .unwrap_or_else(|| panic!("a line with {message:?} in:\n{text}"));
+        let value = line
+            .split("retry_in=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("`retry_in=` in {line}"));
+        match value.strip_suffix("ms") {
+            Some(ms) => ms.parse::<f64>().unwrap() / 1000.0,
+            None => value
+                .strip_suffix('s')
+                .unwrap_or_else(|| panic!("a duration: {line}"))
+                .parse()
+                .unwrap(),
+        }
+    }
+}
+
+fn settings(server: &str, reconnect: &str) -> SimpleSettings {
+    toml::from_str(&format!(
+        "server = \"{server}\"\ntransport = \"tcp\"\nreconnect-initial = \"{reconnect}\"\nreconnect-max = \"{reconnect}\"\n"
+    ))
+    .expect("valid settings")
+}
+
+async fn disconnected(events: &mut EventReceiver) {
+    tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Some(TransportEvent::Disconnected { .. }) = events.recv().await {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("a Disconnected event in time");
+}
+
+#[tokio::test]
+async fn reconnect_warnings_say_when_the_next_attempt_comes() {
+    let logs = Logs::default();
+    let _guard = logs.capture();
+
+    // A port nobody listens on: the connection is refused at once.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (events, mut receiver) = event_channel();
+    let (transport, _task) = SimpleTransport::start(
+        &settings(&closed.to_string(), "2s"),
+        Platform::simple(),
+        events,
+    )
+    .expect("starts");
+    disconnected(&mut receiver).await;
+    let retry_in = logs.retry_in("SIP SIMPLE connection attempt failed");
+    assert!((1.6..=2.4).contains(&retry_in), "{retry_in}");
+    transport.shutdown(Duration::from_millis(100)).await;
+
+    // A server that accepts the connection and closes it at once.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = listener.local_addr().unwrap();
+    let closer = tokio::spawn(async move {
+        loop {
+            if let Ok((stream, _)) = listener.accept().await {
+                drop(stream);
+            }
+        }
+    });
+    let (events, mut receiver) = event_channel();
+    let (transport, _task) = SimpleTransport::start(
+        &settings(&server.to_string(), "3s"),
+        Platform::simple(),
+        events,
+    )
+    .expect("starts");
+    disconnected(&mut receiver).await;
+    let retry_in = logs.retry_in("SIP SIMPLE connection lost");
+    assert!((2.4..=3.6).contains(&retry_in), "{retry_in}");
+    transport.shutdown(Duration::from_millis(100)).await;
+    closer.abort();
+}
