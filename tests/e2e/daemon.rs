@@ -513,3 +513,324 @@ async fn no_admin_wins_over_the_admin_table_and_start_up_logs_each_listener_once
         "no colour codes in a log that is not a terminal"
     );
 }
+
+/// `config(pool)` with `extra` lines in the `[cti]` table and `admin_extra` in `[admin]`.
+fn config_with(pool: &str, extra: &str, admin_extra: &str) -> String {
+    let base = config(pool);
+    let cti = "[cti]\nlisten = \"127.0.0.1:0\"\n";
+    let admin = "[admin]\nlisten = \"127.0.0.1:0\"\n";
+    assert!(base.contains(cti) && base.contains(admin));
+    base.replace(cti, &format!("{cti}{extra}\n"))
+        .replace(admin, &format!("{admin}{admin_extra}\n"))
+}
+
+/// A GET to the admin API that gives up after `patience`: (status, body), status 0 when
+/// there was no answer.
+fn admin_get(admin: &str, path: &str, patience: Duration) -> (u16, String) {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(admin) else {
+        return (0, String::new());
+    };
+    stream.set_read_timeout(Some(patience)).unwrap();
+    let _ = write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\r\n"
+    );
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Opens `n` TCP connections to `addr` that never send anything.
+async fn silent_sockets(addr: &str, n: usize) -> Vec<tokio::net::TcpStream> {
+    let mut sockets = Vec::with_capacity(n);
+    for i in 0..n {
+        let connect = tokio::net::TcpStream::connect(addr);
+        let socket = tokio::time::timeout(Duration::from_secs(10), connect)
+            .await
+            .unwrap_or_else(|_| panic!("connection {i} to {addr}: not even queued in 10 s"));
+        sockets.push(socket.unwrap());
+    }
+    sockets
+}
+
+/// Waits until the daemon has closed every socket (end of stream or reset), at most
+/// `patience`; returns how many are still open then.
+async fn still_open(sockets: &mut [tokio::net::TcpStream], patience: Duration) -> usize {
+    use tokio::io::AsyncReadExt;
+    let deadline = Instant::now() + patience;
+    let mut open = 0;
+    for socket in sockets {
+        let mut scratch = [0u8; 64];
+        match tokio::time::timeout_at(deadline, socket.read(&mut scratch)).await {
+            Ok(Ok(0) | Err(_)) => {}
+            Ok(Ok(n)) => panic!("a silent connection got an answer: {:?}", &scratch[..n]),
+            Err(_) => open += 1,
+        }
+    }
+    open
+}
+
+/// The real `presence-bridge run` under `ulimit -n LIMIT`, with its JSON log lines.
+struct Limited {
+    child: std::process::Child,
+    cti: String,
+    admin: String,
+    logs: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    _dir: Scratch,
+}
+
+impl Limited {
+    fn start(name: &str, config: &str, open_files: u32) -> Limited {
+        use std::io::{BufRead, BufReader};
+        use std::process::Stdio;
+        let dir = Scratch::new(name);
+        std::fs::write(
+            dir.0.join("map.xml"),
+            std::fs::read(crate::support::example("agent-states.xml")).unwrap(),
+        )
+        .unwrap();
+        let path = dir.write("bridge.toml", config);
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(format!("ulimit -n {open_files} && exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_presence-bridge"))
+            .args(["run", "--config", path.to_str().unwrap()])
+            .args(["--log-format", "json", "--log-level", "info"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (running, started) = std::sync::mpsc::channel::<String>();
+        let kept = std::sync::Arc::clone(&logs);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("bridge running") {
+                    let _ = running.send(line.clone());
+                }
+                kept.lock().unwrap().push(line);
+            }
+        });
+        let line = started
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("the daemon did not start: {:?}", logs.lock().unwrap()));
+        let json: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let cti = json["fields"]["cti"].as_str().unwrap();
+        let admin = json["fields"]["admin"].as_str().unwrap();
+        Limited {
+            child,
+            cti: cti
+                .trim_start_matches("ws://")
+                .trim_end_matches(presence_cti::PATH)
+                .to_owned(),
+            admin: admin.trim_start_matches("http://").to_owned(),
+            logs,
+            _dir: dir,
+        }
+    }
+
+    fn logged(&self, needle: &str) -> Vec<String> {
+        let logs = self.logs.lock().unwrap();
+        logs.iter()
+            .filter(|l| l.contains(needle))
+            .cloned()
+            .collect()
+    }
+
+    fn stop(mut self) -> Option<i32> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for Limited {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!(
+                "the daemon logged:\n{}",
+                self.logs.lock().unwrap().join("\n")
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_sockets_past_the_open_file_limit_are_logged_and_shed_and_service_resumes() {
+    use futures_util::{SinkExt, StreamExt};
+    let sim = sim().await;
+    let config = config_with(
+        &sim.local_addr().to_string(),
+        "handshake-timeout = \"1s\"",
+        "handshake-timeout = \"1s\"",
+    );
+    // `max-connections` stays at 1024, above what 128 open files allow: accept() fails
+    // with EMFILE, as in production without `LimitNOFILE=`.
+    let daemon = Limited::start("fd-limit", &config, 128);
+    let flood = Instant::now();
+    let mut cti = silent_sockets(&daemon.cti, 300).await;
+    let mut admin = silent_sockets(&daemon.admin, 5).await;
+    let patience = Duration::from_secs(60);
+    let out_of_files = "out of file descriptors";
+    while daemon.logged(out_of_files).is_empty() {
+        assert!(
+            flood.elapsed() < Duration::from_secs(20),
+            "accept() never failed for lack of file descriptors, or it was not logged"
+        );
+        sleep(Duration::from_millis(50)).await;
+    }
+    // The daemon closes every silent socket (handshake timeout), those it could not
+    // accept at first included, on both listeners.
+    assert_eq!(still_open(&mut cti, patience).await, 0, "CTI sockets held");
+    assert_eq!(
+        still_open(&mut admin, patience).await,
+        0,
+        "admin sockets held"
+    );
+    // One line per listener per 10 s at most, however often accept() failed.
+    let most = 1 + flood.elapsed().as_secs() / 10;
+    let lines = daemon.logged(out_of_files);
+    for listener in ["contact-centre link", "admin API"] {
+        let n = lines.iter().filter(|l| l.contains(listener)).count() as u64;
+        assert!(n <= most, "{n} lines for the {listener}: {lines:#?}");
+    }
+    assert!(
+        lines.iter().any(|l| l.contains("contact-centre link")),
+        "{lines:#?}"
+    );
+    assert!(!daemon.logged("sent no complete request in time").is_empty());
+
+    // Service resumes: health checks and a new contact-centre client.
+    let (status, body) = admin_get(&daemon.admin, "/healthz", Duration::from_secs(10));
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+    let url = format!("ws://{}{}", daemon.cti, presence_cti::PATH);
+    let (mut ws, _) = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio_tungstenite::connect_async(url.as_str()),
+    )
+    .await
+    .expect("a client connects in time")
+    .expect("the link accepts a client");
+    ws.send(tokio_tungstenite::tungstenite::Message::text(
+        r#"{"message":"RegisterAddress","referenceID":7,"thisDN":"6001"}"#,
+    ))
+    .await
+    .unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .expect("an answer in time")
+        .unwrap()
+        .unwrap();
+    assert!(
+        answer.to_text().unwrap().contains("EventRegistered"),
+        "{answer:?}"
+    );
+    drop(ws);
+    assert_eq!(daemon.stop(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_silent_sockets_stays_within_max_connections_and_health_checks_answer() {
+    use presence_cti::listener::REFUSING;
+    let sim = sim().await;
+    let config = config_with(
+        &sim.local_addr().to_string(),
+        "max-connections = 16\nhandshake-timeout = \"2s\"",
+        "max-connections = 4",
+    );
+    let daemon = Daemon::start("flood", &config);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while daemon.http("GET", "/readyz").0 != 200 {
+        assert!(Instant::now() < deadline, "the bridge gets ready");
+        sleep(Duration::from_millis(50)).await;
+    }
+    let cti = daemon
+        .cti
+        .trim_start_matches("ws://")
+        .trim_end_matches(presence_cti::PATH)
+        .to_owned();
+    let flood = Instant::now();
+    let mut sockets = silent_sockets(&cti, 200).await;
+    // The admin API has its own limit: health checks are answered during the flood.
+    for path in ["/healthz", "/readyz"] {
+        let (status, _) = admin_get(&daemon.admin, path, Duration::from_secs(10));
+        assert_eq!(status, 200, "{path} during the flood");
+    }
+    // A new client is refused (503, or closed when too many wait for their 503), not
+    // served beyond the limit.
+    match tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio_tungstenite::connect_async(daemon.cti.as_str()),
+    )
+    .await
+    .expect("the link answers a new client when it is full")
+    {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 503);
+        }
+        Err(_) => {}
+        Ok(_) => panic!("a client was served beyond `cti.max-connections`"),
+    }
+    // The daemon holds at most 16 served + REFUSING waiting for their 503; it closes the
+    // rest at once.
+    let is_open = |socket: &tokio::net::TcpStream| {
+        let mut scratch = [0u8; 1];
+        matches!(socket.try_read(&mut scratch), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let held = sockets.iter().filter(|s| is_open(s)).count();
+        if held <= 16 + REFUSING {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{held} of 200 silent sockets held, more than max-connections + {REFUSING}"
+        );
+        sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(still_open(&mut sockets, Duration::from_secs(60)).await, 0);
+    let lines = daemon.logged("connection limit reached").len() as u64;
+    assert!(
+        (1..=1 + flood.elapsed().as_secs() / 10).contains(&lines),
+        "{lines} lines in {:?}",
+        flood.elapsed()
+    );
+    // Room again once the handshake timeout has closed them (and they have gone).
+    drop(sockets);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tokio_tungstenite::connect_async(daemon.cti.as_str())
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "room again for a client");
+        sleep(Duration::from_millis(20)).await;
+    }
+    let mut client = Client::connect(&daemon).await;
+    assert!(matches!(
+        client.request(login("5001")).await,
+        ServerEvent::EventAgentLogin { .. }
+    ));
+    assert_eq!(daemon.stop().code(), Some(0));
+}

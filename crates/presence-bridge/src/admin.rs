@@ -4,6 +4,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use axum::Router;
@@ -12,6 +13,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
+use presence_cti::listener::{HttpListener, ListenerConfig};
 use presence_engine::EngineHandle;
 use presence_transport::PresenceTransport;
 use serde::Deserialize;
@@ -23,6 +25,8 @@ use serde_json::json;
 /// |---|---|---|
 /// | `listen` | `127.0.0.1:7071` | address of the admin HTTP listener |
 /// | `token` | none | bearer token for every admin request; **required** when `listen` is not a loopback address |
+/// | `max-connections` | `64` | connections held at once, from accept to close; further ones get HTTP 503 |
+/// | `handshake-timeout` | `10s` | time a connection has to send a complete request (100ms..=5m); then it is closed |
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct AdminSettings {
@@ -32,6 +36,15 @@ pub struct AdminSettings {
     /// Bearer token.
     #[serde(default)]
     pub token: Option<String>,
+    /// Connections held at once.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Time a connection has to send a complete request head.
+    #[serde(
+        default = "default_handshake_timeout",
+        deserialize_with = "presence_transport::settings::duration"
+    )]
+    pub handshake_timeout: Duration,
 }
 
 impl Default for AdminSettings {
@@ -39,6 +52,8 @@ impl Default for AdminSettings {
         AdminSettings {
             listen: default_listen(),
             token: None,
+            max_connections: default_max_connections(),
+            handshake_timeout: default_handshake_timeout(),
         }
     }
 }
@@ -47,8 +62,16 @@ fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 7071))
 }
 
+fn default_max_connections() -> usize {
+    64
+}
+
+fn default_handshake_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
 impl AdminSettings {
-    /// Refuses a listener off loopback without a token.
+    /// Refuses a listener off loopback without a token, and limits out of range.
     pub fn validate(&self) -> Result<()> {
         if !self.listen.ip().is_loopback() && self.token.is_none() {
             bail!(
@@ -56,7 +79,18 @@ impl AdminSettings {
                 self.listen
             );
         }
+        self.listener().validate()?;
         Ok(())
+    }
+
+    /// The listener's identity and limits (the contact-centre link's rules).
+    pub fn listener(&self) -> ListenerConfig {
+        ListenerConfig {
+            name: "admin API",
+            table: "admin",
+            max_connections: self.max_connections,
+            handshake_timeout: self.handshake_timeout,
+        }
     }
 }
 
@@ -202,10 +236,49 @@ pub fn router(state: AdminState) -> Router {
         .with_state(state)
 }
 
-/// Binds the admin listener.
-pub async fn bind(settings: &AdminSettings) -> Result<tokio::net::TcpListener> {
+/// Binds the admin listener, with the same connection limits, handshake timeout and
+/// accept-failure handling as the contact-centre link.
+pub async fn bind(settings: &AdminSettings) -> Result<HttpListener> {
     settings.validate()?;
-    tokio::net::TcpListener::bind(settings.listen)
+    let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
-        .with_context(|| format!("cannot listen on [admin] `listen` = {}", settings.listen))
+        .with_context(|| format!("cannot listen on [admin] `listen` = {}", settings.listen))?;
+    Ok(HttpListener::new(listener, settings.listener())?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> AdminSettings {
+        toml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn listener_limits_default_and_are_checked_like_the_links() {
+        let settings = parse("");
+        assert_eq!(settings.max_connections, 64);
+        assert_eq!(settings.handshake_timeout, Duration::from_secs(10));
+        settings.validate().unwrap();
+        let listener = settings.listener();
+        assert_eq!((listener.table, listener.name), ("admin", "admin API"));
+
+        let custom = parse("max-connections = 8\nhandshake-timeout = \"750ms\"");
+        assert_eq!(custom.max_connections, 8);
+        assert_eq!(custom.handshake_timeout, Duration::from_millis(750));
+        custom.validate().unwrap();
+
+        for (text, needle) in [
+            ("max-connections = 0", "`admin.max-connections` = 0"),
+            (
+                "handshake-timeout = \"20ms\"",
+                "`admin.handshake-timeout` = 20ms",
+            ),
+            ("handshake-timeout = \"1h\"", "`admin.handshake-timeout`"),
+        ] {
+            let err = parse(text).validate().unwrap_err().to_string();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+        assert!(toml::from_str::<AdminSettings>("handshake-timeout = \"soon\"").is_err());
+    }
 }

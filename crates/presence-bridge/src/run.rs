@@ -120,7 +120,7 @@ impl Bridge {
         if start.admin {
             let settings = sections.admin.clone().unwrap_or_default();
             let listener = admin::bind(&settings).await?;
-            let address = listener.local_addr()?;
+            let address = listener.local_addr();
             admin_addr = Some(address);
             let state = AdminState {
                 engine: handle.clone(),
@@ -132,8 +132,8 @@ impl Bridge {
             let (stop, stopped) = oneshot::channel::<()>();
             admin_stop = Some(stop);
             tasks.push(tokio::spawn(async move {
-                let served = axum::serve(listener, admin::router(state))
-                    .with_graceful_shutdown(async {
+                let served = listener
+                    .serve(admin::router(state), async {
                         let _ = stopped.await;
                     })
                     .await;

@@ -2,10 +2,12 @@
 
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::CtiError;
+use crate::listener::ListenerConfig;
 
 /// The contact-centre link's settings: the `[cti]` table of the bridge's configuration file.
 /// Every field is optional; unknown fields are errors.
@@ -17,7 +19,8 @@ use crate::CtiError;
 /// | `max-message-bytes` | integer | `65536` | largest text frame the link accepts (256..=1048576); a larger frame up to 4 × this is answered `EventError` 4 and the connection continues; a frame beyond 4 × is answered `EventError` 4 and the connection is closed with code 1009 |
 /// | `rate-per-second` | integer | `200` | messages per second a connection may send (sustained); over the limit a message is dropped and answered `EventError` 5 |
 /// | `burst` | integer | `400` | messages a connection may send at once before `rate-per-second` applies |
-/// | `max-connections` | integer | `1024` | connections served at once; further upgrade requests get HTTP 503 |
+/// | `max-connections` | integer | `1024` | connections held at once, counted from the moment they are accepted (a connection still sending its upgrade request counts too); further connections get HTTP 503 |
+/// | `handshake-timeout` | duration | `"10s"` | time a connection has to send its whole upgrade request (100ms..=5m); then it is closed |
 /// | `queue` | integer | `1024` | events queued per connection for a client that reads slower than the bridge sends; a client that falls further behind is disconnected (close code 1008), never slowing the bridge or other clients. Must exceed the largest burst the bridge sends one client (about the number of DNs it registers) |
 ///
 /// ```
@@ -47,8 +50,11 @@ pub struct CtiConfig {
     pub rate_per_second: u32,
     /// Messages per connection allowed at once (default 400).
     pub burst: u32,
-    /// Connections served at once (default 1024).
+    /// Connections held at once, from accept to close (default 1024).
     pub max_connections: usize,
+    /// Time a connection has to send its whole upgrade request (default 10 s).
+    #[serde(deserialize_with = "presence_transport::settings::duration")]
+    pub handshake_timeout: Duration,
     /// Events queued per connection before a lagging client is disconnected (default 1024).
     pub queue: usize,
 }
@@ -62,6 +68,7 @@ impl Default for CtiConfig {
             rate_per_second: 200,
             burst: 400,
             max_connections: 1024,
+            handshake_timeout: Duration::from_secs(10),
             queue: 1024,
         }
     }
@@ -81,6 +88,7 @@ impl CtiConfig {
             }
             Some(token) if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) => {
                 return Err(CtiError::InvalidOption {
+                    table: "cti",
                     option: "token",
                     value: "(hidden)".to_owned(),
                     expected: "a non-empty bearer token of visible ASCII characters without spaces",
@@ -88,7 +96,8 @@ impl CtiConfig {
             }
             _ => {}
         }
-        let ranges: [(&'static str, u64, u64, u64, &'static str); 5] = [
+        self.listener().validate()?;
+        let ranges: [(&'static str, u64, u64, u64, &'static str); 4] = [
             (
                 "max-message-bytes",
                 self.max_message_bytes as u64,
@@ -111,13 +120,6 @@ impl CtiConfig {
                 "a number of messages, at least 1",
             ),
             (
-                "max-connections",
-                self.max_connections as u64,
-                1,
-                u64::MAX,
-                "a number of connections, at least 1",
-            ),
-            (
                 "queue",
                 self.queue as u64,
                 1,
@@ -129,6 +131,7 @@ impl CtiConfig {
         for (option, value, min, max, expected) in ranges {
             if !(min..=max).contains(&value) {
                 return Err(CtiError::InvalidOption {
+                    table: "cti",
                     option,
                     value: value.to_string(),
                     expected,
@@ -136,6 +139,16 @@ impl CtiConfig {
             }
         }
         Ok(())
+    }
+
+    /// The listener's identity and limits.
+    pub fn listener(&self) -> ListenerConfig {
+        ListenerConfig {
+            name: "contact-centre link",
+            table: "cti",
+            max_connections: self.max_connections,
+            handshake_timeout: self.handshake_timeout,
+        }
     }
 
     /// The endpoint URL clients connect to (`ws://127.0.0.1:7070/v1/cti`).
@@ -154,6 +167,7 @@ impl fmt::Debug for CtiConfig {
             .field("rate_per_second", &self.rate_per_second)
             .field("burst", &self.burst)
             .field("max_connections", &self.max_connections)
+            .field("handshake_timeout", &self.handshake_timeout)
             .field("queue", &self.queue)
             .finish()
     }
@@ -181,6 +195,7 @@ mod tests {
             (65536, 200, 400)
         );
         assert_eq!((config.max_connections, config.queue), (1024, 1024));
+        assert_eq!(config.handshake_timeout, Duration::from_secs(10));
         config.validate().unwrap();
         assert_eq!(config.endpoint(), "ws://127.0.0.1:7070/v1/cti");
     }
@@ -230,11 +245,27 @@ mod tests {
             ("rate-per-second = 0", "rate-per-second"),
             ("burst = 0", "burst"),
             ("max-connections = 0", "max-connections"),
+            ("handshake-timeout = \"50ms\"", "handshake-timeout"),
+            ("handshake-timeout = \"6m\"", "handshake-timeout"),
             ("queue = 0", "queue"),
         ] {
             let err = parse(text).unwrap().validate().unwrap_err().to_string();
             assert!(err.contains(&format!("`cti.{option}`")), "{err}");
         }
         assert!(parse("rate_per_second = -1").is_err());
+        assert!(parse("handshake-timeout = \"10 parsecs\"").is_err());
+    }
+
+    #[test]
+    fn handshake_timeout_as_text_or_seconds() {
+        let config = parse("handshake-timeout = \"2500ms\"").unwrap();
+        assert_eq!(config.handshake_timeout, Duration::from_millis(2500));
+        config.validate().unwrap();
+        assert_eq!(
+            parse("handshake-timeout = 3").unwrap().handshake_timeout,
+            Duration::from_secs(3)
+        );
+        let listener = config.listener();
+        assert_eq!((listener.table, listener.max_connections), ("cti", 1024));
     }
 }

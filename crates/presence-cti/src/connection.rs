@@ -10,7 +10,7 @@ use governor::DefaultDirectRateLimiter;
 use presence_tlib::{ClientId, ClientMessage, ErrorCode, LinkInput, MessageError, ServerEvent};
 use tokio::sync::{Notify, mpsc};
 
-use crate::server::{ActiveGuard, Shared};
+use crate::server::Shared;
 use crate::sink::Route;
 
 /// How long a close frame may take to go out before the socket is dropped.
@@ -61,7 +61,6 @@ impl Connection {
         shared: Arc<Shared>,
         client: ClientId,
         peer: SocketAddr,
-        _guard: ActiveGuard,
     ) {
         let (queue, mut events) = mpsc::channel(shared.limits.queue);
         let kick = Arc::new(Notify::new());
@@ -110,6 +109,9 @@ impl Connection {
                 reason: Utf8Bytes::from_static(reason),
             }));
             let _ = tokio::time::timeout(CLOSE_TIMEOUT, conn.socket.send(frame)).await;
+            // Dropping the socket then closes it without a reset, reading and discarding
+            // what the client still sends for a moment (the listener's lingering close):
+            // the client receives the close frame even in the middle of a huge frame.
         }
         conn.shared.routes.remove(client);
         match end {

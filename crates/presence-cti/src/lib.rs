@@ -22,14 +22,20 @@
 //! - **size**: a text frame over `max_message_bytes` gets `EventError` 4 and the connection
 //!   carries on; a frame over 4 × `max_message_bytes` is not read at all (the WebSocket
 //!   layer stops at its header), gets `EventError` 4 and the connection is closed with code
-//!   1009, since the rest of that frame cannot be skipped. Other connections are unaffected;
+//!   1009, since the rest of that frame cannot be skipped. The link then reads and discards
+//!   what the client still sends (at most 16 MiB, for at most 2 s) before closing the socket,
+//!   so that the client receives the close frame rather than a reset. Other connections are
+//!   unaffected;
 //! - **rate**: each connection may send `burst` messages at once and `rate_per_second`
 //!   sustained; a message over the limit is dropped and answered `EventError` 5;
 //! - **slow clients**: each connection has an outbound queue of `queue` events; a client
 //!   that falls further behind is disconnected (close code 1008, a warn log line), so it
 //!   never blocks the engine or other clients;
-//! - **connections**: at most `max_connections` at once (HTTP 503 beyond); pings are
-//!   answered with pongs; at shutdown every connection gets a close frame (code 1001).
+//! - **connections**: at most `max_connections` at once, counted from the moment they are
+//!   accepted (one still sending its upgrade request counts too; HTTP 503 beyond); one that
+//!   has not sent its whole upgrade request within `handshake_timeout` is closed; pings are
+//!   answered with pongs; at shutdown every connection gets a close frame (code 1001). These
+//!   rules are the [`listener`]'s, which the bridge's admin API runs on too.
 //!
 //! Order per client: `Connected`, then its messages in the order received, then
 //! `Disconnected`. While the engine's input channel is full, the link stops reading from
@@ -91,6 +97,7 @@
 pub mod auth;
 mod config;
 mod connection;
+pub mod listener;
 mod server;
 mod sink;
 
@@ -116,9 +123,11 @@ pub enum CtiError {
         listen: SocketAddr,
     },
     /// A setting out of range.
-    #[error("`cti.{option}` = {value} is not valid: expected {expected}")]
+    #[error("`{table}.{option}` = {value} is not valid: expected {expected}")]
     InvalidOption {
-        /// The option's name in the `[cti]` table.
+        /// The table of the option (`cti`, or `admin` for the admin API's listener).
+        table: &'static str,
+        /// The option's name in its table.
         option: &'static str,
         /// The value given (`(hidden)` for the token).
         value: String,
@@ -134,7 +143,14 @@ pub enum CtiError {
         #[source]
         source: std::io::Error,
     },
-    /// The server stopped with an I/O error.
-    #[error("the contact-centre link stopped serving")]
-    Serve(#[source] std::io::Error),
+    /// A listener's socket cannot be used (its address cannot be read, or accepting fails
+    /// for a reason other than a connection's own or a shortage of file descriptors).
+    #[error("the {listener}'s listening socket cannot be used")]
+    Serve {
+        /// Which listener ("contact-centre link", "admin API").
+        listener: &'static str,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
 }

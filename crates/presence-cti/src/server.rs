@@ -1,11 +1,11 @@
-//! The listener: HTTP routing, authentication, connection limits and graceful shutdown.
+//! The endpoint: HTTP routing, authentication, the WebSocket upgrade and graceful shutdown
+//! (connection limits and timeouts are the shared [`listener`](crate::listener)'s).
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ws::WebSocketUpgrade;
@@ -20,11 +20,14 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 use crate::connection::Connection;
+use crate::listener::HttpListener;
 use crate::sink::Routes;
 use crate::{CtiConfig, CtiError, CtiSink, PATH};
 
-/// How long `serve` waits, after the shutdown signal, for connections to close.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// The WebSocket layer's read buffer per connection: its initial size, and the most read
+/// from the socket at once. Messages are a few hundred bytes; a larger frame grows the
+/// buffer as it needs (tungstenite's default of 128 KiB cost every idle client that much).
+const READ_BUFFER_BYTES: usize = 4096;
 
 /// The limits every connection applies.
 #[derive(Debug)]
@@ -49,24 +52,11 @@ pub(crate) struct Limits {
 pub(crate) struct Shared {
     pub(crate) limits: Limits,
     token: Option<String>,
-    max_connections: usize,
     pub(crate) inputs: mpsc::Sender<LinkInput>,
     pub(crate) routes: Arc<Routes>,
     next_id: AtomicU64,
-    /// The number of connections being served (counted from the upgrade request on).
-    active: watch::Sender<usize>,
     /// `true` once shutdown has begun.
     pub(crate) stop: watch::Receiver<bool>,
-}
-
-/// Counts one connection while alive.
-#[derive(Debug)]
-pub(crate) struct ActiveGuard(Arc<Shared>);
-
-impl Drop for ActiveGuard {
-    fn drop(&mut self) {
-        self.0.active.send_modify(|n| *n = n.saturating_sub(1));
-    }
 }
 
 /// The contact-centre link's WebSocket server.
@@ -75,8 +65,7 @@ impl Drop for ActiveGuard {
 /// [`serve`](CtiServer::serve) until shutdown.
 #[derive(Debug)]
 pub struct CtiServer {
-    listener: TcpListener,
-    local_addr: SocketAddr,
+    listener: HttpListener,
     shared: Arc<Shared>,
     stop: watch::Sender<bool>,
 }
@@ -87,7 +76,8 @@ impl CtiServer {
     ///
     /// Errors: [`CtiError::TokenRequired`] when `listen` is not a loopback address and no
     /// `token` is set; [`CtiError::InvalidOption`] for another bad setting;
-    /// [`CtiError::Bind`] when the address cannot be bound.
+    /// [`CtiError::Bind`] when the address cannot be bound; [`CtiError::Serve`] when the
+    /// bound socket's address cannot be read.
     pub async fn bind(
         config: CtiConfig,
         inputs: mpsc::Sender<LinkInput>,
@@ -99,10 +89,8 @@ impl CtiServer {
                 addr: config.listen,
                 source,
             })?;
-        let local_addr = listener.local_addr().map_err(|source| CtiError::Bind {
-            addr: config.listen,
-            source,
-        })?;
+        let listener = HttpListener::new(listener, config.listener())?;
+        let local_addr = listener.local_addr();
         // `validate` guarantees both are at least 1.
         let rate = NonZeroU32::new(config.rate_per_second).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(config.burst).unwrap_or(NonZeroU32::MIN);
@@ -117,11 +105,9 @@ impl CtiServer {
                 queue: config.queue,
             },
             token: config.token,
-            max_connections: config.max_connections,
             inputs,
             routes: Arc::new(Routes::default()),
             next_id: AtomicU64::new(1),
-            active: watch::Sender::new(0),
             stop: stop_rx,
         });
         tracing::info!(
@@ -131,7 +117,6 @@ impl CtiServer {
         );
         Ok(CtiServer {
             listener,
-            local_addr,
             shared,
             stop,
         })
@@ -139,7 +124,7 @@ impl CtiServer {
 
     /// The address the server listens on (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.listener.local_addr()
     }
 
     /// The sink through which the engine sends events to clients.
@@ -150,44 +135,29 @@ impl CtiServer {
     /// Serves clients until `shutdown` completes, then stops accepting, closes every
     /// connection with a close frame (code 1001, "bridge shutting down") and returns once
     /// they have closed (waiting at most 5 seconds for slow peers).
+    ///
+    /// Errors: [`CtiError::Serve`] when the listening socket becomes unusable.
     pub async fn serve(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), CtiError> {
         let CtiServer {
             listener,
-            local_addr,
             shared,
             stop,
         } = self;
-        let app = Router::new()
-            .route(PATH, get(upgrade))
-            .with_state(shared.clone())
-            .into_make_service_with_connect_info::<SocketAddr>();
+        let local_addr = listener.local_addr();
+        let app = Router::new().route(PATH, get(upgrade)).with_state(shared);
         let signal = async move {
             shutdown.await;
             tracing::info!(%local_addr, "contact-centre link shutting down");
             stop.send_replace(true);
         };
-        axum::serve(listener, app)
-            .with_graceful_shutdown(signal)
-            .await
-            .map_err(CtiError::Serve)?;
-        let mut active = shared.active.subscribe();
-        if tokio::time::timeout(SHUTDOWN_GRACE, active.wait_for(|n| *n == 0))
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                open = *active.borrow(),
-                "contact-centre connections did not close in time; leaving them"
-            );
-        }
-        Ok(())
+        listener.serve(app, signal).await
     }
 }
 
-/// `GET /v1/cti`: authenticates, counts and upgrades.
+/// `GET /v1/cti`: authenticates and upgrades (the listener has counted the connection).
 async fn upgrade(
     State(shared): State<Arc<Shared>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -220,27 +190,12 @@ async fn upgrade(
         )
             .into_response();
     }
-    let admitted = shared.active.send_if_modified(|n| {
-        let room = *n < shared.max_connections;
-        if room {
-            *n += 1;
-        }
-        room
-    });
-    if !admitted {
-        tracing::warn!(%peer, max_connections = shared.max_connections, "contact-centre connection refused: too many connections");
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many connections (`cti.max-connections`)\n",
-        )
-            .into_response();
-    }
-    let guard = ActiveGuard(shared.clone());
     let client = ClientId::new(shared.next_id.fetch_add(1, Ordering::Relaxed));
     ws.max_message_size(shared.limits.hard_cap)
         .max_frame_size(shared.limits.hard_cap)
+        .read_buffer_size(READ_BUFFER_BYTES)
         .on_failed_upgrade(move |error| {
             tracing::debug!(%peer, %error, "WebSocket upgrade failed");
         })
-        .on_upgrade(move |socket| Connection::run(socket, shared, client, peer, guard))
+        .on_upgrade(move |socket| Connection::run(socket, shared, client, peer))
 }

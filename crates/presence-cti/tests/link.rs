@@ -4,11 +4,13 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use presence_cti::listener::REFUSING;
 use presence_cti::{CtiConfig, CtiError, CtiServer, CtiSink};
 use presence_model::{DnNumber, DndState};
 use presence_tlib::{
     ClientId, ClientMessage, ClientRequest, ClientSink, ErrorCode, LinkInput, ServerEvent,
 };
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -582,20 +584,44 @@ async fn connection_limit_and_other_paths() {
     })
     .await;
     let (ws, client) = h.client().await;
+    let other_path = format!("ws://{}/v2/other", h.addr);
     match connect(&h.url(), None).await {
         Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 503),
         Ok(_) => panic!("a second connection was accepted"),
         Err(other) => panic!("{other}"),
     }
-    match connect(&format!("ws://{}/v2/other", h.addr), None).await {
+    // Every connection counts, whatever it asks for.
+    match connect(&other_path, None).await {
+        Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 503),
+        other => panic!("{other:?}"),
+    }
+    // Room again once the first has gone (its place is given back when its socket has
+    // closed, just after `Disconnected`).
+    drop(ws);
+    assert_eq!(h.input().await, LinkInput::Disconnected(client));
+    match connect_when_room(&other_path).await {
         Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 404),
         other => panic!("{other:?}"),
     }
-    // Room again once the first has gone.
-    drop(ws);
-    assert_eq!(h.input().await, LinkInput::Disconnected(client));
-    let (_ws, _) = h.client().await;
+    let _ws = connect_when_room(&h.url()).await.unwrap();
+    assert!(matches!(h.input().await, LinkInput::Connected(..)));
     h.shutdown().await;
+}
+
+/// Connects, trying again while the server answers 503 (a connection that just closed
+/// gives its place back a moment later).
+async fn connect_when_room(url: &str) -> Result<Ws, tungstenite::Error> {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        match connect(url, None).await {
+            Err(tungstenite::Error::Http(response))
+                if response.status() == 503 && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -614,5 +640,172 @@ async fn engine_gone_gets_service_unavailable() {
         Some(4),
         "not serving requests",
     );
+    h.shutdown().await;
+}
+
+/// Reads until the bridge closes `socket`: what it sent first (a reset counts as a close).
+async fn until_closed(socket: &mut TcpStream) -> Vec<u8> {
+    let mut received = Vec::new();
+    let read = tokio::time::timeout(PATIENCE, socket.read_to_end(&mut received)).await;
+    assert!(
+        read.is_ok(),
+        "the bridge did not close the connection in time"
+    );
+    received
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_far_over_the_limit_sent_whole_gets_close_1009() {
+    let mut h = start(CtiConfig {
+        max_message_bytes: 1024,
+        ..CtiConfig::default()
+    })
+    .await;
+    let (mut ws, client) = h.client().await;
+    // Sent as any client sends it, header and payload: 8 MiB is more than the sockets'
+    // buffers hold, so the client is still sending when the bridge closes the connection.
+    let sent = tokio::time::timeout(PATIENCE, ws.send(Message::text("x".repeat(8 << 20))))
+        .await
+        .expect("the frame is sent in time");
+    assert!(
+        sent.is_ok(),
+        "the client could not send its frame: {sent:?}"
+    );
+    assert_error(
+        &event(&mut ws).await,
+        ErrorCode::MessageTooLarge,
+        None,
+        "the message is 8388608 bytes, more than the limit of 1024 bytes",
+    );
+    match next_frame(&mut ws).await {
+        Some(Message::Close(Some(frame))) => {
+            assert_eq!(u16::from(frame.code), 1009);
+            assert_eq!(frame.reason.as_str(), "message too big");
+        }
+        other => panic!("expected a close frame with code 1009, got {other:?}"),
+    }
+    assert_eq!(h.input().await, LinkInput::Disconnected(client));
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_half_sent_and_dripping_requests_are_closed_after_the_handshake_timeout() {
+    let mut h = start(CtiConfig {
+        handshake_timeout: Duration::from_millis(300),
+        ..CtiConfig::default()
+    })
+    .await;
+    let mut silent = TcpStream::connect(h.addr).await.unwrap();
+    let mut half = TcpStream::connect(h.addr).await.unwrap();
+    half.write_all(b"GET /v1/cti HTTP/1.1\r\nHost: bridge\r\n")
+        .await
+        .unwrap();
+    // A byte at a time, never quite finishing: the timeout bounds the whole head, not
+    // the gaps between bytes.
+    let mut dripping = TcpStream::connect(h.addr).await.unwrap();
+    let (mut drip_reader, mut drip_writer) = dripping.split();
+    let drip = async {
+        for byte in b"GET /v1/cti HTTP/1.1\r\nHost: bridge\r\nX-Padding: "
+            .iter()
+            .cycle()
+        {
+            if drip_writer.write_all(&[*byte]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let mut dripped = Vec::new();
+    let closed = tokio::time::timeout(PATIENCE, async {
+        tokio::select! {
+            () = drip => {}
+            read = drip_reader.read_to_end(&mut dripped) => drop(read),
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the dripping connection was never closed");
+    assert!(dripped.is_empty(), "{dripped:?}");
+    assert!(until_closed(&mut silent).await.is_empty());
+    assert!(until_closed(&mut half).await.is_empty());
+
+    // A client that sends its request is served as before.
+    let (mut ws, client) = h.client().await;
+    send(
+        &mut ws,
+        r#"{"message":"RegisterAddress","referenceID":1,"thisDN":"5001"}"#,
+    )
+    .await;
+    assert_eq!(h.ack_next(client).await.reference_id, 1);
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_waiting_for_their_request_count_against_the_limit() {
+    let mut h = start(CtiConfig {
+        max_connections: 2,
+        handshake_timeout: Duration::from_secs(2),
+        ..CtiConfig::default()
+    })
+    .await;
+    let mut silent = [
+        TcpStream::connect(h.addr).await.unwrap(),
+        TcpStream::connect(h.addr).await.unwrap(),
+    ];
+    match connect(&h.url(), None).await {
+        Err(tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 503);
+            let body = String::from_utf8_lossy(response.body().as_deref().unwrap_or_default())
+                .into_owned();
+            assert!(body.contains("`cti.max-connections`"), "{body}");
+        }
+        Ok(_) => panic!("the limit ignored two connections that have not sent a request"),
+        Err(other) => panic!("{other}"),
+    }
+    // Once the handshake timeout has closed them, there is room again.
+    for socket in &mut silent {
+        assert!(until_closed(socket).await.is_empty());
+    }
+    let _ws = connect_when_room(&h.url()).await.unwrap();
+    assert!(matches!(h.input().await, LinkInput::Connected(..)));
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beyond_the_limit_connections_are_refused_then_closed_at_once() {
+    let h = start(CtiConfig {
+        max_connections: 1,
+        // Longer than the test: only the limit closes connections here.
+        handshake_timeout: Duration::from_secs(60),
+        ..CtiConfig::default()
+    })
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..1 + REFUSING {
+        held.push(TcpStream::connect(h.addr).await.unwrap());
+    }
+    // One served, REFUSING waiting to be answered 503: the next ones are closed at once,
+    // so the listener holds a bounded number of sockets however many arrive.
+    for _ in 0..3 {
+        let mut extra = TcpStream::connect(h.addr).await.unwrap();
+        assert!(until_closed(&mut extra).await.is_empty());
+    }
+    let mut scratch = [0u8; 16];
+    for socket in &held {
+        let open = socket.try_read(&mut scratch);
+        assert!(
+            matches!(&open, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+            "{open:?}"
+        );
+    }
+    // A refused connection that sends its request gets the 503.
+    let refused = held.last_mut().unwrap();
+    refused
+        .write_all(b"GET /v1/cti HTTP/1.1\r\nHost: bridge\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = String::from_utf8(until_closed(refused).await).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("`cti.max-connections`"), "{answer}");
+    // Shutdown does not wait for the handshake timeout of the connections still waiting.
     h.shutdown().await;
 }
