@@ -466,3 +466,27 @@ fn tls_failures_are_explained_in_one_place() {
         found.join("\n")
     );
 }
+
+/// Every HTTP listener of the bridge (the contact-centre link, the admin API) is served by
+/// `presence_cti::listener`, whose handshake timeout and connection count `axum::serve`
+/// does not have.
+#[test]
+fn every_listener_of_the_bridge_is_the_counted_one() {
+    let mut found = Vec::new();
+    for dir in ["crates/presence-bridge/src", "crates/presence-cti/src"] {
+        for file in rust_files(&root().join(dir)) {
+            for (n, line) in library_code(&file) {
+                if line.contains("axum::serve")
+                    || line.contains("hyper::server::conn") && !file.ends_with("listener.rs")
+                {
+                    found.push(format!("{}:{n}", file.display()));
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "an HTTP listener not served by presence_cti::listener:\n{}",
+        found.join("\n")
+    );
+}
