@@ -98,11 +98,13 @@ impl fmt::Display for Severity {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// The file is not valid TOML.
-    #[error("not valid TOML: {message}")]
+    /// The file is not valid TOML (the parser's message, without its own rendering of the
+    /// location: the diagnostic gives file:line:column).
+    #[error("not valid TOML: {}", source.message().trim_end())]
     Syntax {
-        /// The TOML parser's message.
-        message: String,
+        /// The TOML parser's error.
+        #[source]
+        source: Box<toml::de::Error>,
     },
     /// The file is larger than the limit.
     #[error("the file is {size} bytes, more than the limit of {limit} bytes")]

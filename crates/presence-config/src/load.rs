@@ -120,7 +120,7 @@ pub fn load<S: DeserializeOwned>(
                 None,
                 None,
                 ConfigError::Syntax {
-                    message: e.message().trim_end().to_owned(),
+                    source: Box::new(e),
                 },
             );
             return Err(Diagnostics(w.sink.list));

@@ -225,7 +225,10 @@ async fn main() -> ExitCode {
                 ca_pem = Some(pki.ca_pem);
             }
             Err(error) => {
-                eprintln!("presence-graph-sim: {}", chain(&error));
+                eprintln!(
+                    "presence-graph-sim: {}",
+                    presence_model::error_chain(&error)
+                );
                 return ExitCode::FAILURE;
             }
         }
@@ -242,7 +245,10 @@ async fn main() -> ExitCode {
     let server = match GraphSimServer::start(config).await {
         Ok(server) => server,
         Err(error) => {
-            eprintln!("presence-graph-sim: {}", chain(&error));
+            eprintln!(
+                "presence-graph-sim: {}",
+                presence_model::error_chain(&error)
+            );
             return ExitCode::FAILURE;
         }
     };
@@ -320,18 +326,6 @@ fn print_banner(server: &GraphSimServer, args: &Args, users: usize) {
         let _ = writeln!(out, "{line}");
     }
     let _ = out.flush();
-}
-
-/// An error and its sources on one line.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -172,27 +172,9 @@ pub enum GraphError {
         #[source]
         source: std::env::VarError,
     },
-    /// The CA file cannot be read.
-    #[error("`teams.ca`: cannot read `{}`", path.display())]
-    CaFile {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The CA file is not PEM.
-    #[error("`teams.ca`: `{}` is not a PEM certificate file", path.display())]
-    CaPem {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: rustls_pki_types::pem::Error,
-    },
-    /// rustls refused the TLS configuration or a certificate.
-    #[error("TLS configuration")]
-    Tls(#[source] rustls::Error),
+    /// The TLS material (`teams.ca`, or the system's trust anchors) cannot be used.
+    #[error(transparent)]
+    Tls(#[from] presence_tls::TlsError),
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client")]
     Client(#[source] reqwest::Error),

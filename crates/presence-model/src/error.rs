@@ -118,3 +118,67 @@ pub enum ModelError {
         token: String,
     },
 }
+
+/// An error and its sources on one line, `outer: inner: innermost`, for logs and status
+/// texts. A source whose text the line already holds is not repeated (an error that
+/// explains its source in its own words keeps the source for programs, not for people).
+///
+/// ```
+/// use presence_model::error_chain;
+///
+/// #[derive(Debug, thiserror::Error)]
+/// #[error("cannot read `map.xml`")]
+/// struct Outer(#[source] std::io::Error);
+///
+/// let error = Outer(std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"));
+/// assert_eq!(error_chain(&error), "cannot read `map.xml`: no such file");
+/// ```
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    // A chain is short; the bound only guards against a cycle.
+    for _ in 0..32 {
+        let Some(s) = source else {
+            break;
+        };
+        let part = s.to_string();
+        if !part.is_empty() && !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod chain_tests {
+    use super::error_chain;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{text}")]
+    struct E {
+        text: &'static str,
+        #[source]
+        source: Option<Box<E>>,
+    }
+
+    fn e(text: &'static str, source: Option<E>) -> E {
+        E {
+            text,
+            source: source.map(Box::new),
+        }
+    }
+
+    #[test]
+    fn sources_join_and_repeats_are_dropped() {
+        let chain = e("a", Some(e("b", Some(e("c", None)))));
+        assert_eq!(error_chain(&chain), "a: b: c");
+        let explained = e(
+            "handshake failed: unknown issuer",
+            Some(e("unknown issuer", None)),
+        );
+        assert_eq!(error_chain(&explained), "handshake failed: unknown issuer");
+        assert_eq!(error_chain(&e("alone", None)), "alone");
+    }
+}

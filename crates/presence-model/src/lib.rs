@@ -38,7 +38,7 @@ pub mod timers;
 mod user;
 
 pub use availability::{Availability, AvailabilityClass, AvailabilityRange};
-pub use error::ModelError;
+pub use error::{ModelError, error_chain};
 pub use ids::{ActivityText, AggregatedStateId, DnNumber, Lcid, SipUri};
 pub use presence::{Activities, AggregatedStates, Presence, Publication};
 pub use state::{AgentState, DeviceState, DndState, StateIndex};

@@ -298,7 +298,7 @@ async fn main() -> ExitCode {
             match ServerTls::from_files(cert, key, args.client_ca.as_deref()) {
                 Ok(tls) => Some(tls),
                 Err(error) => {
-                    eprintln!("presence-sfb-sim: {}", chain(&error));
+                    eprintln!("presence-sfb-sim: {}", presence_model::error_chain(&error));
                     return ExitCode::FAILURE;
                 }
             }
@@ -325,7 +325,7 @@ async fn main() -> ExitCode {
     let server = match SimServer::start(config).await {
         Ok(server) => server,
         Err(error) => {
-            eprintln!("presence-sfb-sim: {}", chain(&error));
+            eprintln!("presence-sfb-sim: {}", presence_model::error_chain(&error));
             return ExitCode::FAILURE;
         }
     };
@@ -368,18 +368,6 @@ async fn main() -> ExitCode {
     drop(server);
     let _ = log.await;
     ExitCode::SUCCESS
-}
-
-/// An error and its sources on one line.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]

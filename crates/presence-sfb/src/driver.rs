@@ -134,11 +134,14 @@ trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 impl Connector {
-    async fn connect(&self) -> Result<(Box<dyn Stream>, String), String> {
+    async fn connect(&self) -> Result<(Box<dyn Stream>, String), SfbError> {
         let attempt = async {
             let tcp = TcpStream::connect(&self.pool)
                 .await
-                .map_err(|e| format!("cannot connect to the pool `{}`: {e}", self.pool))?;
+                .map_err(|source| SfbError::Connect {
+                    pool: self.pool.clone(),
+                    source,
+                })?;
             let _ = tcp.set_nodelay(true);
             let local = tcp
                 .local_addr()
@@ -147,27 +150,30 @@ impl Connector {
             let stream: Box<dyn Stream> = match &self.tls {
                 None => Box::new(tcp),
                 Some(connector) => {
-                    let name = ServerName::try_from(self.server_name.clone()).map_err(|e| {
-                        format!(
-                            "[sfb.tls] server-name `{}` is not valid: {e}",
-                            self.server_name
-                        )
+                    let name =
+                        ServerName::try_from(self.server_name.clone()).map_err(|source| {
+                            SfbError::ServerName {
+                                name: self.server_name.clone(),
+                                source,
+                            }
+                        })?;
+                    let tls = connector.connect(name, tcp).await.map_err(|source| {
+                        SfbError::Handshake {
+                            explained: crate::tls::explain_handshake(&source, &self.server_name),
+                            source,
+                        }
                     })?;
-                    let tls = connector
-                        .connect(name, tcp)
-                        .await
-                        .map_err(|e| crate::tls::explain_handshake(&e, &self.server_name))?;
                     Box::new(tls)
                 }
             };
             Ok((stream, local))
         };
-        timeout(self.connect_timeout, attempt).await.map_err(|_| {
-            format!(
-                "connecting to the pool `{}` took longer than {:?}",
-                self.pool, self.connect_timeout
-            )
-        })?
+        timeout(self.connect_timeout, attempt)
+            .await
+            .map_err(|_| SfbError::ConnectTimeout {
+                pool: self.pool.clone(),
+                after: self.connect_timeout,
+            })?
     }
 }
 
@@ -462,7 +468,8 @@ impl Driver {
             };
             match connected {
                 None => return self.finish(),
-                Some(Err(reason)) => {
+                Some(Err(error)) => {
+                    let reason = presence_model::error_chain(&error);
                     failures += 1;
                     let delay = backoff.delay(failures, self.rng.next_f64());
                     pause = Some(delay);

@@ -109,10 +109,45 @@ pub enum SfbError {
         /// What is wrong.
         message: String,
     },
-    /// TLS material cannot be read or used.
-    #[error("[sfb.tls] {message}")]
-    Tls {
-        /// What and why.
-        message: String,
+    /// `application-uri` is not a SIP URI.
+    #[error("`sfb.application-uri` is not a SIP URI")]
+    ApplicationUri(#[source] presence_model::ModelError),
+    /// TLS material of `[sfb.tls]` cannot be read or used.
+    #[error(transparent)]
+    Tls(#[from] presence_tls::TlsError),
+    /// The pool cannot be reached (the driver reconnects; this is the reason it reports).
+    #[error("cannot connect to the pool `{pool}`")]
+    Connect {
+        /// The pool's `host:port`.
+        pool: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `[sfb.tls] server-name` is not a DNS name or an IP address.
+    #[error("[sfb.tls] server-name `{name}` is not valid")]
+    ServerName {
+        /// The name.
+        name: String,
+        /// Why.
+        #[source]
+        source: rustls::pki_types::InvalidDnsNameError,
+    },
+    /// The TLS handshake with the pool failed: `explained` says why and what to change.
+    #[error("{explained}")]
+    Handshake {
+        /// The cause and the setting that fixes it (`presence-tls`).
+        explained: String,
+        /// The handshake's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Connecting took longer than `connect-timeout`.
+    #[error("connecting to the pool `{pool}` took longer than {after:?}")]
+    ConnectTimeout {
+        /// The pool's `host:port`.
+        pool: String,
+        /// The time allowed.
+        after: std::time::Duration,
     },
 }

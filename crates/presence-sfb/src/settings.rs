@@ -285,10 +285,7 @@ impl SfbSettings {
             });
         }
         let application_uri =
-            SipUri::new(&self.application_uri).map_err(|source| SfbError::Setting {
-                key: "sfb.application-uri",
-                message: source.to_string(),
-            })?;
+            SipUri::new(&self.application_uri).map_err(SfbError::ApplicationUri)?;
         let mut config = EndpointConfig::new(application_uri, self.transport);
         config.contact = self
             .gruu

@@ -107,26 +107,40 @@ struct Connector {
 }
 
 impl Connector {
-    async fn connect(&self) -> Result<(Link, String), String> {
+    async fn connect(&self) -> Result<(Link, String), SimpleError> {
+        let server = || self.server.clone();
         let attempt = async {
             let addr = tokio::net::lookup_host(&self.server)
                 .await
-                .map_err(|e| format!("cannot resolve the server `{}`: {e}", self.server))?
+                .map_err(|source| SimpleError::Connect {
+                    what: "resolve the server",
+                    server: server(),
+                    source,
+                })?
                 .next()
-                .ok_or_else(|| format!("the server `{}` resolves to no address", self.server))?;
+                .ok_or_else(|| SimpleError::NoAddress { server: server() })?;
             if self.transport == Transport::Udp {
                 let bind = if addr.is_ipv4() {
                     "0.0.0.0:0"
                 } else {
                     "[::]:0"
                 };
-                let socket = UdpSocket::bind(bind)
-                    .await
-                    .map_err(|e| format!("cannot open a UDP socket: {e}"))?;
+                let socket =
+                    UdpSocket::bind(bind)
+                        .await
+                        .map_err(|source| SimpleError::Connect {
+                            what: "open a UDP socket for",
+                            server: server(),
+                            source,
+                        })?;
                 socket
                     .connect(addr)
                     .await
-                    .map_err(|e| format!("cannot reach `{}` over UDP: {e}", self.server))?;
+                    .map_err(|source| SimpleError::Connect {
+                        what: "reach over UDP",
+                        server: server(),
+                        source,
+                    })?;
                 let local = socket
                     .local_addr()
                     .map_or_else(|_| "localhost".to_owned(), |a| a.to_string());
@@ -134,35 +148,40 @@ impl Connector {
             }
             let tcp = TcpStream::connect(addr)
                 .await
-                .map_err(|e| format!("cannot connect to the server `{}`: {e}", self.server))?;
+                .map_err(|source| SimpleError::Connect {
+                    what: "connect to the server",
+                    server: server(),
+                    source,
+                })?;
             let _ = tcp.set_nodelay(true);
             let local = tcp
                 .local_addr()
                 .map_or_else(|_| "localhost".to_owned(), |a| a.to_string());
-            let stream: Box<dyn Stream> =
-                match &self.tls {
-                    None => Box::new(tcp),
-                    Some(connector) => {
-                        let name = rustls_pki_types::ServerName::try_from(self.server_name.clone())
-                            .map_err(|e| {
-                                format!(
-                                    "[simple.tls] server-name `{}` is not valid: {e}",
-                                    self.server_name
-                                )
-                            })?;
-                        Box::new(connector.connect(name, tcp).await.map_err(|e| {
-                            crate::tls::SERVER.handshake_failed(&self.server_name, &e)
-                        })?)
-                    }
-                };
+            let stream: Box<dyn Stream> = match &self.tls {
+                None => Box::new(tcp),
+                Some(connector) => {
+                    let name = rustls_pki_types::ServerName::try_from(self.server_name.clone())
+                        .map_err(|source| SimpleError::ServerName {
+                            name: self.server_name.clone(),
+                            source,
+                        })?;
+                    Box::new(connector.connect(name, tcp).await.map_err(|source| {
+                        SimpleError::Handshake {
+                            explained: crate::tls::SERVER
+                                .handshake_failed(&self.server_name, &source),
+                            source,
+                        }
+                    })?)
+                }
+            };
             Ok((Link::Stream(stream), local))
         };
-        timeout(self.connect_timeout, attempt).await.map_err(|_| {
-            format!(
-                "connecting to `{}` took longer than {:?}",
-                self.server, self.connect_timeout
-            )
-        })?
+        timeout(self.connect_timeout, attempt)
+            .await
+            .map_err(|_| SimpleError::ConnectTimeout {
+                server: server(),
+                after: self.connect_timeout,
+            })?
     }
 }
 
@@ -421,7 +440,8 @@ impl Driver {
             };
             match connected {
                 None => return self.finish(),
-                Some(Err(reason)) => {
+                Some(Err(error)) => {
+                    let reason = presence_model::error_chain(&error);
                     failures += 1;
                     let delay = self.backoff.delay(failures, self.rng.next_f64());
                     pause = Some(delay);

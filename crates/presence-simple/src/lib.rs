@@ -96,11 +96,53 @@ pub enum SimpleError {
         /// What is wrong.
         message: String,
     },
-    /// TLS material cannot be read or used.
-    #[error("[simple.tls] {message}")]
-    Tls {
-        /// What and why.
-        message: String,
+    /// TLS material of `[simple.tls]` cannot be read or used.
+    #[error(transparent)]
+    Tls(#[from] presence_tls::TlsError),
+    /// The presence server cannot be reached (the driver reconnects; this is the reason it
+    /// reports).
+    #[error("cannot {what} `{server}`")]
+    Connect {
+        /// What failed: `resolve the server`, `connect to the server`, `open a UDP socket
+        /// for`, `reach over UDP`.
+        what: &'static str,
+        /// The server's `host:port`.
+        server: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The server's name resolves to no address.
+    #[error("the server `{server}` resolves to no address")]
+    NoAddress {
+        /// The server's `host:port`.
+        server: String,
+    },
+    /// `[simple.tls] server-name` is not a DNS name or an IP address.
+    #[error("[simple.tls] server-name `{name}` is not valid")]
+    ServerName {
+        /// The name.
+        name: String,
+        /// Why.
+        #[source]
+        source: rustls_pki_types::InvalidDnsNameError,
+    },
+    /// The TLS handshake with the server failed: `explained` says why and what to change.
+    #[error("{explained}")]
+    Handshake {
+        /// The cause and the setting that fixes it (`presence-tls`).
+        explained: String,
+        /// The handshake's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Connecting took longer than `connect-timeout`.
+    #[error("connecting to `{server}` took longer than {after:?}")]
+    ConnectTimeout {
+        /// The server's `host:port`.
+        server: String,
+        /// The time allowed.
+        after: std::time::Duration,
     },
     /// A PIDF body cannot be read: where (byte offset in the body, and the element path
     /// when known) and what.

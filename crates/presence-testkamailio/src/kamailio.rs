@@ -239,7 +239,7 @@ pub struct Presentity {
     /// The publication's entity tag (what `SIP-ETag` said).
     pub etag: String,
     /// When the publication expires, Unix seconds. A removed publication has an `expires`
-    /// in the past until the `clean_period` timer (30 s) deletes the row.
+    /// in the past until the `clean_period` timer (an hour here) deletes the row.
     pub expires: i64,
     /// When it was last published, Unix seconds ([`Storage::Sqlite`] only).
     pub received_time: Option<i64>,

