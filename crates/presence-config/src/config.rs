@@ -9,8 +9,8 @@ use crate::diag::{Diagnostic, Location, Severity};
 use crate::{ConfigError, Mode as ProfileKind};
 use presence_map::AgentPresenceMap;
 use presence_model::{
-    AggregatedStates, AvailabilityRange, DnNumber, EntraId, Platform, SipUri, Upn, UserAddress,
-    UserId,
+    AggregatedStates, AvailabilityRange, DnNumber, EntraId, Platform, ProfileSource, SipUri, Upn,
+    UserAddress, UserId,
 };
 
 /// The default of `presence-availability-range`: Online only **(decision)**.
@@ -204,34 +204,6 @@ impl Users {
     /// Whether no DN has a user.
     pub fn is_empty(&self) -> bool {
         self.by_dn.is_empty()
-    }
-}
-
-/// The level a profile came from: login session > Extension DN annex > application.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ProfileSource {
-    /// `presence-profile` in the login's AttributeExtensions.
-    Login,
-    /// `presence-profile` in the Extension DN's annex.
-    Dn,
-    /// `presence-profile` in the application's `[TServer]` options.
-    Application,
-}
-
-impl ProfileSource {
-    /// `login`, `dn` or `application`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            ProfileSource::Login => "login",
-            ProfileSource::Dn => "dn",
-            ProfileSource::Application => "application",
-        }
-    }
-}
-
-impl fmt::Display for ProfileSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

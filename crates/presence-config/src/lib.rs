@@ -76,9 +76,12 @@ pub mod options;
 
 pub use config::{
     Addressing, Config, DEFAULT_AVAILABLE_RANGE, ExtensionDn, Mode, PlatformSpec, Profile,
-    ProfileMode, ProfileSource, PullSettings, PushSettings, Resolution, Users,
+    ProfileMode, PullSettings, PushSettings, Resolution, Users,
 };
 pub use diag::{ConfigError, Diagnostic, Diagnostics, Location, Severity};
 pub use load::{
     DEFAULT_MAX_CONFIG_SIZE, LoadOptions, Loaded, NoSections, Source, load, locate_key,
 };
+/// Where a DN's profile comes from (defined in `presence-model`, shared with the
+/// contact-centre link).
+pub use presence_model::ProfileSource;

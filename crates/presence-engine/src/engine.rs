@@ -479,7 +479,7 @@ impl<S: ClientSink> Engine<S> {
                         answer.insert(ext::PRESENCE_PROFILE_SOURCE, source.as_str());
                     }
                     None => {
-                        answer.insert(ext::PRESENCE_PROFILE_SOURCE, "none");
+                        answer.insert(ext::PRESENCE_PROFILE_SOURCE, ext::NO_PROFILE_SOURCE);
                     }
                 }
                 if let Some(reason) = refused {

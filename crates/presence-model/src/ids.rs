@@ -1,6 +1,5 @@
 //! Identifiers and texts: LCIDs, activity texts, DN numbers, SIP URIs, aggregated state IDs.
 
-use std::borrow::Borrow;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -137,11 +136,41 @@ fn check_token(token: &str, max: usize, forbidden: &[char]) -> Result<(), &'stat
     Ok(())
 }
 
+/// Defines a validated string identifier: a newtype over `Arc<str>` (cheap to clone) with
+/// `as_str`, `Display`, `AsRef<str>`, `Borrow<str>` (so maps keyed by it can be searched
+/// with a `&str`) and `FromStr`, which calls the type's own `new(&str) -> Result<Self,
+/// Error>`, written beside the invocation with the checks the identifier needs. Used for the
+/// model's identifiers and by other crates for theirs (the contact-centre link's agent and
+/// connection IDs), so that every string identifier of the workspace behaves the same.
+///
+/// ```
+/// use presence_model::string_id;
+///
+/// #[derive(Debug)]
+/// pub struct Empty;
+///
+/// string_id! {
+///     /// A name that is not empty.
+///     Name, Empty
+/// }
+///
+/// impl Name {
+///     /// A name, checked.
+///     pub fn new(s: &str) -> Result<Self, Empty> {
+///         if s.is_empty() { Err(Empty) } else { Ok(Name(s.into())) }
+///     }
+/// }
+///
+/// let name: Name = "agent1".parse().unwrap();
+/// assert_eq!(name.as_str(), "agent1");
+/// assert!("".parse::<Name>().is_err());
+/// ```
+#[macro_export]
 macro_rules! string_id {
-    ($(#[$doc:meta])* $name:ident) => {
+    ($(#[$doc:meta])* $name:ident, $error:ty) => {
         $(#[$doc])*
         #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub struct $name(Arc<str>);
+        pub struct $name(::std::sync::Arc<str>);
 
         impl $name {
             /// The identifier as text.
@@ -150,28 +179,28 @@ macro_rules! string_id {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(&self.0)
             }
         }
 
-        impl AsRef<str> for $name {
+        impl ::std::convert::AsRef<str> for $name {
             fn as_ref(&self) -> &str {
                 &self.0
             }
         }
 
-        impl Borrow<str> for $name {
+        impl ::std::borrow::Borrow<str> for $name {
             fn borrow(&self) -> &str {
                 &self.0
             }
         }
 
-        impl FromStr for $name {
-            type Err = ModelError;
+        impl ::std::str::FromStr for $name {
+            type Err = $error;
 
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
+            fn from_str(s: &str) -> ::std::result::Result<Self, Self::Err> {
                 $name::new(s)
             }
         }
@@ -181,7 +210,7 @@ macro_rules! string_id {
 string_id! {
     /// A DN number (`5001`, or a VoIP Service DN's name such as `PushProfile`): non-empty, at
     /// most 255 bytes, no spaces or control characters.
-    DnNumber
+    DnNumber, ModelError
 }
 
 impl DnNumber {
@@ -200,7 +229,7 @@ string_id! {
     /// An aggregated state ID (`INCALL`): the key that joins `aggregated-states` to the
     /// agent-presence map. Non-empty, at most 255 bytes, no spaces, control characters, `,`,
     /// `=` or `:` (which the `aggregated-states` syntax reserves). Case-sensitive.
-    AggregatedStateId
+    AggregatedStateId, ModelError
 }
 
 impl AggregatedStateId {
@@ -231,7 +260,7 @@ string_id! {
     /// assert!("agent1@contoso.com".parse::<SipUri>().is_err());
     /// # Ok::<(), presence_model::ModelError>(())
     /// ```
-    SipUri
+    SipUri, ModelError
 }
 
 impl SipUri {

@@ -80,8 +80,11 @@ mod tests;
 pub use client::{ClientMessage, ClientRequest};
 pub use error::{ErrorCode, MessageError, MessageErrorKind};
 pub use link::{ClientId, ClientSink, LinkInput, MemorySink};
+/// Where a DN's profile comes from: `presence-profile-source` in `EventAgentLogin`
+/// (defined in `presence-model`, shared with the configuration).
+pub use presence_model::ProfileSource;
 pub use server::ServerEvent;
-pub use types::{AgentId, ConnId, Extensions, ProfileSource, WorkMode, ext};
+pub use types::{AgentId, ConnId, Extensions, WorkMode, ext};
 
 /// The largest text [`ClientMessage::from_json`] and [`ServerEvent::from_json`] accept, in
 /// bytes (1 MiB); longer texts get [`ErrorCode::MessageTooLarge`] without being parsed.

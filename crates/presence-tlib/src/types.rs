@@ -131,67 +131,68 @@ fn check_id(s: &str, max: usize) -> Result<(), &'static str> {
     }
 }
 
-macro_rules! id_type {
-    ($(#[$doc:meta])* $name:ident, $attribute:literal, $max:literal, $expected:literal) => {
-        $(#[$doc])*
-        #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub struct $name(Arc<str>);
-
-        impl $name {
-            /// The longest value accepted, in bytes.
-            pub const MAX_LEN: usize = $max;
-
-            /// A value, validated.
-            pub fn new(s: &str) -> Result<Self, MessageErrorKind> {
-                check_id(s, $max)
-                    .map(|()| $name(Arc::from(s)))
-                    .map_err(|reason| MessageErrorKind::InvalidValue {
-                        attribute: $attribute.to_owned(),
-                        value: shorten(s),
-                        reason,
-                        expected: $expected,
-                    })
-            }
-
-            /// The value as text.
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-
-        impl AsRef<str> for $name {
-            fn as_ref(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = MessageErrorKind;
-
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                $name::new(s)
-            }
-        }
-    };
+/// A contact-centre identifier's checks: non-empty, at most `max` bytes, no spaces or
+/// control characters; the error names the attribute and what it should be.
+fn checked<T>(
+    s: &str,
+    max: usize,
+    attribute: &str,
+    expected: &'static str,
+    make: impl FnOnce(Arc<str>) -> T,
+) -> Result<T, MessageErrorKind> {
+    check_id(s, max)
+        .map(|()| make(Arc::from(s)))
+        .map_err(|reason| MessageErrorKind::InvalidValue {
+            attribute: attribute.to_owned(),
+            value: shorten(s),
+            reason,
+            expected,
+        })
 }
 
-id_type! {
+presence_model::string_id! {
     /// An agent's login ID (`agentID`): non-empty, at most 255 bytes, no spaces or control
     /// characters. A JSON number is accepted and kept as its decimal text.
-    AgentId, "agentID", 255, "the agent's login ID: non-empty, no spaces, at most 255 bytes"
+    AgentId, MessageErrorKind
 }
 
-id_type! {
+impl AgentId {
+    /// The longest value accepted, in bytes.
+    pub const MAX_LEN: usize = 255;
+
+    /// A value, validated.
+    pub fn new(s: &str) -> Result<Self, MessageErrorKind> {
+        checked(
+            s,
+            Self::MAX_LEN,
+            "agentID",
+            "the agent's login ID: non-empty, no spaces, at most 255 bytes",
+            AgentId,
+        )
+    }
+}
+
+presence_model::string_id! {
     /// A call's connection ID (`connID`, T-Library's `ConnID`, usually 16 hex digits such as
     /// `006e02b1a8c5b001`): non-empty, at most 64 bytes, no spaces or control characters. A
     /// JSON number is accepted and kept as its decimal text.
-    ConnId, "connID", 64, "the call's connection ID (e.g. \"006e02b1a8c5b001\"): non-empty, no spaces, at most 64 bytes"
+    ConnId, MessageErrorKind
+}
+
+impl ConnId {
+    /// The longest value accepted, in bytes.
+    pub const MAX_LEN: usize = 64;
+
+    /// A value, validated.
+    pub fn new(s: &str) -> Result<Self, MessageErrorKind> {
+        checked(
+            s,
+            Self::MAX_LEN,
+            "connID",
+            "the call's connection ID (e.g. \"006e02b1a8c5b001\"): non-empty, no spaces, at most 64 bytes",
+            ConnId,
+        )
+    }
 }
 
 /// Key names used in `extensions` (T-Library's AttributeExtensions).
@@ -200,8 +201,11 @@ pub mod ext {
     /// event, the profile that applies to the DN (absent when none does).
     pub const PRESENCE_PROFILE: &str = "presence-profile";
     /// `EventAgentLogin`: which level the applying profile comes from
-    /// ([`ProfileSource`](crate::ProfileSource)).
+    /// ([`ProfileSource`](crate::ProfileSource)), or [`NO_PROFILE_SOURCE`] when no level
+    /// names one (the DN propagates nothing).
     pub const PRESENCE_PROFILE_SOURCE: &str = "presence-profile-source";
+    /// The value of [`PRESENCE_PROFILE_SOURCE`] when no level names a profile.
+    pub const NO_PROFILE_SOURCE: &str = "none";
     /// `EventAgentLogin`: why the login session's `presence-profile` was refused (the login
     /// still succeeded; the next level applies).
     pub const PRESENCE_PROFILE_ERROR: &str = "presence-profile-error";
@@ -213,39 +217,6 @@ pub mod ext {
     pub const ACTIVITY: &str = "activity";
     /// `EventDNDOn`/`EventDNDOff`: the presence profile that mapped the presence.
     pub const PROFILE: &str = "profile";
-}
-
-/// Where a DN's presence profile comes from (profile resolution: login session >
-/// Extension DN annex > application option); the value of `presence-profile-source` in
-/// `EventAgentLogin`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ProfileSource {
-    /// `login`: the login session's `presence-profile`.
-    Login,
-    /// `dn`: the Extension DN's annex option.
-    Dn,
-    /// `application`: the application option.
-    Application,
-    /// `none`: no level names a profile; the DN propagates nothing.
-    None,
-}
-
-impl ProfileSource {
-    /// The text written in `presence-profile-source`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            ProfileSource::Login => "login",
-            ProfileSource::Dn => "dn",
-            ProfileSource::Application => "application",
-            ProfileSource::None => "none",
-        }
-    }
-}
-
-impl fmt::Display for ProfileSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// A string → string map: T-Library's AttributeExtensions (`extensions`).
