@@ -72,7 +72,28 @@ pub fn read_config(path: &Path) -> Result<String> {
 /// Reads and validates a configuration text (from `path`) and every agent-presence map
 /// it names (read from disk); `Err` lists what is wrong.
 pub fn load_text(path: &Path, text: &str) -> Result<Loaded<Sections>, Diagnostics> {
-    load_with(path, text, &mut |map| std::fs::read(map))
+    load_with(path, text, &mut |map| read_map_file(map))
+}
+
+/// Reads an agent-presence map file, never more than the map parser's size limit and one
+/// byte: a file larger than the limit is refused from its size without being read, and one
+/// that does not say its size or never ends (a device, a pipe) is cut there, so that the
+/// parser refuses it by its size. Either way nothing near the file's size is allocated.
+pub fn read_map_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let limit = LoadOptions::default().map.max_size;
+    let file = std::fs::File::open(path)?;
+    let size = file.metadata()?.len();
+    if size > limit as u64 {
+        let size = usize::try_from(size).unwrap_or(usize::MAX);
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            presence_map::MapError::TooLarge { size, limit },
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.take(limit as u64 + 1).read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// [`load_text`] with maps read by `read_map` (the demo's are built in).
@@ -105,7 +126,7 @@ pub fn prepare(
 ) -> Result<Result<Prepared, Diagnostics>> {
     let text = read_config(path)?;
     Ok(prepare_with(path, &text, platforms, &mut |map| {
-        std::fs::read(map)
+        read_map_file(map)
     }))
 }
 
@@ -119,7 +140,7 @@ pub fn prepare_settled(
 ) -> Result<Result<Prepared, Diagnostics>> {
     let text = read_settled(path)?;
     Ok(prepare_with(path, &text, platforms, &mut |map| {
-        std::fs::read(map)
+        read_map_file(map)
     }))
 }
 
@@ -190,5 +211,51 @@ pub fn prepare_with(
             errors.extend(loaded.warnings);
             Err(Diagnostics(errors))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file in the temporary directory, removed when dropped.
+    struct Scratch(PathBuf);
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    #[test]
+    fn a_100_mb_map_file_is_refused_from_its_size_without_being_read() {
+        let path = std::env::temp_dir().join(format!("hostile-map-{}.xml", std::process::id()));
+        let scratch = Scratch(path);
+        // Sparse: 100 MB that take no disk and would take 100 MB of memory to read.
+        let file = std::fs::File::create(&scratch.0).unwrap();
+        file.set_len(100 * 1024 * 1024).unwrap();
+        drop(file);
+        let err = read_map_file(&scratch.0).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::FileTooLarge);
+        let text = err.to_string();
+        assert!(
+            text.contains("the file is 104857600 bytes, more than the limit of 4194304 bytes"),
+            "{text}"
+        );
+        let inner = err.get_ref().expect("the map error is the source");
+        assert!(inner.is::<presence_map::MapError>(), "{inner:?}");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn an_endless_map_file_is_cut_at_the_limit_and_refused_by_the_parser() {
+        let limit = LoadOptions::default().map.max_size;
+        let bytes = read_map_file(Path::new("/dev/zero")).unwrap();
+        assert_eq!(bytes.len(), limit + 1);
+        let err = presence_map::AgentPresenceMap::parse(&bytes).unwrap_err();
+        assert!(
+            matches!(err, presence_map::MapError::TooLarge { size, .. } if size == limit + 1),
+            "{err}"
+        );
     }
 }

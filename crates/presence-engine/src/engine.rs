@@ -25,6 +25,11 @@ use crate::{
     Control, EngineHandle, EngineOptions, EngineStats, PlatformStats, ReloadReport, metric,
 };
 
+/// The most calls a DN holds at once: a client that reports calls and never releases them
+/// (or invents a `connID` per message) cannot make a DN's state grow without bound. A new
+/// call beyond it is refused with `EventError` 8; calls already known are accepted.
+pub const MAX_CALLS_PER_DN: usize = 64;
+
 /// The outcome of a call handed to the transport, sent back by its task.
 enum Completion {
     Publish {
@@ -531,6 +536,13 @@ impl<S: ClientSink> Engine<S> {
             | ClientRequest::EventEstablished { conn_id, .. }
             | ClientRequest::EventHeld { conn_id, .. }
             | ClientRequest::EventRetrieved { conn_id, .. } => {
+                if state.calls.len() >= MAX_CALLS_PER_DN && !state.calls.contains(&conn_id) {
+                    let message = format!(
+                        "DN `{dn}` already has {MAX_CALLS_PER_DN} calls, the most it holds: \
+                         report EventReleased for the calls that ended"
+                    );
+                    return self.refuse(client, reference_id, ErrorCode::InvalidState, message);
+                }
                 state.calls.insert(conn_id);
                 ServerEvent::EventACK { reference_id }
             }

@@ -82,7 +82,7 @@ use presence_push::PublisherConfig;
 use tokio::sync::{mpsc, oneshot};
 
 pub use compiled::EngineConfig;
-pub use engine::Engine;
+pub use engine::{Engine, MAX_CALLS_PER_DN};
 pub use presence_config::Users;
 pub use state::DnView;
 

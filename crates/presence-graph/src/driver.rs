@@ -506,18 +506,30 @@ async fn exchange(
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(wire::parse_retry_after);
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(failure)? {
-        if body.len() + chunk.len() > limit {
-            return Err(Failure::TooLarge { limit });
-        }
-        body.extend_from_slice(&chunk);
-    }
+    let Some(body) = body_within(&mut response, limit).await.map_err(failure)? else {
+        return Err(Failure::TooLarge { limit });
+    };
     Ok(HttpResponse {
         status,
         retry_after,
         body,
     })
+}
+
+/// The answer's body if it is at most `limit` bytes; `None` (and nothing more read) as
+/// soon as it is longer.
+async fn body_within(
+    response: &mut reqwest::Response,
+    limit: usize,
+) -> Result<Option<Vec<u8>>, reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > limit {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
 }
 
 fn failure(error: reqwest::Error) -> Failure {
@@ -561,7 +573,7 @@ pub async fn probe(
     let mut first_token = None;
     for (client_id, secret) in &secrets {
         let body = wire::token_form(client_id, secret.expose(), settings.scope.trim());
-        let response = client
+        let mut response = client
             .post(settings.token_url())
             .header("Content-Type", "application/x-www-form-urlencoded")
             .body(body)
@@ -572,10 +584,16 @@ pub async fn probe(
                 source,
             })?;
         let status = response.status().as_u16();
-        let bytes = response.bytes().await.map_err(|source| GraphError::Http {
-            what: "the token answer".to_owned(),
-            source,
-        })?;
+        let bytes = body_within(&mut response, crate::core::MAX_BODY)
+            .await
+            .map_err(|source| GraphError::Http {
+                what: "the token answer".to_owned(),
+                source,
+            })?
+            .ok_or(GraphError::AnswerTooLarge {
+                what: "the token answer",
+                limit: crate::core::MAX_BODY,
+            })?;
         if !(200..300).contains(&status) {
             let description = wire::parse_entra_error(&bytes)
                 .map(|e| e.summary())
@@ -598,9 +616,26 @@ pub async fn probe(
         );
         let result = match client.get(&url).bearer_auth(&token).send().await {
             Err(e) => Err(format!("{e}")),
-            Ok(response) => {
+            Ok(mut response) => {
                 let status = response.status().as_u16();
-                let bytes = response.bytes().await.unwrap_or_default();
+                let body = body_within(&mut response, crate::core::MAX_BODY).await;
+                let bytes = match body {
+                    Ok(Some(bytes)) => bytes,
+                    Ok(None) => {
+                        let limit = crate::core::MAX_BODY;
+                        out.push((
+                            upn.clone(),
+                            Err(format!(
+                                "HTTP {status}: the answer is larger than {limit} bytes and was refused"
+                            )),
+                        ));
+                        continue;
+                    }
+                    Err(e) => {
+                        out.push((upn.clone(), Err(format!("HTTP {status}: {e}"))));
+                        continue;
+                    }
+                };
                 if (200..300).contains(&status) {
                     wire::parse_user(&bytes)
                         .map_err(|e| e.to_string())

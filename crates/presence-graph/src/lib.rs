@@ -198,6 +198,14 @@ pub enum GraphError {
         #[source]
         source: reqwest::Error,
     },
+    /// An answer of [`probe`] was larger than the core reads ([`core::MAX_BODY`]).
+    #[error("{what} is larger than {limit} bytes and was refused")]
+    AnswerTooLarge {
+        /// Which answer.
+        what: &'static str,
+        /// The limit in bytes.
+        limit: usize,
+    },
     /// An answer could not be read ([`probe`]).
     #[error(transparent)]
     Answer(#[from] wire::WireError),

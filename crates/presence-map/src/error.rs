@@ -230,7 +230,7 @@ pub enum MapError {
     InvalidStateId {
         /// Where the attribute is.
         location: Location,
-        /// The attribute's value.
+        /// The attribute's value (its first 40 characters at most).
         value: String,
         /// Why `presence-model` refused it.
         #[source]
@@ -259,7 +259,7 @@ pub enum MapError {
         location: Location,
         /// The state's ID.
         state: String,
-        /// The attribute's value.
+        /// The attribute's value (its first 40 characters at most).
         value: String,
         /// Why `presence-model` refused it.
         #[source]
@@ -275,7 +275,7 @@ pub enum MapError {
         location: Location,
         /// The state's ID.
         state: String,
-        /// The attribute's value.
+        /// The attribute's value (its first 40 characters at most).
         value: String,
         /// Why `presence-model` refused it.
         #[source]

@@ -74,19 +74,20 @@
 //! - **Forward compatibility.** Unknown elements anywhere (another name, another
 //!   namespace, or a known name in the wrong place) and unknown attributes (including
 //!   prefixed ones such as `g:ID`: the map's attributes are unprefixed) are **warnings**
-//!   ([`MapWarning`], with a location), never errors; an unknown element is skipped with
-//!   its whole subtree (which is still checked for well-formedness). Namespace declarations
-//!   (`xmlns`, `xmlns:*`) are not attributes and give no warning. Text other than
-//!   whitespace outside `<activity>` but inside the root is a warning. Comments and
-//!   processing instructions are ignored.
+//!   ([`MapWarning`], with a location; at most [`MAX_WARNINGS`], then one that counts the
+//!   rest), never errors; an unknown element is skipped with its whole subtree (which is
+//!   still checked for well-formedness). Namespace declarations (`xmlns`, `xmlns:*`) are
+//!   not attributes and give no warning. Text other than whitespace outside `<activity>`
+//!   but inside the root is a warning. Comments and processing instructions are ignored.
 //! - **Safety.** A `<!DOCTYPE …>` anywhere is refused ([`MapError::Doctype`]: "DOCTYPE is
 //!   not allowed: the map may not declare entities"), so there is no entity expansion, no
 //!   external entity and no "billion laughs". Only the five predefined entities (`&lt;`
 //!   `&gt;` `&amp;` `&apos;` `&quot;`) and character references are accepted; any other
-//!   reference is [`MapError::UndefinedEntity`]. Input larger than
-//!   [`ParseOptions::max_size`] (default [`DEFAULT_MAX_SIZE`], 4 MiB: a real map is a few
-//!   kilobytes, 4 MiB is about 10,000 states with 4 texts each) is refused before parsing
-//!   with its size and the limit. Namespace-prefix declarations in scope are limited by
+//!   reference is [`MapError::UndefinedEntity`]. Errors and warnings quote at most 40
+//!   characters of any name or value they found, so a 10 MB attribute makes a short
+//!   message. Input larger than [`ParseOptions::max_size`] (default [`DEFAULT_MAX_SIZE`],
+//!   4 MiB: a real map is a few kilobytes, 4 MiB is about 10,000 states with 4 texts each)
+//!   is refused before parsing with its size and the limit. Namespace-prefix declarations in scope are limited by
 //!   `quick-xml` (128) and so is nesting depth (65,535); an undeclared prefix is an error.
 //! - **Encoding.** The input must be UTF-8 (a UTF-8 byte-order mark is accepted and
 //!   skipped); the first invalid byte is reported with its location. An XML declaration,
@@ -149,6 +150,11 @@ pub const DEFAULT_MAX_SIZE: usize = 4 * 1024 * 1024;
 /// The most activities one state may have (decision): far more than there are locales,
 /// and a bound on the per-state uniqueness checks.
 pub const MAX_ACTIVITIES_PER_STATE: usize = 256;
+
+/// The most warnings a parse lists (decision): beyond them one last warning says how many
+/// more there were, so a file of a million unknown elements costs no more memory than its
+/// text.
+pub const MAX_WARNINGS: usize = 100;
 
 /// How to parse a map.
 ///

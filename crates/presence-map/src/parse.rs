@@ -15,8 +15,8 @@ use quick_xml::reader::NsReader;
 
 use crate::location::Locator;
 use crate::{
-    AgentPresenceMap, Location, MAX_ACTIVITIES_PER_STATE, MapError, MapWarning, NAMESPACE,
-    ParseOptions, Parsed, StateEntry,
+    AgentPresenceMap, Location, MAX_ACTIVITIES_PER_STATE, MAX_WARNINGS, MapError, MapWarning,
+    NAMESPACE, ParseOptions, Parsed, StateEntry,
 };
 
 const ROOT: &str = "agentStates";
@@ -119,6 +119,8 @@ struct Parser<'a> {
     entries: Vec<StateEntry>,
     index: HashMap<AggregatedStateId, usize>,
     warnings: Vec<MapWarning>,
+    /// Warnings beyond [`MAX_WARNINGS`]: how many, and where the first one was.
+    unlisted: Option<(usize, usize)>,
 }
 
 impl<'a> Parser<'a> {
@@ -142,6 +144,7 @@ impl<'a> Parser<'a> {
             entries: Vec::new(),
             index: HashMap::new(),
             warnings: Vec::new(),
+            unlisted: None,
         }
     }
 
@@ -152,6 +155,11 @@ impl<'a> Parser<'a> {
             let offset = self.position();
             let event = match self.reader.read_event() {
                 Ok(event) => event,
+                // The reader gives no position for a namespace error (too deep, too many
+                // bindings, a reserved prefix): it is about the element that starts here.
+                Err(source @ quick_xml::Error::Namespace(_)) => {
+                    return Err(self.xml_error_at(offset, source));
+                }
                 Err(source) => return Err(self.xml_error(source)),
             };
             if let Some(skip) = self.skip.as_mut() {
@@ -204,6 +212,11 @@ impl<'a> Parser<'a> {
     }
 
     fn warn(&mut self, offset: usize, message: String) {
+        if self.warnings.len() >= MAX_WARNINGS {
+            let (count, _) = self.unlisted.get_or_insert((0, offset));
+            *count += 1;
+            return;
+        }
         let location = self.locate(offset);
         self.warnings.push(MapWarning { location, message });
     }
@@ -227,7 +240,7 @@ impl<'a> Parser<'a> {
             (Place::State(_), true, ACTIVITY) => self.open_activity(e, offset, empty),
             (Place::Epilog, ..) => Err(MapError::SecondRoot {
                 location: self.locate(offset),
-                found: e.name().as_ref().to_owned(),
+                found: quote_str(e.name().as_ref()),
             }),
             _ => {
                 self.unknown_element(e, offset, empty, ours);
@@ -249,8 +262,8 @@ impl<'a> Parser<'a> {
             ResolveResult::Unknown(prefix) => {
                 return Err(MapError::UndeclaredPrefix {
                     location: self.locate(offset),
-                    prefix,
-                    name: name.as_ref().to_owned(),
+                    prefix: quote_str(&prefix),
+                    name: quote_str(name.as_ref()),
                 });
             }
         };
@@ -260,7 +273,7 @@ impl<'a> Parser<'a> {
     /// The namespace URI of an element name, for messages.
     fn element_namespace(&self, name: QName<'_>) -> Option<String> {
         match self.reader.resolver().resolve_element(name).0 {
-            ResolveResult::Bound(ns) => Some(ns.into_inner().to_owned()),
+            ResolveResult::Bound(ns) => Some(quote_str(ns.into_inner())),
             ResolveResult::Unbound | ResolveResult::Unknown(_) => None,
         }
     }
@@ -269,13 +282,13 @@ impl<'a> Parser<'a> {
         let namespace = self.element_namespace(e.name());
         MapError::WrongRoot {
             location: self.locate(offset),
-            found: e.name().as_ref().to_owned(),
+            found: quote_str(e.name().as_ref()),
             namespace,
         }
     }
 
     fn unknown_element(&mut self, e: &BytesStart<'_>, offset: usize, empty: bool, ours: bool) {
-        let name = e.name().as_ref().to_owned();
+        let name = quote_str(e.name().as_ref());
         let parent = match &self.place {
             Place::Root => ROOT,
             Place::State(_) => STATE,
@@ -335,7 +348,7 @@ impl<'a> Parser<'a> {
             Err(source) => {
                 return Err(MapError::InvalidStateId {
                     location: self.locate(id_offset),
-                    value: raw_id.into_owned(),
+                    value: quote_str(&raw_id),
                     source,
                 });
             }
@@ -370,7 +383,7 @@ impl<'a> Parser<'a> {
                 return Err(MapError::InvalidAvailability {
                     location: self.locate(availability_offset),
                     state: id.to_string(),
-                    value: raw_availability.into_owned(),
+                    value: quote_str(&raw_availability),
                     source,
                 });
             }
@@ -417,7 +430,7 @@ impl<'a> Parser<'a> {
                 return Err(MapError::InvalidLcid {
                     location: self.locate(lcid_offset),
                     state,
-                    value: raw.into_owned(),
+                    value: quote_str(&raw),
                     source,
                 });
             }
@@ -539,6 +552,15 @@ impl<'a> Parser<'a> {
                 opened_at,
             });
         }
+        if let Some((count, first)) = self.unlisted {
+            let location = self.locate(first);
+            self.warnings.push(MapWarning {
+                location,
+                message: format!(
+                    "{count} more warnings from here on are not listed (at most {MAX_WARNINGS} are)"
+                ),
+            });
+        }
         Ok(Parsed {
             map: AgentPresenceMap::from_checked(self.entries, self.index),
             warnings: self.warnings,
@@ -555,7 +577,9 @@ impl<'a> Parser<'a> {
             .iter()
             .position(|&b| is_xml_whitespace(b) || b == b'>' || b == b'/')
             .unwrap_or(rest.len());
-        String::from_utf8_lossy(rest.get(..end).unwrap_or_default()).into_owned()
+        quote_str(&String::from_utf8_lossy(
+            rest.get(..end).unwrap_or_default(),
+        ))
     }
 
     // ---------------------------------------------------------------------------------
@@ -607,18 +631,18 @@ impl<'a> Parser<'a> {
                     .normalized_value(XmlVersion::Implicit1_0)
                     .map_err(|error| self.attribute_value_error(at, error))?;
             }
-            let name = key.as_ref().to_owned();
+            let name = quote_str(key.as_ref());
             let message = match self.reader.resolver().resolve_attribute(key).0 {
                 ResolveResult::Unknown(prefix) => {
                     return Err(MapError::UndeclaredPrefix {
                         location: self.locate(at),
-                        prefix,
+                        prefix: quote_str(&prefix),
                         name,
                     });
                 }
                 ResolveResult::Bound(ns) => format!(
                     "unknown attribute `{name}` (namespace `{}`) on `<{element}>`: ignored",
-                    ns.into_inner()
+                    quote_str(ns.into_inner())
                 ),
                 ResolveResult::Unbound => {
                     format!("unknown attribute `{name}` on `<{element}>`: ignored")
@@ -634,7 +658,7 @@ impl<'a> Parser<'a> {
             quick_xml::Error::Escape(EscapeError::UnrecognizedEntity(_, name)) => {
                 MapError::UndefinedEntity {
                     location: self.locate(at),
-                    name,
+                    name: quote_str(&name),
                 }
             }
             other => self.xml_error_at(at, other),
@@ -730,7 +754,7 @@ impl<'a> Parser<'a> {
                 Some(c) if crate::is_xml_char(c) => Ok(c),
                 _ => Err(MapError::InvalidCharacterReference {
                     location: self.locate(offset),
-                    reference: name.to_owned(),
+                    reference: quote_str(name),
                     source,
                 }),
             };
@@ -743,7 +767,7 @@ impl<'a> Parser<'a> {
             "quot" => Ok('"'),
             _ => Err(MapError::UndefinedEntity {
                 location: self.locate(offset),
-                name: name.to_owned(),
+                name: quote_str(name),
             }),
         }
     }
@@ -769,7 +793,7 @@ impl<'a> Parser<'a> {
                 } else {
                     Err(MapError::UnsupportedEncoding {
                         location: self.locate(offset),
-                        declared: encoding.into_owned(),
+                        declared: quote_str(&encoding),
                     })
                 }
             }

@@ -237,6 +237,9 @@ impl Framer {
                 });
             };
             self.scan = 0;
+            // The whole message in one allocation: growing the buffer by doubling while
+            // the body arrives would hold up to three times the body at once.
+            self.buf.reserve(total.saturating_sub(self.buf.len()));
             self.pending = Some(Pending {
                 head,
                 head_len: end,

@@ -357,7 +357,11 @@ fn publish_load_reports_counts() {
     assert_eq!(report.failed, 0);
     // SIPp's own figures are read (never asserted as timings: a loaded machine is slower).
     assert!(report.elapsed > Duration::ZERO, "{:?}", report.elapsed);
-    assert!(report.rate.is_finite() && report.rate > 0.0, "{}", report.rate);
+    assert!(
+        report.rate.is_finite() && report.rate > 0.0,
+        "{}",
+        report.rate
+    );
     assert_eq!(report.repartition.iter().map(|(_, n)| n).sum::<u64>(), 400);
     kamailio
         .wait_live_presentity(WAIT, |rows| rows.len() == 400)

@@ -9,7 +9,7 @@
 //! jitter and `client-request-id`s come from a seeded generator, so a run is a function of
 //! its inputs.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,6 +28,10 @@ use presence_model::timers::Timers;
 pub const BATCH_LIMIT: usize = 650;
 /// Largest answer body the core reads.
 pub const MAX_BODY: usize = 4 * 1024 * 1024;
+/// The longest a token is used, whatever its `expires_in` says (Entra's live about an
+/// hour): a larger value is taken as this, so no answer can push the refresh out of reach
+/// (or past what a clock can represent).
+pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 /// How often an Available/Available session is set again: Graph lets it decay to
 /// AvailableInactive after 5 minutes.
 pub const AVAILABLE_REFRESH: Duration = Duration::from_secs(240);
@@ -1927,7 +1931,7 @@ impl GraphCore {
         if (200..300).contains(&status) {
             match wire::parse_token(&response.body) {
                 Ok(answer) => {
-                    let lifetime = Duration::from_secs(answer.expires_in);
+                    let lifetime = Duration::from_secs(answer.expires_in).min(MAX_TOKEN_LIFETIME);
                     let early = lifetime
                         .mul_f64(0.8)
                         .min(lifetime.saturating_sub(Duration::from_secs(300)))
@@ -2603,8 +2607,11 @@ impl GraphCore {
                     users: fresh,
                 }));
         }
+        // Only the users this request asked for: an answer cannot speak for anyone else
+        // (a stray id would set another user's sequence number or status message).
+        let asked: HashSet<UserIx> = users.iter().copied().collect();
         for item in items {
-            self.on_item(item);
+            self.on_item(item, &asked);
         }
         if kind == ReadKind::Learn {
             for ix in users {
@@ -2618,14 +2625,14 @@ impl GraphCore {
         }
     }
 
-    fn on_item(&mut self, item: wire::PresenceItem) {
+    fn on_item(&mut self, item: wire::PresenceItem, asked: &HashSet<UserIx>) {
         let Ok(id) = EntraId::new(&item.id) else {
             return;
         };
         let Some(list) = self.by_entra.get(&id) else {
             return;
         };
-        for &ix in list {
+        for &ix in list.iter().filter(|ix| asked.contains(ix)) {
             let u = &mut self.users[ix as usize];
             if let (Some(seq), Some(last)) = (&item.sequence_number, &u.last_seq)
                 && seq < last
