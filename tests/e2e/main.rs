@@ -4,6 +4,7 @@
 mod check;
 mod daemon;
 mod harness;
+mod secrets;
 mod simple;
 mod support;
 mod teams;

@@ -490,3 +490,34 @@ fn every_listener_of_the_bridge_is_the_counted_one() {
         found.join("\n")
     );
 }
+
+/// Both listeners read the `Authorization` header only through `presence_cti::auth`: the
+/// contact-centre link's upgrade calls `bearer_authorized`, and no other library source of
+/// the link or the binary names the header (so no route can grow a check of its own).
+#[test]
+fn only_the_shared_check_reads_the_authorization_header() {
+    let server = fs::read_to_string(root().join("crates/presence-cti/src/server.rs")).unwrap();
+    assert!(
+        server.contains("auth::bearer_authorized("),
+        "the contact-centre link's upgrade checks its token with auth::bearer_authorized"
+    );
+    let mut found = Vec::new();
+    for dir in ["crates/presence-bridge/src", "crates/presence-cti/src"] {
+        for file in rust_files(&root().join(dir)) {
+            if file.ends_with("auth.rs") {
+                continue;
+            }
+            for (n, line) in library_code(&file) {
+                let lower = line.to_ascii_lowercase();
+                if line.contains("AUTHORIZATION") || lower.contains("\"authorization\"") {
+                    found.push(format!("{}:{n}", file.display()));
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "the Authorization header is read outside presence_cti::auth:\n{}",
+        found.join("\n")
+    );
+}

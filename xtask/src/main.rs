@@ -1,8 +1,9 @@
 //! `cargo xtask`: the one entry point for the project's workflows.
 //!
-//! - `cargo xtask ci`: what CI runs (`.ci/run`): format check, clippy on every target with
-//!   warnings denied, every test (cargo-nextest when installed, else `cargo test`), doc tests,
-//!   and the docs built with warnings denied.
+//! - `cargo xtask ci`: what CI runs (`.ci/run`): format check, the dependency policy of
+//!   `deny.toml` (cargo-deny: licenses, bans, sources), clippy on every target with warnings
+//!   denied, every test (cargo-nextest when installed, else `cargo test`), doc tests, the docs
+//!   built with warnings denied, and a type check of the fuzz targets.
 //! - `cargo xtask bench [FILTER]`: every divan benchmark, in release mode, then (without
 //!   FILTER) the loopback load runs: SfB driver, the daemon over the CTI link, Teams.
 //! - `cargo xtask fuzz TARGET [--time S]`, `cargo xtask fuzz --all [--time S]`, `cargo xtask
@@ -22,8 +23,9 @@ const HELP: &str = "\
 cargo xtask <command> [--help]
 
 Commands:
-  ci                    fmt check, clippy (-D warnings), all tests, doc tests, docs (-D warnings),
-                        and a type check of the fuzz targets
+  ci                    fmt check, cargo deny (licenses, bans, sources), clippy (-D warnings),
+                        all tests, doc tests, docs (-D warnings), and a type check of the fuzz
+                        targets
   bench [FILTER]        run the divan benchmarks (release), then the loopback load generators
                         (without FILTER); FILTER selects divan benchmark names
   fuzz TARGET [--time S]  run one cargo-fuzz target on stable for S seconds (default 60)
@@ -35,9 +37,12 @@ Commands:
 const CI_HELP: &str = "\
 cargo xtask ci
 
-What CI runs (.ci/run runs it after installing Kamailio and SIPp): cargo fmt --check, clippy
-on every target with warnings denied, every test (cargo-nextest when installed), doc tests,
-the docs with warnings denied, and `cargo check` of the fuzz targets (fuzz/).
+What CI runs (.ci/run runs it after installing Kamailio, SIPp and cargo-deny): cargo fmt
+--check, `cargo deny --locked check licenses bans sources` (the policy in deny.toml; needs
+`cargo install cargo-deny --locked`), clippy on every target with warnings denied, every test
+(cargo-nextest when installed), doc tests, the docs with warnings denied, and `cargo check` of
+the fuzz targets (fuzz/). Advisories are not checked here (they need the RustSec database
+from the network): `cargo deny check advisories`, see docs/security.md.
 ";
 
 const BENCH_HELP: &str = "\
@@ -203,6 +208,15 @@ fn workspace_root() -> PathBuf {
 fn ci() -> Result<()> {
     let start = Instant::now();
     run("format check", cargo(&["fmt", "--all", "--", "--check"]))?;
+    if !has_cargo_deny() {
+        bail!(
+            "cargo-deny is not installed: `cargo install cargo-deny --locked` (.ci/run installs it when missing)"
+        );
+    }
+    run(
+        "dependency policy (deny.toml)",
+        cargo(&["deny", "--locked", "check", "licenses", "bans", "sources"]),
+    )?;
     run(
         "clippy",
         cargo(&[
@@ -331,6 +345,13 @@ fn fuzz(target: &str, secs: u64) -> Result<()> {
 fn has_nextest() -> bool {
     Command::new(cargo_bin())
         .args(["nextest", "--version"])
+        .output()
+        .is_ok_and(|out| out.status.success())
+}
+
+fn has_cargo_deny() -> bool {
+    Command::new(cargo_bin())
+        .args(["deny", "--version"])
         .output()
         .is_ok_and(|out| out.status.success())
 }

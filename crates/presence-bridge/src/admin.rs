@@ -16,6 +16,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use presence_cti::listener::{HttpListener, ListenerConfig};
 use presence_engine::EngineHandle;
 use presence_transport::PresenceTransport;
+use presence_transport::settings::Secret;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -24,7 +25,7 @@ use serde_json::json;
 /// | key | default | meaning |
 /// |---|---|---|
 /// | `listen` | `127.0.0.1:7071` | address of the admin HTTP listener |
-/// | `token` | none | bearer token for every admin request; **required** when `listen` is not a loopback address |
+/// | `token` | none | bearer token for every admin request but `/healthz` and `/readyz`; **required** when `listen` is not a loopback address; visible ASCII, no spaces |
 /// | `max-connections` | `64` | connections held at once, from accept to close; further ones get HTTP 503 |
 /// | `handshake-timeout` | `10s` | time a connection has to send a complete request (100ms..=5m); then it is closed |
 #[derive(Debug, Clone, Deserialize)]
@@ -33,9 +34,9 @@ pub struct AdminSettings {
     /// Listener address.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
-    /// Bearer token.
+    /// Bearer token (a [`Secret`]: `Debug` and errors never show it).
     #[serde(default)]
-    pub token: Option<String>,
+    pub token: Option<Secret>,
     /// Connections held at once.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
@@ -71,13 +72,18 @@ fn default_handshake_timeout() -> Duration {
 }
 
 impl AdminSettings {
-    /// Refuses a listener off loopback without a token, and limits out of range.
+    /// Refuses a listener off loopback without a token, a token that cannot be a bearer
+    /// token (the contact-centre link's rule), and limits out of range.
     pub fn validate(&self) -> Result<()> {
-        if !self.listen.ip().is_loopback() && self.token.is_none() {
-            bail!(
+        match &self.token {
+            None if !self.listen.ip().is_loopback() => bail!(
                 "[admin] `token` is required because `listen` ({}) is not a loopback address",
                 self.listen
-            );
+            ),
+            Some(token) if !presence_cti::auth::valid_token(token.expose()) => bail!(
+                "`admin.token` = (hidden) is not valid: expected a non-empty bearer token of visible ASCII characters without spaces"
+            ),
+            _ => {}
         }
         self.listener().validate()?;
         Ok(())
@@ -109,21 +115,21 @@ pub struct AdminState {
     /// Every transport (the router), for readiness.
     pub transport: Arc<dyn PresenceTransport>,
     pub reload: Reloader,
-    pub token: Option<String>,
+    pub token: Option<Secret>,
 }
 
 /// The same check as the contact-centre link's.
 fn authorized(state: &AdminState, headers: &HeaderMap) -> bool {
     state
         .token
-        .as_deref()
-        .is_none_or(|token| presence_cti::auth::bearer_authorized(headers, token))
+        .as_ref()
+        .is_none_or(|token| presence_cti::auth::bearer_authorized(headers, token.expose()))
 }
 
 fn unauthorized() -> Response {
     (
         StatusCode::UNAUTHORIZED,
-        [(header::WWW_AUTHENTICATE, "Bearer")],
+        [(header::WWW_AUTHENTICATE, presence_cti::auth::CHALLENGE)],
         axum::Json(json!({"error": "a bearer token is required (Authorization: Bearer <token>)"})),
     )
         .into_response()
@@ -280,5 +286,49 @@ mod tests {
             assert!(err.contains(needle), "{text}: {err}");
         }
         assert!(toml::from_str::<AdminSettings>("handshake-timeout = \"soon\"").is_err());
+    }
+
+    /// The contact-centre link's token rules, and the token never shown.
+    #[test]
+    fn the_token_follows_the_links_rules_and_never_shows() {
+        // By default the admin API listens on loopback only, with no token.
+        let default = parse("");
+        assert_eq!(default.listen, SocketAddr::from(([127, 0, 0, 1], 7071)));
+        assert!(default.token.is_none());
+        default.validate().unwrap();
+        let settings = parse("listen = \"0.0.0.0:7071\"\ntoken = \"adm1n-s3cret\"");
+        settings.validate().unwrap();
+        assert_eq!(
+            settings.token.as_ref().map(Secret::expose),
+            Some("adm1n-s3cret")
+        );
+        let debug = format!("{settings:?}");
+        assert!(!debug.contains("adm1n-s3cret"), "{debug}");
+        let err = parse("listen = \"0.0.0.0:7071\"")
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`token` is required"), "{err}");
+        for (bad, shown) in [
+            ("\"\"", ""),
+            ("\"two words\"", "two words"),
+            ("\"tab\\there\"", "tab"),
+        ] {
+            for listen in ["127.0.0.1:7071", "0.0.0.0:7071"] {
+                let err = parse(&format!("listen = \"{listen}\"\ntoken = {bad}"))
+                    .validate()
+                    .unwrap_err()
+                    .to_string();
+                assert!(err.contains("`admin.token` = (hidden)"), "{bad}: {err}");
+                assert!(shown.is_empty() || !err.contains(shown), "{err}");
+            }
+        }
+        // The message (the bridge prints it with its own file:line, without TOML's source
+        // excerpt).
+        let err = toml::from_str::<AdminSettings>("token = 48151623")
+            .unwrap_err()
+            .message()
+            .to_owned();
+        assert!(!err.contains("48151623"), "{err}");
     }
 }

@@ -42,7 +42,9 @@ use crate::listener::ListenerConfig;
 pub struct CtiConfig {
     /// Address of the WebSocket listener (default `127.0.0.1:7070`).
     pub listen: SocketAddr,
-    /// Bearer token required on the upgrade request; required off loopback.
+    /// Bearer token required on the upgrade request; required off loopback. A value that is
+    /// not a string is refused without being repeated.
+    #[serde(deserialize_with = "presence_transport::settings::secret_text")]
     pub token: Option<String>,
     /// Largest text frame accepted, in bytes (default 65536).
     pub max_message_bytes: usize,
@@ -86,7 +88,7 @@ impl CtiConfig {
                     listen: self.listen,
                 });
             }
-            Some(token) if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) => {
+            Some(token) if !crate::auth::valid_token(token) => {
                 return Err(CtiError::InvalidOption {
                     table: "cti",
                     option: "token",

@@ -13,9 +13,11 @@
 //!
 //! What the link does on its own, without the engine:
 //! - **authentication**: with a `token` configured, the upgrade request must carry
-//!   `Authorization: Bearer <token>` ([`auth::bearer_authorized`], the one check the
-//!   bridge's admin API uses too), otherwise HTTP 401 (before the upgrade); listening on
-//!   a non-loopback address without a token is refused at [`CtiServer::bind`];
+//!   exactly one `Authorization: Bearer <token>` header (scheme in any case; the token
+//!   compared in constant time: [`auth::bearer_authorized`], the one check the bridge's
+//!   admin API uses too), otherwise HTTP 401 with `WWW-Authenticate: Bearer` (before the
+//!   upgrade); listening on a non-loopback address without a token is refused at
+//!   [`CtiServer::bind`];
 //! - **bad input**: a frame that is not a valid message (malformed JSON, unknown message,
 //!   missing attribute, binary frame, ...) is answered with `EventError` (echoing the
 //!   `referenceID` when it can be read); the connection carries on;

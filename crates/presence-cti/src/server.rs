@@ -175,7 +175,7 @@ async fn upgrade(
             .into_response();
         response.headers_mut().insert(
             header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer realm=\"presence-bridge\""),
+            HeaderValue::from_static(crate::auth::CHALLENGE),
         );
         return response;
     }

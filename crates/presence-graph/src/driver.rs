@@ -88,6 +88,10 @@ fn http_client(settings: &GraphSettings) -> Result<reqwest::Client, GraphError> 
     let tls = crate::tls::client_config(settings.ca.as_deref())?;
     reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
+        // Entra and Graph answer the bridge's requests without redirects. Following one
+        // would send the token request's body (the client secret) to wherever a `Location`
+        // points, even over plain HTTP: a redirect is an error instead.
+        .redirect(reqwest::redirect::Policy::none())
         .timeout(settings.request_timeout)
         .connect_timeout(settings.request_timeout)
         .pool_max_idle_per_host(settings.max_concurrency as usize)

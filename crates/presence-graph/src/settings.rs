@@ -693,7 +693,26 @@ fn check_url(url: &str) -> Result<(), String> {
             "`{u}` is not a base URL: expected e.g. `https://graph.microsoft.com/v1.0`, without query or fragment"
         ));
     }
+    if u.starts_with("http://") && !is_loopback_host(host) {
+        return Err(format!(
+            "`{u}` is plain HTTP: the client secret and the access tokens would cross the network unencrypted, to a server nobody verified: use https:// (http:// is accepted for a loopback address only, such as a local simulator)"
+        ));
+    }
     Ok(())
+}
+
+/// Whether a URL's authority (`host`, `host:port`, `[v6]:port`, with or without
+/// `user@`) names this machine: `localhost` or a loopback address.
+fn is_loopback_host(authority: &str) -> bool {
+    let host_port = authority.rsplit('@').next().unwrap_or(authority);
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host_port.split(':').next().unwrap_or(""),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]

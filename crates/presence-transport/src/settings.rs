@@ -208,6 +208,38 @@ mod tests {
         assert!(Finding::warning("sfb.tls.ca", "x").severity < Severity::Error);
     }
 
+    /// Every kind of value that is not a string is refused, and the message never repeats
+    /// it (serde's default message would: "invalid type: integer `48151623`").
+    #[test]
+    fn secrets_of_the_wrong_type_are_refused_without_their_value() {
+        use serde::Deserialize;
+        use serde::de::IntoDeserializer;
+        use serde::de::value::Error;
+        fn refused<'de>(value: impl IntoDeserializer<'de, Error>, shown: &str) {
+            let err = Secret::deserialize(value.into_deserializer())
+                .unwrap_err()
+                .to_string();
+            assert!(!err.contains(shown), "{err}");
+            assert!(err.contains("its value is not shown"), "{err}");
+        }
+        refused(48151623_u64, "48151623");
+        refused(-48151623_i64, "48151623");
+        refused(481516234248151623_u128, "481516234248151623");
+        refused(-481516234248151623_i128, "481516234248151623");
+        refused(4815.1623_f64, "4815.1623");
+        refused(true, "true");
+        refused(&b"48151623"[..], "48151623");
+        let text: Result<Secret, Error> = Secret::deserialize("48151623".into_deserializer());
+        assert_eq!(text.unwrap().expose(), "48151623");
+        let one: Result<Secret, Error> = Secret::deserialize('x'.into_deserializer());
+        assert_eq!(one.unwrap().expose(), "x");
+        let token: Result<Option<String>, Error> =
+            secret_text(IntoDeserializer::<Error>::into_deserializer(48151623_u64));
+        assert!(!token.unwrap_err().to_string().contains("48151623"));
+        let token: Result<Option<String>, Error> = secret_text("tok".into_deserializer());
+        assert_eq!(token.unwrap().as_deref(), Some("tok"));
+    }
+
     proptest! {
         #[test]
         fn never_panics(s in "\\PC{0,40}") {
@@ -216,12 +248,92 @@ mod tests {
     }
 }
 
-/// A secret (a client secret, a password). Its `Debug` and `Display` print `<redacted>`, it
-/// has no `Serialize`, and it is only read with [`Secret::expose`], by the code that puts it
-/// on the wire (a token request, a digest response).
-#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
-#[serde(transparent)]
+/// A secret (a client secret, a password, a bearer token). Its `Debug` and `Display` print
+/// `<redacted>`, it has no `Serialize`, and it is only read with [`Secret::expose`], by the
+/// code that puts it on the wire (a token request, a digest response) or compares it.
+///
+/// It deserializes from a string only, and a value of another type is refused without
+/// repeating it: `password = 12345678` (a number, not a string) gives `invalid type:
+/// integer, expected a string (a secret: its value is not shown)`, where serde's own message
+/// would quote the number.
+///
+/// ```
+/// use presence_transport::settings::Secret;
+/// use serde::Deserialize;
+/// use serde::de::IntoDeserializer;
+/// use serde::de::value::Error;
+///
+/// let ok = Secret::deserialize(IntoDeserializer::<Error>::into_deserializer("hunter2"))?;
+/// assert_eq!(ok.expose(), "hunter2");
+/// assert_eq!(format!("{ok:?} {ok}"), "<redacted> <redacted>");
+/// let number = IntoDeserializer::<Error>::into_deserializer(48151623_u64);
+/// let err = Secret::deserialize(number).unwrap_err().to_string();
+/// assert_eq!(err, "invalid type: integer, expected a string (a secret: its value is not shown)");
+/// # Ok::<(), Error>(())
+/// ```
+#[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
+
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Secret, D::Error> {
+        deserializer.deserialize_string(SecretVisitor).map(Secret)
+    }
+}
+
+/// Serde helper (`#[serde(default, deserialize_with = "secret_text")]`) for a secret kept as
+/// an `Option<String>` (a bearer token): like [`Secret`], a value that is not a string is
+/// refused without repeating it.
+pub fn secret_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    deserializer.deserialize_string(SecretVisitor).map(Some)
+}
+
+/// Takes a string; refuses every other type without quoting the value (serde's default
+/// messages quote numbers, booleans, characters and bytes).
+struct SecretVisitor;
+
+impl SecretVisitor {
+    fn refuse<E: serde::de::Error>(&self, what: &'static str) -> E {
+        E::invalid_type(serde::de::Unexpected::Other(what), self)
+    }
+}
+
+impl serde::de::Visitor<'_> for SecretVisitor {
+    type Value = String;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string (a secret: its value is not shown)")
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
+        Ok(v.to_owned())
+    }
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<String, E> {
+        Ok(v)
+    }
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<String, E> {
+        Err(self.refuse("boolean"))
+    }
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<String, E> {
+        Err(self.refuse("integer"))
+    }
+    fn visit_i128<E: serde::de::Error>(self, _: i128) -> Result<String, E> {
+        Err(self.refuse("integer"))
+    }
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<String, E> {
+        Err(self.refuse("integer"))
+    }
+    fn visit_u128<E: serde::de::Error>(self, _: u128) -> Result<String, E> {
+        Err(self.refuse("integer"))
+    }
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<String, E> {
+        Err(self.refuse("floating point number"))
+    }
+    fn visit_char<E: serde::de::Error>(self, v: char) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+    fn visit_bytes<E: serde::de::Error>(self, _: &[u8]) -> Result<String, E> {
+        Err(self.refuse("bytes"))
+    }
+}
 
 impl Secret {
     /// A secret from its value.
