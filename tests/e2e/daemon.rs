@@ -363,6 +363,44 @@ async fn a_broken_map_is_refused_on_reload_and_the_old_mapping_stays() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_refuses_listener_tables_a_restart_would_refuse() {
+    let sim = sim().await;
+    let daemon = Daemon::start_sfb("reload-listeners", &sim.local_addr().to_string());
+    let path = daemon.config_path();
+    let good = std::fs::read_to_string(&path).unwrap();
+    for (bad, needle) in [
+        (
+            "[cti]\nlisten = \"127.0.0.1:0\"\nmax-message-bytes = 1\n",
+            "max-message-bytes",
+        ),
+        ("[admin]\nlisten = \"0.0.0.0:0\"\n", "token"),
+    ] {
+        // The table replaces the file's own (the daemon's listeners are bound already).
+        let table = bad.lines().next().unwrap();
+        let mut text = String::new();
+        let mut skipping = false;
+        for line in good.lines() {
+            if line.starts_with('[') {
+                skipping = line == table;
+            }
+            if !skipping {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+        text.push_str(bad);
+        std::fs::write(&path, text).unwrap();
+        let (status, body) = daemon.http("POST", "/v1/reload");
+        assert_eq!(status, 422, "{table}: {body}");
+        assert!(body.contains(needle), "{table}: {body}");
+    }
+    std::fs::write(&path, &good).unwrap();
+    let (status, body) = daemon.http("POST", "/v1/reload");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(daemon.stop().code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_event_error_and_everything_carries_on() {
     let sim = sim().await;
     let daemon = Daemon::start_sfb("bad-input", &sim.local_addr().to_string());

@@ -370,7 +370,10 @@ fn online(report: &mut Report, configured: &[Configured], users: Option<&Users>)
                     column: 1,
                     dn: None,
                     option: None,
-                    message: format!("[teams] cannot ask Microsoft Graph: {error:#}"),
+                    message: format!(
+                        "[teams] cannot ask Microsoft Graph: {}",
+                        presence_model::error_chain(&error)
+                    ),
                 });
                 continue;
             }

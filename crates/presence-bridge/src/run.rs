@@ -192,6 +192,26 @@ fn runnable(configured: &[Configured]) -> Result<(), Vec<String>> {
     }
 }
 
+/// The listener tables as `run` checks them when it binds: a file that a restart would
+/// refuse is refused by a reload too, though their changes only apply at the restart.
+fn listeners_valid(
+    cti: Option<&presence_cti::CtiConfig>,
+    admin: Option<&admin::AdminSettings>,
+) -> Result<(), Vec<String>> {
+    let mut refused = Vec::new();
+    if let Some(Err(e)) = cti.map(presence_cti::CtiConfig::validate) {
+        refused.push(format!("[cti]: {e}"));
+    }
+    if let Some(Err(e)) = admin.map(admin::AdminSettings::validate) {
+        refused.push(format!("{e:#}"));
+    }
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(refused)
+    }
+}
+
 /// Re-reads the configuration file and every map; applies a valid one, refuses an invalid
 /// one with its diagnostics (the running configuration stays). The file is validated
 /// exactly as `run` validates it (so an empty or truncated file is refused, not applied
@@ -226,7 +246,10 @@ fn reloader(path: Option<PathBuf>, engine: EngineHandle, platforms: Vec<Platform
                 }
                 Ok(Ok(Ok(prepared))) => prepared,
             };
-            if let Err(lines) = runnable(&Configured::all(&prepared.loaded.sections)) {
+            let sections = &prepared.loaded.sections;
+            if let Err(lines) = runnable(&Configured::all(sections))
+                .and_then(|()| listeners_valid(sections.cti.as_ref(), sections.admin.as_ref()))
+            {
                 tracing::error!(
                     "reload refused, the running configuration stays:\n{}",
                     lines.join("\n")
