@@ -12,7 +12,7 @@ use tokio::time::{Instant, sleep};
 use crate::harness::{Client, Daemon, PROFILES, conn, dn, drive, login};
 use crate::support::Scratch;
 
-pub fn config(pool: &str) -> String {
+pub(crate) fn config(pool: &str) -> String {
     let mut text = format!(
         r#"
 [options.TServer]

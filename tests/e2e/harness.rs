@@ -22,7 +22,7 @@ use crate::support::{Scratch, example};
 
 /// The two presence profiles every daemon test runs on: `Push` (the example map, all 15
 /// combinations mapped) and `Pull` (3000-5999 available).
-pub const PROFILES: &str = r#"
+pub(crate) const PROFILES: &str = r#"
 [dn.Push]
 type = "VoIPService"
 annex.TServer = { service-type = "presence-profile", agent-presence-map = "map.xml", aggregated-states = "1=IDLE_OUT, 2=IDLE_READY, 3=IDLE_NOTREADY, 4=IDLE_ACW, 5=IDLE_AWAY, 6=INCALL, 7=INCALL, 8=INCALL, 9=INCALL, 10=INCALL, 11=OOS, 12=OOS, 13=OOS, 14=OOS, 15=OOS" }
@@ -33,7 +33,7 @@ annex.TServer = { service-type = "presence-profile", map-presence-to-dnd = "true
 "#;
 
 /// A running `presence-bridge run` process and where it listens.
-pub struct Daemon {
+pub(crate) struct Daemon {
     child: Child,
     pub cti: String,
     pub admin: String,
@@ -45,12 +45,12 @@ pub struct Daemon {
 
 impl Daemon {
     /// The daemon on the SfB-only configuration of the `daemon` module.
-    pub fn start_sfb(name: &str, pool: &str) -> Daemon {
+    pub(crate) fn start_sfb(name: &str, pool: &str) -> Daemon {
         Daemon::start(name, &crate::daemon::config(pool))
     }
 
     /// The daemon on `config` (with the example map as `map.xml` beside it).
-    pub fn start(name: &str, config: &str) -> Daemon {
+    pub(crate) fn start(name: &str, config: &str) -> Daemon {
         let dir = Scratch::new(name);
         std::fs::write(
             dir.0.join("map.xml"),
@@ -126,7 +126,7 @@ impl Daemon {
     }
 
     /// The log lines so far that contain `needle`.
-    pub fn logged(&self, needle: &str) -> Vec<String> {
+    pub(crate) fn logged(&self, needle: &str) -> Vec<String> {
         self.logs
             .lock()
             .unwrap()
@@ -137,16 +137,16 @@ impl Daemon {
     }
 
     /// Every log line so far.
-    pub fn log_text(&self) -> String {
+    pub(crate) fn log_text(&self) -> String {
         self.logs.lock().unwrap().join("\n")
     }
 
-    pub fn config_path(&self) -> PathBuf {
+    pub(crate) fn config_path(&self) -> PathBuf {
         self.dir.0.join("bridge.toml")
     }
 
     /// A minimal HTTP/1.1 request to the admin API: (status, body).
-    pub fn http(&self, method: &str, path: &str) -> (u16, String) {
+    pub(crate) fn http(&self, method: &str, path: &str) -> (u16, String) {
         let mut stream = std::net::TcpStream::connect(&self.admin).expect("admin listens");
         write!(stream, "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", self.admin).unwrap();
         let mut response = String::new();
@@ -163,7 +163,7 @@ impl Daemon {
         (status, body)
     }
 
-    pub fn signal(&self, signal: &str) {
+    pub(crate) fn signal(&self, signal: &str) {
         let ok = Command::new("kill")
             .args([&format!("-{signal}"), &self.child.id().to_string()])
             .status()
@@ -172,7 +172,7 @@ impl Daemon {
         assert!(ok, "kill -{signal}");
     }
 
-    pub fn stop(mut self) -> std::process::ExitStatus {
+    pub(crate) fn stop(mut self) -> std::process::ExitStatus {
         self.signal("TERM");
         let deadline = std::time::Instant::now() + Duration::from_secs(15);
         loop {
@@ -214,14 +214,14 @@ impl Drop for Daemon {
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// A contact-centre client.
-pub struct Client {
+pub(crate) struct Client {
     pub ws: Ws,
     next_ref: u64,
     unsolicited: Vec<ServerEvent>,
 }
 
 impl Client {
-    pub async fn connect(daemon: &Daemon) -> Client {
+    pub(crate) async fn connect(daemon: &Daemon) -> Client {
         let (ws, _) = tokio_tungstenite::connect_async(daemon.cti.as_str())
             .await
             .expect("the link accepts");
@@ -232,11 +232,11 @@ impl Client {
         }
     }
 
-    pub async fn send_raw(&mut self, text: &str) {
+    pub(crate) async fn send_raw(&mut self, text: &str) {
         self.ws.send(Message::text(text.to_owned())).await.unwrap();
     }
 
-    pub async fn next(&mut self) -> ServerEvent {
+    pub(crate) async fn next(&mut self) -> ServerEvent {
         loop {
             let frame = timeout(Duration::from_secs(10), self.ws.next())
                 .await
@@ -249,7 +249,7 @@ impl Client {
         }
     }
 
-    pub async fn request(&mut self, body: ClientRequest) -> ServerEvent {
+    pub(crate) async fn request(&mut self, body: ClientRequest) -> ServerEvent {
         self.next_ref += 1;
         let reference_id = self.next_ref;
         self.send_raw(&ClientMessage::new(reference_id, body).to_json())
@@ -264,7 +264,7 @@ impl Client {
     }
 
     /// Unsolicited events (DND) arriving within `wait`.
-    pub async fn collect(&mut self, wait: Duration) -> Vec<ServerEvent> {
+    pub(crate) async fn collect(&mut self, wait: Duration) -> Vec<ServerEvent> {
         let deadline = Instant::now() + wait;
         let mut out = std::mem::take(&mut self.unsolicited);
         while let Ok(Some(Ok(frame))) = tokio::time::timeout_at(deadline, self.ws.next()).await {
@@ -276,15 +276,15 @@ impl Client {
     }
 }
 
-pub fn dn(n: &str) -> presence_model::DnNumber {
+pub(crate) fn dn(n: &str) -> presence_model::DnNumber {
     n.parse().unwrap()
 }
 
-pub fn conn(c: &str) -> ConnId {
+pub(crate) fn conn(c: &str) -> ConnId {
     c.parse().unwrap()
 }
 
-pub fn login(d: &str) -> ClientRequest {
+pub(crate) fn login(d: &str) -> ClientRequest {
     ClientRequest::RequestAgentLogin {
         this_dn: dn(d),
         agent_id: format!("agent-{d}").parse().unwrap(),
@@ -294,7 +294,7 @@ pub fn login(d: &str) -> ClientRequest {
 }
 
 /// Drives DN `d` to (agent, device) with contact-centre messages.
-pub async fn drive(client: &mut Client, d: &str, agent: AgentState, device: DeviceState) {
+pub(crate) async fn drive(client: &mut Client, d: &str, agent: AgentState, device: DeviceState) {
     client
         .request(ClientRequest::EventReleased {
             this_dn: dn(d),

@@ -30,7 +30,7 @@ use serde_json::json;
 /// | `handshake-timeout` | `10s` | time a connection has to send a complete request (100ms..=5m); then it is closed |
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct AdminSettings {
+pub(crate) struct AdminSettings {
     /// Listener address.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
@@ -74,7 +74,7 @@ fn default_handshake_timeout() -> Duration {
 impl AdminSettings {
     /// Refuses a listener off loopback without a token, a token that cannot be a bearer
     /// token (the contact-centre link's rule), and limits out of range.
-    pub fn validate(&self) -> Result<()> {
+    pub(crate) fn validate(&self) -> Result<()> {
         match &self.token {
             None if !self.listen.ip().is_loopback() => bail!(
                 "[admin] `token` is required because `listen` ({}) is not a loopback address",
@@ -90,7 +90,7 @@ impl AdminSettings {
     }
 
     /// The listener's identity and limits (the contact-centre link's rules).
-    pub fn listener(&self) -> ListenerConfig {
+    pub(crate) fn listener(&self) -> ListenerConfig {
         ListenerConfig {
             name: "admin API",
             table: "admin",
@@ -101,7 +101,7 @@ impl AdminSettings {
 }
 
 /// Re-reads the configuration and applies it; `Err` carries the diagnostics as text lines.
-pub type Reloader = Arc<
+pub(crate) type Reloader = Arc<
     dyn Fn() -> Pin<Box<dyn Future<Output = Result<serde_json::Value, Vec<String>>> + Send>>
         + Send
         + Sync,
@@ -109,7 +109,7 @@ pub type Reloader = Arc<
 
 /// What the admin routes need.
 #[derive(Clone)]
-pub struct AdminState {
+pub(crate) struct AdminState {
     pub engine: EngineHandle,
     pub metrics: PrometheusHandle,
     /// Every transport (the router), for readiness.
@@ -232,7 +232,7 @@ async fn reload(State(state): State<AdminState>, headers: HeaderMap) -> Response
 }
 
 /// The admin routes.
-pub fn router(state: AdminState) -> Router {
+pub(crate) fn router(state: AdminState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -244,7 +244,7 @@ pub fn router(state: AdminState) -> Router {
 
 /// Binds the admin listener, with the same connection limits, handshake timeout and
 /// accept-failure handling as the contact-centre link.
-pub async fn bind(settings: &AdminSettings) -> Result<HttpListener> {
+pub(crate) async fn bind(settings: &AdminSettings) -> Result<HttpListener> {
     settings.validate()?;
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await

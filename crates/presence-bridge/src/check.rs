@@ -19,7 +19,7 @@ const DN_LIST_LIMIT: usize = 50;
 
 /// The `check --json` object (documented in docs/cli.md; keep it stable).
 #[derive(Debug, Serialize)]
-pub struct Report {
+pub(crate) struct Report {
     file: String,
     valid: bool,
     errors: Vec<DiagnosticJson>,
@@ -34,7 +34,7 @@ pub struct Report {
 
 /// One error or warning.
 #[derive(Debug, Serialize)]
-pub struct DiagnosticJson {
+pub(crate) struct DiagnosticJson {
     severity: &'static str,
     file: String,
     line: u32,
@@ -76,10 +76,10 @@ struct PushJson {
 
 /// Activity texts in file order, serialized as a JSON object LCID → text.
 #[derive(Debug, Default, Clone)]
-pub struct Texts(pub Vec<(String, String)>);
+pub(crate) struct Texts(pub Vec<(String, String)>);
 
 impl Texts {
-    pub fn of(activities: &Activities) -> Self {
+    pub(crate) fn of(activities: &Activities) -> Self {
         Texts(
             activities
                 .iter()
@@ -96,7 +96,7 @@ impl Serialize for Texts {
 }
 
 /// "1033 en-US: text" for known LCIDs, "1234: text" for others.
-pub fn lcid_text(lcid: &str, text: &str) -> String {
+pub(crate) fn lcid_text(lcid: &str, text: &str) -> String {
     let tag = lcid.parse::<u32>().ok().and_then(|n| Lcid::new(n).tag());
     match tag {
         Some(tag) => format!("{lcid} {tag}: {text}"),
@@ -105,7 +105,7 @@ pub fn lcid_text(lcid: &str, text: &str) -> String {
 }
 
 /// "3000-5999 (Online, IdleOnline)": ranges with the availability classes they touch.
-pub fn ranges_text(ranges: &[AvailabilityRange]) -> String {
+pub(crate) fn ranges_text(ranges: &[AvailabilityRange]) -> String {
     ranges
         .iter()
         .map(|r| {
@@ -125,7 +125,7 @@ pub fn ranges_text(ranges: &[AvailabilityRange]) -> String {
 
 /// One of the 15 combinations of a push profile.
 #[derive(Debug, Serialize)]
-pub struct RowJson {
+pub(crate) struct RowJson {
     pub index: u8,
     pub agent_state: &'static str,
     pub device_state: &'static str,
@@ -169,7 +169,7 @@ struct Summary {
 }
 
 /// One combination and what it publishes, as printed and as in JSON.
-pub fn row(index: StateIndex, publication: Option<&Publication>) -> RowJson {
+pub(crate) fn row(index: StateIndex, publication: Option<&Publication>) -> RowJson {
     RowJson {
         index: index.get(),
         agent_state: index.agent().name(),
@@ -184,7 +184,7 @@ pub fn row(index: StateIndex, publication: Option<&Publication>) -> RowJson {
 }
 
 /// The 15 rows of a push table.
-pub fn rows(table: &PushTable) -> Vec<RowJson> {
+pub(crate) fn rows(table: &PushTable) -> Vec<RowJson> {
     table
         .rows()
         .map(|(index, publication)| row(index, publication.map(|p| &**p)))
@@ -271,7 +271,7 @@ fn report<'d>(
     Ok(report)
 }
 
-pub fn run(args: &CheckArgs) -> Result<ExitCode> {
+pub(crate) fn run(args: &CheckArgs) -> Result<ExitCode> {
     let path = &args.config.config;
     let file = path.display().to_string();
     let source = read_config(path)?;

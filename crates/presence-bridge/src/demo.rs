@@ -410,7 +410,7 @@ impl Platforms {
     }
 }
 
-pub async fn run(args: &DemoArgs) -> Result<ExitCode> {
+pub(crate) async fn run(args: &DemoArgs) -> Result<ExitCode> {
     let narrator = Narrator {
         start: Instant::now(),
     };

@@ -57,7 +57,7 @@ enum Answer {
     None {},
 }
 
-pub fn run(args: &ExplainArgs) -> Result<ExitCode> {
+pub(crate) fn run(args: &ExplainArgs) -> Result<ExitCode> {
     let prepared = match prepare(&args.config.config, None)? {
         Ok(prepared) => prepared,
         Err(diagnostics) => {

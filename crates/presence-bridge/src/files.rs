@@ -17,7 +17,7 @@ use crate::transports::{Configured, specs};
 /// docs/configuration.md): the transports, the contact-centre link, the admin API.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Sections {
+pub(crate) struct Sections {
     /// `[sfb]`: the Skype for Business pool.
     pub sfb: Option<SfbSettings>,
     /// `[teams]`: Microsoft Teams through Microsoft Graph.
@@ -33,7 +33,7 @@ pub struct Sections {
 impl Sections {
     /// Makes relative file paths of the sections relative to `base` (the configuration's
     /// folder), as for agent-presence maps.
-    pub fn resolve_paths(&mut self, base: &Path) {
+    pub(crate) fn resolve_paths(&mut self, base: &Path) {
         if let Some(sfb) = &mut self.sfb {
             for path in [
                 &mut sfb.tls.certificate,
@@ -64,14 +64,14 @@ fn join(base: &Path, path: &Path) -> PathBuf {
 }
 
 /// The configuration file's text.
-pub fn read_config(path: &Path) -> Result<String> {
+pub(crate) fn read_config(path: &Path) -> Result<String> {
     std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the configuration `{}`", path.display()))
 }
 
 /// Reads and validates a configuration text (from `path`) and every agent-presence map
 /// it names (read from disk); `Err` lists what is wrong.
-pub fn load_text(path: &Path, text: &str) -> Result<Loaded<Sections>, Diagnostics> {
+pub(crate) fn load_text(path: &Path, text: &str) -> Result<Loaded<Sections>, Diagnostics> {
     load_with(path, text, &mut |map| read_map_file(map))
 }
 
@@ -79,7 +79,7 @@ pub fn load_text(path: &Path, text: &str) -> Result<Loaded<Sections>, Diagnostic
 /// byte: a file larger than the limit is refused from its size without being read, and one
 /// that does not say its size or never ends (a device, a pipe) is cut there, so that the
 /// parser refuses it by its size. Either way nothing near the file's size is allocated.
-pub fn read_map_file(path: &Path) -> std::io::Result<Vec<u8>> {
+pub(crate) fn read_map_file(path: &Path) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     let limit = LoadOptions::default().map.max_size;
     let file = std::fs::File::open(path)?;
@@ -112,7 +112,7 @@ fn load_with(
 
 /// A configuration ready to run: loaded, and every DN's user resolved on its platform.
 #[derive(Debug)]
-pub struct Prepared {
+pub(crate) struct Prepared {
     pub loaded: Loaded<Sections>,
     pub users: Users,
 }
@@ -120,7 +120,7 @@ pub struct Prepared {
 /// Loads the configuration at `path` and resolves every DN's user against `platforms`
 /// (those of the running transports on reload), or against the file's own transport
 /// tables when `None` (start-up). The same validation for `run`, reload and `check`.
-pub fn prepare(
+pub(crate) fn prepare(
     path: &Path,
     platforms: Option<&[PlatformSpec]>,
 ) -> Result<Result<Prepared, Diagnostics>> {
@@ -134,7 +134,7 @@ pub fn prepare(
 /// (at most [`SETTLE_LIMIT`]), so that a file rewritten in place (truncated, then
 /// written) is not taken half-written. Replacing the file atomically (write a new file,
 /// then rename it over the old one) never needs the wait.
-pub fn prepare_settled(
+pub(crate) fn prepare_settled(
     path: &Path,
     platforms: Option<&[PlatformSpec]>,
 ) -> Result<Result<Prepared, Diagnostics>> {
@@ -145,9 +145,9 @@ pub fn prepare_settled(
 }
 
 /// The pause between the two reads of [`prepare_settled`].
-pub const SETTLE: std::time::Duration = std::time::Duration::from_millis(50);
+pub(crate) const SETTLE: std::time::Duration = std::time::Duration::from_millis(50);
 /// How long [`prepare_settled`] waits for the file to stop changing.
-pub const SETTLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(3);
+pub(crate) const SETTLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 fn read_settled(path: &Path) -> Result<String> {
     let started = std::time::Instant::now();
@@ -190,7 +190,7 @@ fn read_unchanged(path: &Path) -> Result<Option<(std::time::SystemTime, String)>
 
 /// [`prepare`] for a text already read, with maps read by `read_map` (the demo's are
 /// built in).
-pub fn prepare_with(
+pub(crate) fn prepare_with(
     path: &Path,
     text: &str,
     platforms: Option<&[PlatformSpec]>,

@@ -25,7 +25,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// A running bridge: the transports behind one router, the engine, the contact-centre link
 /// and the admin API.
-pub struct Bridge {
+pub(crate) struct Bridge {
     pub engine: EngineHandle,
     pub transport: Arc<Router>,
     /// Re-reads the configuration (SIGHUP, `POST /v1/reload`).
@@ -38,7 +38,7 @@ pub struct Bridge {
 }
 
 /// What [`Bridge::start`] needs.
-pub struct Start {
+pub(crate) struct Start {
     /// The configuration, its DNs' users resolved on the platforms it configures.
     pub prepared: Prepared,
     /// The file to read again on reload (`None`: reload is refused).
@@ -55,7 +55,7 @@ fn log_warnings(warnings: &[Diagnostic]) {
 }
 
 /// Installs the Prometheus recorder once per process.
-pub fn metrics_recorder() -> Result<PrometheusHandle> {
+pub(crate) fn metrics_recorder() -> Result<PrometheusHandle> {
     static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
     if let Some(handle) = HANDLE.get() {
         return Ok(handle.clone());
@@ -68,7 +68,7 @@ pub fn metrics_recorder() -> Result<PrometheusHandle> {
 
 impl Bridge {
     /// Starts every part; the transports connect (and reconnect) on their own.
-    pub async fn start(start: Start) -> Result<Bridge> {
+    pub(crate) async fn start(start: Start) -> Result<Bridge> {
         let Prepared { loaded, users } = start.prepared;
         let Loaded {
             config,
@@ -157,7 +157,7 @@ impl Bridge {
 
     /// Stops taking contact-centre input, flushes the publications that are due (at most
     /// [`SHUTDOWN_GRACE`]), closes the transports' connections, stops the listeners.
-    pub async fn shutdown(self) {
+    pub(crate) async fn shutdown(self) {
         let _ = self.cti_stop.send(());
         self.engine.shutdown(SHUTDOWN_GRACE).await;
         self.transport.shutdown(Duration::from_secs(2)).await;
@@ -278,7 +278,7 @@ fn reloader(path: Option<PathBuf>, engine: EngineHandle, platforms: Vec<Platform
 }
 
 /// `presence-bridge run --config FILE`.
-pub async fn run(args: &RunArgs) -> Result<ExitCode> {
+pub(crate) async fn run(args: &RunArgs) -> Result<ExitCode> {
     let path = args.config.config.clone();
     let prepared = match prepare(&path, None)? {
         Ok(prepared) => prepared,

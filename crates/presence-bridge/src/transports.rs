@@ -15,11 +15,11 @@ use tokio::task::JoinHandle;
 
 use crate::files::Sections;
 
-pub use presence_transport::settings::Severity;
+pub(crate) use presence_transport::settings::Severity;
 
 /// A finding about a transport's table, for `check` and for `run`'s refusal.
 #[derive(Clone, Debug)]
-pub struct Finding {
+pub(crate) struct Finding {
     pub severity: Severity,
     /// The key it is about, with its table (`sfb.tls.certificate`), to find its line.
     pub key: &'static str,
@@ -29,7 +29,7 @@ pub struct Finding {
 
 /// A transport the configuration asks for.
 #[derive(Clone, Debug)]
-pub enum Configured {
+pub(crate) enum Configured {
     /// `[sfb]`: Skype for Business Server.
     Sfb(Box<SfbSettings>),
     /// `[teams]`: Microsoft Teams over Graph.
@@ -40,7 +40,7 @@ pub enum Configured {
 
 impl Configured {
     /// Every transport table of the configuration, in a fixed order.
-    pub fn all(sections: &Sections) -> Vec<Configured> {
+    pub(crate) fn all(sections: &Sections) -> Vec<Configured> {
         let mut out = Vec::new();
         if let Some(sfb) = &sections.sfb {
             out.push(Configured::Sfb(Box::new(sfb.clone())));
@@ -55,7 +55,7 @@ impl Configured {
     }
 
     /// The platform it serves, named like its table.
-    pub fn platform(&self) -> Platform {
+    pub(crate) fn platform(&self) -> Platform {
         match self {
             Configured::Sfb(_) => Platform::sfb(),
             Configured::Teams(_) => Platform::teams(),
@@ -64,7 +64,7 @@ impl Configured {
     }
 
     /// The platform and how it knows users, for the configuration's user resolution.
-    pub fn spec(&self) -> PlatformSpec {
+    pub(crate) fn spec(&self) -> PlatformSpec {
         PlatformSpec {
             name: self.platform(),
             addressing: match self {
@@ -76,7 +76,7 @@ impl Configured {
 
     /// What the transport's own validation says about its table (offline: files and
     /// environment variables are looked at, nothing is contacted).
-    pub fn findings(&self) -> Vec<Finding> {
+    pub(crate) fn findings(&self) -> Vec<Finding> {
         let findings = match self {
             Configured::Sfb(settings) => settings.findings(),
             Configured::Teams(settings) => settings.findings(),
@@ -93,7 +93,7 @@ impl Configured {
     }
 
     /// What the platform shows once `publication` is published, for `explain`.
-    pub fn describe(&self, publication: &Publication) -> String {
+    pub(crate) fn describe(&self, publication: &Publication) -> String {
         match self {
             Configured::Sfb(_) => format!(
                 "availability {} ({}) with its activity texts",
@@ -130,7 +130,7 @@ impl Configured {
     }
 
     /// Starts the transport on the current runtime, reporting into `events`.
-    pub fn start(
+    pub(crate) fn start(
         &self,
         events: EventSender,
     ) -> Result<(Arc<dyn PresenceTransport>, JoinHandle<()>)> {
@@ -156,12 +156,12 @@ impl Configured {
 }
 
 /// The platforms of a set of configured transports.
-pub fn specs(configured: &[Configured]) -> Vec<PlatformSpec> {
+pub(crate) fn specs(configured: &[Configured]) -> Vec<PlatformSpec> {
     configured.iter().map(Configured::spec).collect()
 }
 
 /// Starts every configured transport behind one router.
-pub fn start_all(
+pub(crate) fn start_all(
     configured: &[Configured],
     events: &EventSender,
 ) -> Result<(Router, Vec<JoinHandle<()>>)> {

@@ -11,30 +11,30 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-pub const ID: &str = SimConfig::DEFAULT_CLIENT_ID;
-pub const SECRET: &str = SimConfig::DEFAULT_CLIENT_SECRET;
+pub(crate) const ID: &str = SimConfig::DEFAULT_CLIENT_ID;
+pub(crate) const SECRET: &str = SimConfig::DEFAULT_CLIENT_SECRET;
 
 /// An answer.
 #[derive(Debug)]
-pub struct Reply {
+pub(crate) struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 
 impl Reply {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
 
-    pub fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or(Value::Null)
     }
 
-    pub fn code(&self) -> String {
+    pub(crate) fn code(&self) -> String {
         self.json()["error"]["code"]
             .as_str()
             .unwrap_or_default()
@@ -44,29 +44,29 @@ impl Reply {
 
 /// Where to send: plain HTTP or HTTPS trusting a CA.
 #[derive(Clone)]
-pub struct Client {
+pub(crate) struct Client {
     addr: SocketAddr,
     tls: Option<Arc<ClientConfig>>,
 }
 
 impl Client {
-    pub fn plain(addr: SocketAddr) -> Client {
+    pub(crate) fn plain(addr: SocketAddr) -> Client {
         Client { addr, tls: None }
     }
 
-    pub fn tls(addr: SocketAddr, config: Arc<ClientConfig>) -> Client {
+    pub(crate) fn tls(addr: SocketAddr, config: Arc<ClientConfig>) -> Client {
         Client {
             addr,
             tls: Some(config),
         }
     }
 
-    pub fn of(server: &GraphSimServer) -> Client {
+    pub(crate) fn of(server: &GraphSimServer) -> Client {
         Client::plain(server.local_addr())
     }
 
     /// One request on a fresh connection (`Connection: close`).
-    pub async fn send(
+    pub(crate) async fn send(
         &self,
         method: &str,
         path: &str,
@@ -97,14 +97,14 @@ impl Client {
         parse(&raw)
     }
 
-    pub async fn get(&self, path: &str, token: &str) -> Reply {
+    pub(crate) async fn get(&self, path: &str, token: &str) -> Reply {
         let auth = format!("Bearer {token}");
         self.send("GET", path, &[("Authorization", &auth)], b"")
             .await
             .expect("an answer")
     }
 
-    pub async fn post_json(&self, path: &str, token: &str, body: &Value) -> Reply {
+    pub(crate) async fn post_json(&self, path: &str, token: &str, body: &Value) -> Reply {
         let auth = format!("Bearer {token}");
         let body = serde_json::to_vec(body).expect("JSON");
         self.send(
@@ -120,7 +120,7 @@ impl Client {
         .expect("an answer")
     }
 
-    pub async fn control(&self, method: &str, path: &str, body: &Value) -> Reply {
+    pub(crate) async fn control(&self, method: &str, path: &str, body: &Value) -> Reply {
         let body = if body.is_null() {
             Vec::new()
         } else {
@@ -131,7 +131,7 @@ impl Client {
             .expect("an answer")
     }
 
-    pub async fn token_reply(&self, tenant: &str, client_id: &str, secret: &str) -> Reply {
+    pub(crate) async fn token_reply(&self, tenant: &str, client_id: &str, secret: &str) -> Reply {
         let body = format!(
             "grant_type=client_credentials&client_id={client_id}&client_secret={secret}\
              &scope=https%3A%2F%2Fgraph.microsoft.com%2F.default"
@@ -146,7 +146,7 @@ impl Client {
         .expect("an answer")
     }
 
-    pub async fn token(&self) -> String {
+    pub(crate) async fn token(&self) -> String {
         let reply = self
             .token_reply("contoso.onmicrosoft.com", ID, SECRET)
             .await;
@@ -237,7 +237,7 @@ fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// Waits (without asserting any time) until `condition` holds.
-pub async fn eventually(mut condition: impl FnMut() -> bool) {
+pub(crate) async fn eventually(mut condition: impl FnMut() -> bool) {
     for _ in 0..2000 {
         if condition() {
             return;

@@ -13,7 +13,7 @@ use proptest::prelude::*;
 /// Any text XML 1.0 can carry: printable characters of every script (`\PC` excludes
 /// control, unassigned and private-use characters, so also U+FFFE/U+FFFF), markup
 /// characters and the three white space controls.
-pub fn text() -> impl Strategy<Value = String> {
+pub(crate) fn text() -> impl Strategy<Value = String> {
     prop_oneof![
         "[a-z <&>\"'\t\n\r]{0,12}",
         "[\\PC\t\n\r<&>\"']{0,12}",
@@ -22,16 +22,16 @@ pub fn text() -> impl Strategy<Value = String> {
 }
 
 /// A text with no leading or trailing XML white space (for trimmed fields).
-pub fn trimmed_text() -> impl Strategy<Value = String> {
+pub(crate) fn trimmed_text() -> impl Strategy<Value = String> {
     text().prop_map(|s| s.trim_matches([' ', '\t', '\r', '\n']).to_owned())
 }
 
 /// A printable single-line text (for values that end up in multipart headers).
-pub fn line_text() -> impl Strategy<Value = String> {
+pub(crate) fn line_text() -> impl Strategy<Value = String> {
     "[a-zA-Z0-9@.:_<&>\"'é€😀-]{1,16}"
 }
 
-pub fn state_type() -> impl Strategy<Value = String> {
+pub(crate) fn state_type() -> impl Strategy<Value = String> {
     prop_oneof![
         Just("userState".to_owned()),
         Just("aggregateState".to_owned()),
@@ -40,7 +40,7 @@ pub fn state_type() -> impl Strategy<Value = String> {
     ]
 }
 
-pub fn state() -> impl Strategy<Value = StateBody> {
+pub(crate) fn state() -> impl Strategy<Value = StateBody> {
     (
         state_type(),
         any::<bool>(),
@@ -61,7 +61,7 @@ pub fn state() -> impl Strategy<Value = StateBody> {
         )
 }
 
-pub fn expire_type() -> impl Strategy<Value = ExpireType> {
+pub(crate) fn expire_type() -> impl Strategy<Value = ExpireType> {
     prop_oneof![
         Just(ExpireType::Static),
         Just(ExpireType::User),
@@ -70,7 +70,7 @@ pub fn expire_type() -> impl Strategy<Value = ExpireType> {
     ]
 }
 
-pub fn publish() -> impl Strategy<Value = Publish> {
+pub(crate) fn publish() -> impl Strategy<Value = Publish> {
     let publication = (
         text(),
         any::<u32>(),
@@ -94,7 +94,7 @@ pub fn publish() -> impl Strategy<Value = Publish> {
     (text(), vec(publication, 0..4)).prop_map(|(uri, publications)| Publish { uri, publications })
 }
 
-pub fn fault() -> impl Strategy<Value = Fault> {
+pub(crate) fn fault() -> impl Strategy<Value = Fault> {
     let operation = (
         any::<u32>(),
         option::of(any::<u32>()),
@@ -114,7 +114,7 @@ pub fn fault() -> impl Strategy<Value = Fault> {
     )
 }
 
-pub fn batch_subscribe() -> impl Strategy<Value = BatchSubscribe> {
+pub(crate) fn batch_subscribe() -> impl Strategy<Value = BatchSubscribe> {
     (
         text(),
         prop_oneof![
@@ -153,13 +153,13 @@ fn category() -> impl Strategy<Value = Category> {
         )
 }
 
-pub fn categories_with_uri(
+pub(crate) fn categories_with_uri(
     uri: impl Strategy<Value = String>,
 ) -> impl Strategy<Value = Categories> {
     (uri, vec(category(), 0..4)).prop_map(|(uri, categories)| Categories { uri, categories })
 }
 
-pub fn categories() -> impl Strategy<Value = Categories> {
+pub(crate) fn categories() -> impl Strategy<Value = Categories> {
     categories_with_uri(text())
 }
 
@@ -183,7 +183,7 @@ fn instance(text: BoxedStrategy<String>) -> impl Strategy<Value = RlmiInstance> 
         })
 }
 
-pub fn rlmi_with(text: BoxedStrategy<String>) -> impl Strategy<Value = Rlmi> {
+pub(crate) fn rlmi_with(text: BoxedStrategy<String>) -> impl Strategy<Value = Rlmi> {
     let resource = (text.clone(), vec(instance(text.clone()), 0..3))
         .prop_map(|(uri, instances)| RlmiResource { uri, instances });
     (text, any::<u32>(), any::<bool>(), vec(resource, 0..4)).prop_map(
@@ -196,12 +196,12 @@ pub fn rlmi_with(text: BoxedStrategy<String>) -> impl Strategy<Value = Rlmi> {
     )
 }
 
-pub fn rlmi() -> impl Strategy<Value = Rlmi> {
+pub(crate) fn rlmi() -> impl Strategy<Value = Rlmi> {
     rlmi_with(text().boxed())
 }
 
 /// A notification whose URIs and content IDs can go into multipart headers.
-pub fn notification() -> impl Strategy<Value = Notification> {
+pub(crate) fn notification() -> impl Strategy<Value = Notification> {
     (
         vec(categories_with_uri(line_text()), 0..4),
         option::of(rlmi_with(line_text().boxed())),
@@ -209,11 +209,11 @@ pub fn notification() -> impl Strategy<Value = Notification> {
         .prop_map(|(categories, rlmi)| Notification::new(categories, rlmi))
 }
 
-pub fn boundary() -> impl Strategy<Value = String> {
+pub(crate) fn boundary() -> impl Strategy<Value = String> {
     "[A-Za-z0-9'()+_,./:=?-]([A-Za-z0-9'()+_,./:=? -]{0,30}[A-Za-z0-9'()+_,./:=?-])?"
 }
 
-pub fn multipart() -> impl Strategy<Value = Multipart> {
+pub(crate) fn multipart() -> impl Strategy<Value = Multipart> {
     let header = (
         "[A-Za-z][A-Za-z0-9-]{0,12}",
         prop_oneof![Just(String::new()), "[!-~]([ -~]{0,16}[!-~])?"],
@@ -223,7 +223,7 @@ pub fn multipart() -> impl Strategy<Value = Multipart> {
     vec(part, 1..5).prop_map(|parts| Multipart { parts })
 }
 
-pub fn content_type() -> impl Strategy<Value = ContentType> {
+pub(crate) fn content_type() -> impl Strategy<Value = ContentType> {
     (
         "[a-z][a-z0-9.+-]{0,10}",
         "[a-z][a-z0-9.+-]{0,10}",

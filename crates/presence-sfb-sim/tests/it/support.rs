@@ -10,20 +10,20 @@ use presence_sfb_sim::{ServerConfig, SimServer};
 use presence_sip::{Frame, Framer, Message, Method, Request, Response};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-pub const APP: &str = "sip:bridge@contoso.com";
+pub(crate) const APP: &str = "sip:bridge@contoso.com";
 /// Long enough for a loaded 2-core machine; tests wait for what must happen.
-pub const PATIENCE: Duration = Duration::from_secs(20);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(20);
 
-pub fn uri(name: &str) -> SipUri {
+pub(crate) fn uri(name: &str) -> SipUri {
     SipUri::new(&format!("sip:{name}@contoso.com")).unwrap()
 }
 
-pub async fn start(config: ServerConfig) -> SimServer {
+pub(crate) async fn start(config: ServerConfig) -> SimServer {
     SimServer::start(config).await.unwrap()
 }
 
 /// Waits until `check` holds (polling), or panics after [`PATIENCE`].
-pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+pub(crate) async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     while !check() {
         assert!(
@@ -34,7 +34,7 @@ pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     }
 }
 
-pub struct Client<S> {
+pub(crate) struct Client<S> {
     pub stream: S,
     framer: Framer,
     next: u32,
@@ -42,7 +42,7 @@ pub struct Client<S> {
 
 /// What a read gave.
 #[derive(Debug)]
-pub enum Read {
+pub(crate) enum Read {
     Frame(Frame),
     /// The server closed the connection.
     Closed,
@@ -51,7 +51,7 @@ pub enum Read {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
-    pub fn new(stream: S) -> Self {
+    pub(crate) fn new(stream: S) -> Self {
         Client {
             stream,
             framer: Framer::default(),
@@ -59,17 +59,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         }
     }
 
-    pub async fn write(&mut self, bytes: &[u8]) {
+    pub(crate) async fn write(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).await.unwrap();
         self.stream.flush().await.unwrap();
     }
 
-    pub async fn send(&mut self, request: &Request) {
+    pub(crate) async fn send(&mut self, request: &Request) {
         self.write(&request.to_bytes()).await;
     }
 
     /// The next frame, the end of the stream, or bytes that are not SIP.
-    pub async fn read(&mut self) -> Read {
+    pub(crate) async fn read(&mut self) -> Read {
         let deadline = tokio::time::Instant::now() + PATIENCE;
         let mut buf = [0u8; 8192];
         loop {
@@ -88,7 +88,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         }
     }
 
-    pub async fn message(&mut self) -> Message {
+    pub(crate) async fn message(&mut self) -> Message {
         loop {
             match self.read().await {
                 Read::Frame(Frame::Message(m)) => return m,
@@ -98,21 +98,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         }
     }
 
-    pub async fn response(&mut self) -> Response {
+    pub(crate) async fn response(&mut self) -> Response {
         match self.message().await {
             Message::Response(r) => r,
             other => panic!("expected a response, got {other:?}"),
         }
     }
 
-    pub async fn request(&mut self) -> Request {
+    pub(crate) async fn request(&mut self) -> Request {
         match self.message().await {
             Message::Request(r) => r,
             other => panic!("expected a request, got {other:?}"),
         }
     }
 
-    pub fn base(
+    pub(crate) fn base(
         &mut self,
         method: Method,
         target: &str,
@@ -144,7 +144,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
             .unwrap()
     }
 
-    pub fn options(&mut self) -> Request {
+    pub(crate) fn options(&mut self) -> Request {
         let n = self.next + 1;
         self.base(
             Method::Options,
@@ -154,7 +154,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         )
     }
 
-    pub fn publish(&mut self, user: &SipUri, version: u32, availability: u32) -> Request {
+    pub(crate) fn publish(&mut self, user: &SipUri, version: u32, availability: u32) -> Request {
         let body = Publish::state_in_containers(
             user.as_str(),
             STATIC_STATE_INSTANCE,
@@ -168,7 +168,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
             .unwrap()
     }
 
-    pub fn subscribe(&mut self, users: &[SipUri], expires: u32) -> Request {
+    pub(crate) fn subscribe(&mut self, users: &[SipUri], expires: u32) -> Request {
         let body = BatchSubscribe {
             uri: APP.to_owned(),
             action: SubscribeAction::Subscribe,
