@@ -9,15 +9,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-pub type Error = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type Error = Box<dyn std::error::Error + Send + Sync>;
 
 /// The workspace root.
-pub fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 /// The release binary (or `PRESENCE_BRIDGE_BIN`).
-pub fn binary() -> Result<PathBuf, Error> {
+pub(crate) fn binary() -> Result<PathBuf, Error> {
     let binary = std::env::var_os("PRESENCE_BRIDGE_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("target/release/presence-bridge"));
@@ -33,7 +33,7 @@ pub fn binary() -> Result<PathBuf, Error> {
 }
 
 /// A scratch folder holding the example map as `agent-states.xml`.
-pub fn scratch(name: &str) -> Result<PathBuf, Error> {
+pub(crate) fn scratch(name: &str) -> Result<PathBuf, Error> {
     let dir = std::env::temp_dir().join(format!("presence-bridge-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     std::fs::copy(
@@ -45,7 +45,7 @@ pub fn scratch(name: &str) -> Result<PathBuf, Error> {
 
 /// The example's two profiles (`PushProfile`: the seed's 15 rows; `PullProfile`:
 /// 3000-5999 available), and a CTI link that does not limit a load generator.
-pub const PROFILES: &str = r#"
+pub(crate) const PROFILES: &str = r#"
 [dn.PushProfile]
 type = "VoIPService"
 annex.TServer = { service-type = "presence-profile", agent-presence-map = "agent-states.xml", aggregated-states = "1=IDLE_OUT, 2=IDLE_READY, 3=IDLE_NOTREADY, 4=IDLE_ACW, 5=IDLE_AWAY, 6=INCALL, 7=INCALL, 8=INCALL, 9=INCALL, 10=INCALL, 11=OOS, 12=OOS, 13=OOS, 14=OOS, 15=OOS" }
@@ -63,7 +63,7 @@ queue = 100000
 
 /// A configuration's start: `presence-platform`, the example profiles, and an `[sfb]` table
 /// for the simulator at `pool` (none when `pool` is `None`).
-pub fn head(platform: &str, pool: Option<std::net::SocketAddr>) -> String {
+pub(crate) fn head(platform: &str, pool: Option<std::net::SocketAddr>) -> String {
     let mut text = format!("[options.TServer]\npresence-platform = \"{platform}\"\n{PROFILES}");
     if let Some(pool) = pool {
         text.push_str(&format!(
@@ -74,7 +74,7 @@ pub fn head(platform: &str, pool: Option<std::net::SocketAddr>) -> String {
 }
 
 /// The profile of the `i`-th DN of a load run: even push, odd pull.
-pub fn half(i: usize) -> &'static str {
+pub(crate) fn half(i: usize) -> &'static str {
     if i.is_multiple_of(2) {
         "PushProfile"
     } else {
@@ -83,14 +83,14 @@ pub fn half(i: usize) -> &'static str {
 }
 
 /// One Extension DN.
-pub fn dn(number: usize, uri: &str, platform: &str, profile: &str) -> String {
+pub(crate) fn dn(number: usize, uri: &str, platform: &str, profile: &str) -> String {
     format!(
         "\n[dn.\"{number}\"]\ntype = \"Extension\"\nuri = \"{uri}\"\nplatform = \"{platform}\"\nannex.TServer = {{ presence-profile = \"{profile}\" }}\n"
     )
 }
 
 /// `presence-bridge run` on `config` (written into `dir`), and the CTI URL once it runs.
-pub fn spawn(dir: &Path, config: &str) -> Result<(Child, String), Error> {
+pub(crate) fn spawn(dir: &Path, config: &str) -> Result<(Child, String), Error> {
     let path = dir.join("bridge.toml");
     std::fs::write(&path, config)?;
     let mut child = Command::new(binary()?)
@@ -131,7 +131,7 @@ pub fn spawn(dir: &Path, config: &str) -> Result<(Child, String), Error> {
 }
 
 /// Stops a daemon with SIGTERM and waits for it.
-pub fn stop(mut child: Child) {
+pub(crate) fn stop(mut child: Child) {
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
@@ -139,7 +139,7 @@ pub fn stop(mut child: Child) {
 }
 
 /// Resident memory of a process, KiB.
-pub fn rss_kib(pid: u32) -> u64 {
+pub(crate) fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
@@ -152,7 +152,7 @@ pub fn rss_kib(pid: u32) -> u64 {
 
 /// CPU time a process used so far (user + system, all threads), from /proc/PID/stat,
 /// assuming the usual 100 clock ticks per second.
-pub fn cpu_time(pid: u32) -> Duration {
+pub(crate) fn cpu_time(pid: u32) -> Duration {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name (which may hold spaces) start after the last ')'.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
@@ -168,7 +168,7 @@ pub fn cpu_time(pid: u32) -> Duration {
 }
 
 /// A percentile of sorted samples.
-pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
