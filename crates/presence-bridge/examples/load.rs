@@ -8,9 +8,16 @@
 //! ```sh
 //! cargo build --release -p presence-bridge
 //! cargo run --release -p presence-bridge --example load -- [DNS] [CLIENTS] [EVENTS]
+//! cargo run --release -p presence-bridge --example load -- --startup-only [DNS]
 //! ```
 //! Defaults: 10000 DNs (half push, half pull), 8 clients, 100000 events. `cargo xtask bench`
 //! runs it.
+//!
+//! `--startup-only` stops after the start-up and reports it in parts: the time from `run`
+//! until the daemon logs `bridge running` (configuration loaded, engine built, listeners
+//! up), until the simulator has accepted every push user's publication, and until every
+//! pull user is in a subscription dialog; the daemon's resident memory 3 s after that and
+//! its peak (`VmHWM`); the CPU time of the daemon and of this process (the simulator's).
 
 mod support;
 
@@ -23,13 +30,27 @@ use tokio_tungstenite::tungstenite::Message;
 
 fn arg(n: usize, default: usize) -> usize {
     std::env::args()
+        .filter(|a| !a.starts_with("--"))
         .nth(n)
         .and_then(|a| a.parse().ok())
         .unwrap_or(default)
 }
 
+/// Peak resident memory of a process (`VmHWM`), KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 #[tokio::main]
 async fn main() -> Result<(), support::Error> {
+    let startup_only = std::env::args().any(|a| a == "--startup-only");
     let dns = arg(1, 10_000);
     let clients = arg(2, 8);
     let events = arg(3, 100_000);
@@ -46,15 +67,45 @@ async fn main() -> Result<(), support::Error> {
     }
     let started = Instant::now();
     let (child, cti) = support::spawn(&dir, &config)?;
+    let running = started.elapsed();
     // Idle: every push user published (Logout/Idle), every pull user subscribed.
     let push = dns.div_ceil(2) as u64;
-    while sim.published_count() < push || sim.dialog_count() < (dns / 2).div_ceil(100) {
-        if started.elapsed() > Duration::from_secs(120) {
+    let dialogs = (dns / 2).div_ceil(100);
+    let (mut published_at, mut subscribed_at) = (None, None);
+    loop {
+        let now = started.elapsed();
+        if published_at.is_none() && sim.published_count() >= push {
+            published_at = Some(now);
+        }
+        if subscribed_at.is_none() && sim.dialog_count() >= dialogs {
+            subscribed_at = Some(now);
+        }
+        if published_at.is_some() && subscribed_at.is_some() {
+            break;
+        }
+        if now > Duration::from_secs(120) {
             return Err("the bridge did not resynchronise within 120 s".into());
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(if startup_only { 5 } else { 50 })).await;
     }
     let startup = started.elapsed();
+    if startup_only {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let idle = support::rss_kib(child.id());
+        let fmt = |d: Option<Duration>| d.map_or_else(String::new, |d| format!("{d:.2?}"));
+        println!(
+            "{dns} DNs, start-up only: bridge running after {running:.2?}; {push} publications accepted after {}; {dialogs} subscription dialogs after {}; resynchronised after {startup:.2?}; idle RSS 3 s later {:.1} MiB (peak {:.1} MiB); CPU: daemon {:.2?}, simulator and this example {:.2?}",
+            fmt(published_at),
+            fmt(subscribed_at),
+            idle as f64 / 1024.0,
+            peak_rss_kib(child.id()) as f64 / 1024.0,
+            support::cpu_time(child.id()),
+            support::cpu_time(std::process::id()),
+        );
+        support::stop(child);
+        let _ = std::fs::remove_dir_all(&dir);
+        return Ok(());
+    }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let idle = support::rss_kib(child.id());
     println!(

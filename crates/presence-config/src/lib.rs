@@ -73,6 +73,7 @@ mod diag;
 pub mod fuzzing;
 mod load;
 pub mod options;
+mod split;
 
 pub use config::{
     Addressing, Config, DEFAULT_AVAILABLE_RANGE, ExtensionDn, Mode, PlatformSpec, Profile,

@@ -1,5 +1,6 @@
 //! Reading a configuration document: TOML with spans → validated [`Config`].
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ use crate::diag::{Diagnostic, Diagnostics, LineIndex, Location, Severity, Sink, 
 use crate::options::{
     OptionValueError, parse_aggregated_states, parse_availability_ranges, parse_bool,
 };
+use crate::split;
 
 /// The largest configuration file accepted by default: 64 MiB **(decision)**.
 pub const DEFAULT_MAX_CONFIG_SIZE: usize = 64 * 1024 * 1024;
@@ -88,6 +90,16 @@ pub fn load<S: DeserializeOwned>(
     options: &LoadOptions,
     read_file: &mut dyn FnMut(&Path) -> io::Result<Vec<u8>>,
 ) -> Result<Loaded<S>, Diagnostics> {
+    load_sliced(source, options, read_file, Some(split::CHUNK_DNS))
+}
+
+/// [`load`], reading DN tables `chunk_dns` at a time where it can (`None`: never).
+fn load_sliced<S: DeserializeOwned>(
+    source: &Source<'_>,
+    options: &LoadOptions,
+    read_file: &mut dyn FnMut(&Path) -> io::Result<Vec<u8>>,
+    chunk_dns: Option<usize>,
+) -> Result<Loaded<S>, Diagnostics> {
     let file: Arc<str> = Arc::from(source.path.display().to_string());
     let lines = LineIndex::new(Arc::clone(&file), source.text);
     let mut w = Walker {
@@ -95,6 +107,8 @@ pub fn load<S: DeserializeOwned>(
         lines,
         sink: Sink::default(),
         unusable: BTreeMap::new(),
+        platforms: BTreeSet::new(),
+        base: 0,
     };
     if source.text.len() > options.max_size {
         let location = w.loc(0);
@@ -110,24 +124,36 @@ pub fn load<S: DeserializeOwned>(
         );
         return Err(Diagnostics(w.sink.list));
     }
-    let root = match DeTable::parse(source.text) {
-        Ok(root) => root,
-        Err(e) => {
-            let location = w.loc(e.span().map_or(0, |s| s.start));
-            w.sink.push(
-                Severity::Error,
-                location,
-                None,
-                None,
-                ConfigError::Syntax {
-                    source: Box::new(e),
-                },
-            );
-            return Err(Diagnostics(w.sink.list));
+    // A document of DN tables is read a slice of DNs at a time when that reads exactly what
+    // one parse of the whole would (see `split`); otherwise, or when a slice does not parse,
+    // at once (and a syntax error is then reported as the whole parse finds it).
+    let layout = chunk_dns.and_then(|n| split::split(source.text, n));
+    let sliced = layout.as_ref().and_then(|layout| w.read_in_slices(layout));
+    let read = match sliced {
+        Some(read) => read,
+        None => {
+            w.reset();
+            let root = match DeTable::parse(source.text) {
+                Ok(root) => root,
+                Err(e) => {
+                    let location = w.loc(e.span().map_or(0, |s| s.start));
+                    w.sink.push(
+                        Severity::Error,
+                        location,
+                        None,
+                        None,
+                        ConfigError::Syntax {
+                            source: Box::new(e),
+                        },
+                    );
+                    return Err(Diagnostics(w.sink.list));
+                }
+            };
+            w.read(root.into_inner())
         }
     };
     let base = source.path.parent().unwrap_or(Path::new(""));
-    let (config, sections) = w.document::<S>(root.into_inner(), options, base, read_file);
+    let (config, sections) = w.build::<S>(read, options, base, read_file);
     match sections {
         Some(sections) if !w.sink.has_errors() => Ok(Loaded {
             config,
@@ -152,6 +178,20 @@ struct Walker<'t> {
     /// Presence profiles an error made unusable, by name: their error is reported once,
     /// and the DNs that name them are listed in one note instead of an error each.
     unusable: BTreeMap<String, Unusable>,
+    /// The platforms named so far: DNs naming the same platform share its value.
+    platforms: BTreeSet<Platform>,
+    /// Where the text being walked starts in the document: spans of a slice's tree count
+    /// from the slice (see `split`).
+    base: usize,
+}
+
+/// What a document holds, read, before cross-checks.
+struct Read<'i> {
+    application_profile: Option<(String, Span)>,
+    application_platform: Option<(Platform, Span)>,
+    raw_dns: Vec<RawDn<'i>>,
+    /// The top-level tables other than `[options]` and `[dn]`.
+    others: DeTable<'i>,
 }
 
 /// A presence profile that an error made unusable, and who names it.
@@ -169,38 +209,68 @@ struct Unusable {
 /// An option value as read: its text (TOML strings, and integers / booleans where natural,
 /// as their text), the span of the value, and the offset of the text's first character
 /// (when the value is a plain string the text maps byte for byte onto the source).
-struct OptionValue {
-    text: String,
+///
+/// The text is borrowed from the document when TOML needed no unescaping.
+struct OptionValue<'i> {
+    text: Cow<'i, str>,
     span: Span,
     exact_start: Option<usize>,
 }
 
 /// One annex `[TServer]` option of a DN, with where it is.
-struct Opt {
-    value: OptionValue,
+struct Opt<'i> {
+    value: OptionValue<'i>,
     key_span: Span,
 }
 
 /// A DN as read, before cross-checks.
-enum RawDn {
+///
+/// An Extension DN's values are validated as they are read (so that diagnostics come in
+/// document order) but kept as text, borrowed from the document where TOML needed no
+/// unescaping: the values the [`Config`] keeps are made once the document's tree is freed.
+/// Made while the tree lives, 100,000 DNs' small values would be scattered among its 200 MB
+/// of allocations, and the allocator could give none of those pages back.
+enum RawDn<'i> {
     Extension {
-        number: DnNumber,
+        number: Cow<'i, str>,
         span: Span,
-        uri: Option<SipUri>,
-        entra_id: Option<EntraId>,
+        uri: Option<Cow<'i, str>>,
+        entra_id: Option<Cow<'i, str>>,
         platform: Option<(Platform, Span)>,
-        profile: Option<(String, Span)>,
+        profile: Option<(Cow<'i, str>, Span)>,
     },
     Profile {
         number: DnNumber,
         span: Span,
-        options: BTreeMap<&'static str, Opt>,
+        options: BTreeMap<&'static str, Opt<'i>>,
     },
+}
+
+/// `text` without leading and trailing whitespace; borrowed when `text` is.
+fn trimmed(text: Cow<'_, str>) -> Cow<'_, str> {
+    match text {
+        Cow::Borrowed(s) => Cow::Borrowed(s.trim()),
+        Cow::Owned(s) if s.trim().len() == s.len() => Cow::Owned(s),
+        Cow::Owned(s) => Cow::Owned(s.trim().to_owned()),
+    }
 }
 
 impl<'t> Walker<'t> {
     fn loc(&self, offset: usize) -> Location {
         self.lines.locate(self.text, offset)
+    }
+
+    /// A span of the tree being walked, in the document.
+    fn at(&self, span: Span) -> Span {
+        span.start + self.base..span.end + self.base
+    }
+
+    /// Forgets what a walk found (before the document is read again, at once).
+    fn reset(&mut self) {
+        self.sink = Sink::default();
+        self.unusable.clear();
+        self.platforms.clear();
+        self.base = 0;
     }
 
     fn error(&mut self, span: &Span, dn: Option<&str>, option: Option<&str>, error: ConfigError) {
@@ -216,13 +286,14 @@ impl<'t> Walker<'t> {
 
     fn unknown_key(
         &mut self,
-        key: &Spanned<std::borrow::Cow<'_, str>>,
+        key: &Spanned<Cow<'_, str>>,
         dn: Option<&str>,
         what: &'static str,
         valid: &str,
     ) {
+        let span = self.at(key.span());
         self.error(
-            &key.span(),
+            &span,
             dn,
             None,
             ConfigError::UnknownKey {
@@ -243,8 +314,9 @@ impl<'t> Walker<'t> {
         match value.get_ref() {
             DeValue::Table(table) => Some(table),
             other => {
+                let span = self.at(value.span());
                 self.error(
-                    &value.span(),
+                    &span,
                     dn,
                     None,
                     ConfigError::WrongType {
@@ -259,17 +331,17 @@ impl<'t> Walker<'t> {
     }
 
     /// An option value: strings as they are; integers and booleans as their text.
-    fn option_value(
+    fn option_value<'i>(
         &mut self,
         key: &str,
-        value: &Value<'_>,
+        value: &Value<'i>,
         dn: Option<&str>,
-    ) -> Option<OptionValue> {
-        let span = value.span();
-        let text = match value.get_ref() {
-            DeValue::String(s) => s.to_string(),
-            DeValue::Integer(i) => i.as_str().to_owned(),
-            DeValue::Boolean(b) => b.to_string(),
+    ) -> Option<OptionValue<'i>> {
+        let span = self.at(value.span());
+        let text: Cow<'i, str> = match value.get_ref() {
+            DeValue::String(s) => s.clone(),
+            DeValue::Integer(i) => Cow::Owned(i.as_str().to_owned()),
+            DeValue::Boolean(b) => Cow::Owned(b.to_string()),
             other => {
                 self.error(
                     &span,
@@ -289,8 +361,7 @@ impl<'t> Walker<'t> {
         let raw = self.text.get(span.clone()).unwrap_or("");
         let exact_start = match value.get_ref() {
             DeValue::String(_)
-                if raw.len() == text.len() + 2
-                    && raw.get(1..raw.len() - 1) == Some(text.as_str()) =>
+                if raw.len() == text.len() + 2 && raw.get(1..raw.len() - 1) == Some(&*text) =>
             {
                 Some(span.start + 1)
             }
@@ -305,7 +376,7 @@ impl<'t> Walker<'t> {
     }
 
     /// The source span of an item at `offset` within an option value.
-    fn item_span(value: &OptionValue, offset: usize) -> Span {
+    fn item_span(value: &OptionValue<'_>, offset: usize) -> Span {
         match value.exact_start {
             Some(start) => start + offset..start + offset,
             None => value.span.clone(),
@@ -314,7 +385,7 @@ impl<'t> Walker<'t> {
 
     fn value_error(
         &mut self,
-        value: &OptionValue,
+        value: &OptionValue<'_>,
         dn: Option<&str>,
         option: &str,
         e: OptionValueError,
@@ -323,34 +394,118 @@ impl<'t> Walker<'t> {
         self.error(&span, dn, Some(option), e.error);
     }
 
-    fn document<S: DeserializeOwned>(
-        &mut self,
-        root: DeTable<'_>,
-        options: &LoadOptions,
-        base: &Path,
-        read_file: &mut dyn FnMut(&Path) -> io::Result<Vec<u8>>,
-    ) -> (Config, Option<S>) {
-        let mut application_profile = None;
-        let mut application_platform = None;
-        let mut raw_dns = Vec::new();
-        let mut others = DeTable::new();
+    /// Reads a document parsed at once.
+    fn read<'i>(&mut self, root: DeTable<'i>) -> Read<'i> {
+        let mut read = Read {
+            application_profile: None,
+            application_platform: None,
+            raw_dns: Vec::new(),
+            others: DeTable::new(),
+        };
         for (key, value) in root {
             match key.get_ref().as_ref() {
                 "options" => {
-                    (application_profile, application_platform) = self.application_options(&value);
+                    (read.application_profile, read.application_platform) =
+                        self.application_options(&value);
                 }
                 "dn" => {
                     if let Some(table) = self.table("dn", &value, None) {
                         for (number, dn) in table {
-                            raw_dns.extend(self.dn(number, dn));
+                            read.raw_dns.extend(self.dn(number, dn));
                         }
                     }
                 }
                 _ => {
-                    others.insert(key, value);
+                    read.others.insert(key, value);
                 }
             }
         }
+        read
+    }
+
+    /// Reads a document as `layout` cuts it, in the order a parse of the whole would give
+    /// (its top-level keys in the order they first appear, `dn` where its first table is);
+    /// `None` when the rest or a slice does not parse, or the rest names `dn`.
+    fn read_in_slices<'l>(&mut self, layout: &'l split::Layout) -> Option<Read<'l>>
+    where
+        't: 'l,
+    {
+        let root = DeTable::parse(&layout.rest).ok()?.into_inner();
+        if root.contains_key("dn") {
+            return None;
+        }
+        let mut read = Read {
+            application_profile: None,
+            application_platform: None,
+            raw_dns: Vec::new(),
+            others: DeTable::new(),
+        };
+        let mut dns_read = false;
+        for (key, value) in root {
+            if !dns_read && key.span().start > layout.first_dn() {
+                self.dns_in_slices(layout, &mut read.raw_dns)?;
+                dns_read = true;
+            }
+            match key.get_ref().as_ref() {
+                "options" => {
+                    (read.application_profile, read.application_platform) =
+                        self.application_options(&value);
+                }
+                _ => {
+                    read.others.insert(key, value);
+                }
+            }
+        }
+        if !dns_read {
+            self.dns_in_slices(layout, &mut read.raw_dns)?;
+        }
+        Some(read)
+    }
+
+    /// Reads the DN tables slice by slice, each slice's tree freed before the next is made.
+    fn dns_in_slices<'l>(
+        &mut self,
+        layout: &split::Layout,
+        raw_dns: &mut Vec<RawDn<'l>>,
+    ) -> Option<()>
+    where
+        't: 'l,
+    {
+        let text: &'t str = self.text;
+        for chunk in &layout.chunks {
+            let root = DeTable::parse(text.get(chunk.clone())?).ok()?.into_inner();
+            self.base = chunk.start;
+            for (key, value) in &root {
+                // A slice holds DN tables only (see `split`).
+                let DeValue::Table(table) = value.get_ref() else {
+                    return None;
+                };
+                if key.get_ref().as_ref() != "dn" {
+                    return None;
+                }
+                for (number, dn) in table {
+                    raw_dns.extend(self.dn(number, dn));
+                }
+            }
+            self.base = 0;
+        }
+        Some(())
+    }
+
+    /// Checks what was read across the document and builds the configuration.
+    fn build<S: DeserializeOwned>(
+        &mut self,
+        read: Read<'_>,
+        options: &LoadOptions,
+        base: &Path,
+        read_file: &mut dyn FnMut(&Path) -> io::Result<Vec<u8>>,
+    ) -> (Config, Option<S>) {
+        let Read {
+            application_profile,
+            application_platform,
+            raw_dns,
+            others,
+        } = read;
         let sections = self.sections::<S>(others);
         let profiles = self.profiles(&raw_dns, options, base, read_file);
         let mut config = Config {
@@ -487,7 +642,7 @@ impl<'t> Walker<'t> {
     ) -> Option<(Platform, Span)> {
         let value = self.option_value(key, value, dn)?;
         match Platform::new(&value.text) {
-            Ok(platform) => Some((platform, value.span)),
+            Ok(platform) => Some((self.intern(platform), value.span)),
             Err(e) => {
                 self.error(&value.span, dn, Some(key), e.into());
                 None
@@ -495,22 +650,33 @@ impl<'t> Walker<'t> {
         }
     }
 
-    fn dn(
-        &mut self,
-        number: &Spanned<std::borrow::Cow<'_, str>>,
-        value: &Value<'_>,
-    ) -> Option<RawDn> {
-        let span = number.span();
-        let number = match DnNumber::new(number.get_ref()) {
+    /// The platform `platform` names, shared with the DNs that named it before.
+    fn intern(&mut self, platform: Platform) -> Platform {
+        match self.platforms.get(&platform) {
+            Some(known) => known.clone(),
+            None => {
+                self.platforms.insert(platform.clone());
+                platform
+            }
+        }
+    }
+
+    fn dn<'i>(&mut self, dn_key: &Spanned<Cow<'i, str>>, value: &Value<'i>) -> Option<RawDn<'i>> {
+        let span = self.at(dn_key.span());
+        let number = match DnNumber::new(dn_key.get_ref()) {
             Ok(n) => n,
             Err(e) => {
                 self.error(&span, None, None, e.into());
                 return None;
             }
         };
-        let dn = number.to_string();
-        let dn = Some(dn.as_str());
-        let table = self.table(&format!("dn.{number}"), value, dn)?;
+        // A DN number is its key as written (`DnNumber` keeps the text unchanged).
+        let dn = Some(dn_key.get_ref().as_ref());
+        let DeValue::Table(table) = value.get_ref() else {
+            // Reported by `table`.
+            let _ = self.table(&format!("dn.{number}"), value, dn);
+            return None;
+        };
         let mut kind = None;
         let mut uri = None;
         let mut entra_id = None;
@@ -547,17 +713,20 @@ impl<'t> Walker<'t> {
                 &kind.span,
                 dn,
                 Some("type"),
-                ConfigError::UnknownDnType { token: kind.text },
+                ConfigError::UnknownDnType {
+                    token: kind.text.into_owned(),
+                },
             );
             return None;
         };
         // The annex [TServer] section; other annex sections are ignored with a warning.
-        let mut tserver: Vec<(&Spanned<std::borrow::Cow<'_, str>>, &Value<'_>)> = Vec::new();
+        let mut tserver: Vec<(&Spanned<Cow<'_, str>>, &Value<'_>)> = Vec::new();
         if let Some(annex) = annex {
             for (section, options) in annex {
                 if section.get_ref() != "TServer" {
+                    let span = self.at(section.span());
                     self.warn(
-                        &section.span(),
+                        &span,
                         dn,
                         None,
                         ConfigError::Ignored {
@@ -573,15 +742,19 @@ impl<'t> Walker<'t> {
             }
         }
         if is_extension {
-            let uri = uri.and_then(|value| match SipUri::new(value.text.trim()) {
-                Ok(uri) => Some(uri),
-                Err(e) => {
-                    self.error(&value.span, dn, Some("uri"), e.into());
-                    None
+            // Validated now, made again once the tree is freed (see `RawDn`).
+            let uri = uri.and_then(|value| {
+                let text = trimmed(value.text);
+                match SipUri::new(&text) {
+                    Ok(_) => Some(text),
+                    Err(e) => {
+                        self.error(&value.span, dn, Some("uri"), e.into());
+                        None
+                    }
                 }
             });
             let entra_id = entra_id.and_then(|value| match EntraId::new(&value.text) {
-                Ok(id) => Some(id),
+                Ok(_) => Some(value.text),
                 Err(e) => {
                     self.error(&value.span, dn, Some("entra-id"), e.into());
                     None
@@ -592,13 +765,13 @@ impl<'t> Walker<'t> {
                 if key.get_ref() == "presence-profile" {
                     profile = self
                         .option_value("presence-profile", value, dn)
-                        .map(|v| (v.text.trim().to_owned(), v.span));
+                        .map(|v| (trimmed(v.text), v.span));
                 } else {
                     self.unknown_key(key, dn, "option", EXTENSION_OPTIONS);
                 }
             }
             return Some(RawDn::Extension {
-                number,
+                number: dn_key.get_ref().clone(),
                 span,
                 uri,
                 entra_id,
@@ -647,7 +820,7 @@ impl<'t> Walker<'t> {
                     name,
                     Opt {
                         value,
-                        key_span: key.span(),
+                        key_span: self.at(key.span()),
                     },
                 );
             }
@@ -684,7 +857,7 @@ impl<'t> Walker<'t> {
 
     fn profiles(
         &mut self,
-        raw_dns: &[RawDn],
+        raw_dns: &[RawDn<'_>],
         options: &LoadOptions,
         base: &Path,
         read_file: &mut dyn FnMut(&Path) -> io::Result<Vec<u8>>,
@@ -809,8 +982,8 @@ impl<'t> Walker<'t> {
     fn push_mode(
         &mut self,
         number: &DnNumber,
-        map_opt: &Opt,
-        states_opt: &Opt,
+        map_opt: &Opt<'_>,
+        states_opt: &Opt<'_>,
         options: &LoadOptions,
         base: &Path,
         read_file: &mut dyn FnMut(&Path) -> io::Result<Vec<u8>>,
@@ -952,8 +1125,16 @@ impl<'t> Walker<'t> {
         }
     }
 
-    fn extensions(&mut self, config: &mut Config, raw_dns: Vec<RawDn>) {
-        let mut uris: HashMap<SipUri, DnNumber> = HashMap::new();
+    /// Builds the Extension DNs from their text, once the document's tree is freed (see
+    /// [`RawDn`]).
+    fn extensions(&mut self, config: &mut Config, raw_dns: Vec<RawDn<'_>>) {
+        let count = raw_dns
+            .iter()
+            .filter(|raw| matches!(raw, RawDn::Extension { .. }))
+            .count();
+        config.extensions.reserve_exact(count);
+        config.by_number.reserve(count);
+        let mut uris: HashMap<SipUri, DnNumber> = HashMap::with_capacity(count);
         let mut ids: HashMap<EntraId, DnNumber> = HashMap::new();
         for raw in raw_dns {
             let RawDn::Extension {
@@ -967,8 +1148,13 @@ impl<'t> Walker<'t> {
             else {
                 continue;
             };
-            let dn = number.to_string();
-            let dn = Some(dn.as_str());
+            // Each was validated when read (`dn`), so none of these fails.
+            let Ok(number) = DnNumber::new(&number) else {
+                continue;
+            };
+            let uri = uri.and_then(|uri| SipUri::new(&uri).ok());
+            let entra_id = entra_id.and_then(|id| EntraId::new(&id).ok());
+            let dn = Some(number.as_str());
             let profile = profile.and_then(|(name, span)| {
                 self.profile_name(config, &name, &span, dn, "presence-profile")
             });
@@ -1179,7 +1365,7 @@ impl MapCache {
         &mut self,
         w: &mut Walker<'_>,
         path: &Path,
-        opt: &Opt,
+        opt: &Opt<'_>,
         number: &DnNumber,
         options: &LoadOptions,
         read_file: &mut dyn FnMut(&Path) -> io::Result<Vec<u8>>,
@@ -1264,12 +1450,125 @@ impl MapCache {
 
 #[cfg(test)]
 mod tests {
-    use super::find_item;
+    use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn finds_items() {
         assert_eq!(find_item("1=A, 2=B,3=C", 3), 9);
         assert_eq!(find_item("1=A, 2=B,3=C", 2), 5);
         assert_eq!(find_item("1=A", 9), 0);
+    }
+
+    /// The sections of the documents below: `[cti]` only.
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)] // read through Debug only
+    struct Cti {
+        cti: Option<toml::Table>,
+    }
+
+    /// `load` of `text`, reading DN tables two at a time where it can (`Some(2)`) or always
+    /// at once (`None`), as text: the configuration, or every diagnostic.
+    fn loaded(text: &str, chunk_dns: Option<usize>) -> String {
+        let source = Source {
+            path: Path::new("conf/bridge.toml"),
+            text,
+        };
+        let map = include_bytes!("../../../examples/agent-states.xml");
+        let mut read = |path: &Path| {
+            if path == Path::new("conf/agent-states.xml") {
+                Ok(map.to_vec())
+            } else {
+                Err(io::Error::new(io::ErrorKind::NotFound, "no such file"))
+            }
+        };
+        match load_sliced::<Cti>(&source, &LoadOptions::default(), &mut read, chunk_dns) {
+            Ok(loaded) => {
+                let c = &loaded.config;
+                // `by_number` is a hash map: its Debug order differs from map to map.
+                let by_number: BTreeMap<_, _> = c.by_number.iter().collect();
+                format!(
+                    "{:#?}",
+                    (
+                        &c.file,
+                        &c.application_profile,
+                        &c.application_platform,
+                        &c.profiles,
+                        &c.extensions,
+                        by_number,
+                        &loaded.sections,
+                        &loaded.warnings,
+                    )
+                )
+            }
+            Err(diagnostics) => format!("{diagnostics:#?}"),
+        }
+    }
+
+    /// Pieces of configuration documents: valid and invalid DNs, profiles, sections, and
+    /// layouts that must be read at once.
+    const PIECES: &[&str] = &[
+        "[options.TServer]\npresence-profile = \"Pull\"\n",
+        "[options.TServer]\npresence-profile = \"Nope\"\npresence-platform = \"Sfb\"\n",
+        "[dn.Pull]\ntype = \"VoIPService\"\nannex.TServer = { service-type = \"presence-profile\", map-presence-to-dnd = \"true\" }\n",
+        "[dn.Push]\ntype = \"VoIPService\"\n[dn.Push.annex.TServer]\nservice-type = \"presence-profile\"\nagent-presence-map = \"agent-states.xml\"\naggregated-states = \"1=IDLE_OUT, 2=LUNCH\"\n",
+        "[dn.\"5001\"]\ntype = \"Extension\"\nuri = \"sip:a@x.com\"\nannex.TServer = { presence-profile = \"Push\" }\n",
+        "[dn.\"5002\"]\ntype = \"Extension\"\nuri = \"sip:a@x.com\"\nplatform = \"teams\"\n",
+        "[dn.5003]\ntype = \"Extension\"\nuri = \"bad uri\"\ncolour = 1\n[dn.5003.annex.Other]\nx = 1\n",
+        "[dn.'5004']\ntype = \"Extension\"\nentra-id = \"6E8B0B5A-3C3D-4E55-9F3B-0D5A1C2B3A4F\"\n[dn.'5004'.annex.TServer]\npresence-profile = \"Pull\"\n",
+        "  [dn.\"5005\"] # indented, with a comment\r\ntype = 'Extension'\r\nuri = \"  sip:B@X.com \"\r\n",
+        "[dn.\"50 06\"]\ntype = \"Extension\"\n",
+        "[dn.\"5007\"]\ntype = \"Phone\"\n",
+        "[dn.\"5008\"]\nuri = \"sip:c@x.com\"\n",
+        "[dn.\"5009\"]\ntype = \"Extension\"\nuri = \"sip:\\u0064@x.com\"\nannex = 5\n",
+        "[dn.\"5001\"]\ntype = \"Extension\"\n",
+        "[dn.\"5002\".annex.TServer]\npresence-profile = \"Pull\"\n",
+        "[cti]\nlisten = \"127.0.0.1:0\"\n",
+        "[cti.x]\ny = 1\n",
+        "[sfb]\npool = \"p:5061\"\n",
+        "[dn]\n\"6001\".type = \"Extension\"\n",
+        "[[dn.\"6002\"]]\ntype = \"Extension\"\n",
+        "note = \"\"\"\n[dn.\"6003\"]\ntype = \"Extension\"\n\"\"\"\n",
+        "list = [\n[1],\n]\n",
+        "[dn.\"6004\"]\ntype = \"Extension\"\nvalues = [\n[dn.\"6005\"]\n",
+        "[dn.\"6006\"\ntype = \"Extension\"\n",
+        "[options]\nTServer = 1\n",
+        "# a comment\n\n",
+    ];
+
+    #[test]
+    fn a_regular_document_is_read_in_slices_as_at_once() {
+        let mut text = String::from(PIECES[0]);
+        text.push_str(PIECES[2]);
+        text.push_str(PIECES[15]);
+        for i in 0..9 {
+            text.push_str(&format!(
+                "[dn.\"7{i:03}\"]\ntype = \"Extension\"\nuri = \"sip:u{i}@x.com\"\n[dn.\"7{i:03}\".annex.TServer]\npresence-profile = \"{}\"\n",
+                if i == 4 { "Missing" } else { "Pull" }
+            ));
+        }
+        let layout = split::split(&text, 2).expect("a regular document is cut");
+        assert_eq!(
+            layout.chunks.len(),
+            6,
+            "the profile, then 9 DNs two at a time"
+        );
+        let sliced = loaded(&text, Some(2));
+        assert!(sliced.contains("name: \"Missing\""), "{sliced}");
+        assert_eq!(sliced, loaded(&text, None));
+    }
+
+    proptest! {
+        /// Whatever the document, reading its DN tables in slices gives exactly what one
+        /// parse of the whole gives: the same configuration, or the same diagnostics in the
+        /// same order.
+        #[test]
+        fn slices_read_what_the_whole_document_holds(
+            pieces in proptest::collection::vec(0..PIECES.len(), 0..14),
+        ) {
+            let text: String = pieces.iter().map(|&i| PIECES[i]).collect();
+            prop_assert_eq!(loaded(&text, Some(2)), loaded(&text, None), "{}", text);
+        }
     }
 }

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use presence_config::ProfileSource;
+use presence_config::{ProfileSource, Users};
 use presence_model::{AgentState, DnNumber, DndState, Platform, Publication, UserId};
 use presence_pull::DndTracker;
 use presence_push::Ticket;
@@ -79,11 +79,12 @@ impl<S: ClientSink> Engine<S> {
     /// An engine on a configuration, a transport (one, or a
     /// [`Router`](presence_transport::Router) over several) and a sink towards the clients.
     pub fn new(
-        config: EngineConfig,
+        mut config: EngineConfig,
         transport: Arc<dyn PresenceTransport>,
         sink: S,
         options: EngineOptions,
     ) -> (Self, EngineHandle) {
+        let users = config.take_users();
         let (control_tx, control) = mpsc::channel(64);
         let (completions_tx, completions) = mpsc::unbounded_channel();
         let mut engine = Engine {
@@ -101,8 +102,7 @@ impl<S: ClientSink> Engine<S> {
             control,
             shutdown: None,
         };
-        let config = Arc::clone(&engine.config);
-        engine.apply_config(&config);
+        engine.apply_config(users);
         (engine, EngineHandle { tx: control_tx })
     }
 
@@ -175,21 +175,19 @@ impl<S: ClientSink> Engine<S> {
 
     // ----- configuration -------------------------------------------------------------
 
-    /// Brings the DN table in line with `config` and re-resolves every DN.
-    fn apply_config(&mut self, config: &Arc<EngineConfig>) -> ReloadReport {
-        self.config = Arc::clone(config);
+    /// Brings the DN table in line with the configuration just put in `self.config` and
+    /// re-resolves every DN; `users` are its DNs' users (taken out of it: each is kept in
+    /// its DN's state).
+    fn apply_config(&mut self, users: Users) -> ReloadReport {
+        let config = Arc::clone(&self.config);
         let mut report = ReloadReport::default();
         let wanted: BTreeMap<DnNumber, Option<UserId>> = config
             .config()
             .extensions()
             .iter()
-            .map(|ext| {
-                (
-                    ext.number.clone(),
-                    config.user(ext.number.as_str()).cloned(),
-                )
-            })
+            .map(|ext| (ext.number.clone(), users.get(ext.number.as_str()).cloned()))
             .collect();
+        drop(users);
         report.dns = wanted.len();
         // DNs that left the configuration: what the bridge had for their users ends.
         let gone: Vec<DnNumber> = self
@@ -204,7 +202,8 @@ impl<S: ClientSink> Engine<S> {
                 if let Some(user) = &state.user {
                     self.by_user.remove(user);
                 }
-                for client in state.clients {
+                let clients = state.link().clients.clone();
+                for client in clients {
                     if let Some(set) = self.clients.get_mut(&client) {
                         set.remove(&dn);
                     }
@@ -223,39 +222,45 @@ impl<S: ClientSink> Engine<S> {
             }
             report.removed += 1;
         }
-        for (dn, user) in wanted {
-            let current = self.dns.get(&dn).map(|s| s.user.clone());
-            match current {
-                None => {
-                    self.dns.insert(dn.clone(), DnState::new(user.clone()));
-                    if let Some(user) = user {
-                        self.by_user.insert(user, dn.clone());
-                    }
-                    report.added += 1;
-                }
-                Some(old) if old != user => {
-                    // Another user behind the DN, or the same user moved to another
-                    // platform: end what the old one had there, start afresh.
-                    self.set_profile(&dn, None);
-                    if let Some(old) = &old {
-                        self.by_user.remove(old);
-                    }
-                    if let Some(user) = &user {
-                        self.by_user.insert(user.clone(), dn.clone());
-                    }
-                    if let Some(state) = self.dns.get_mut(&dn) {
-                        state.user = user;
-                        state.problem = None;
-                        state.last_error = None;
-                        state.last_availability = None;
-                        state.last_activity = None;
-                    }
-                    report.moved += 1;
-                }
-                Some(_) => {}
+        // New DNs first, all at once: a map given its entries in one go has full nodes,
+        // while DNs inserted one by one in order leave them about half empty.
+        let mut added: BTreeMap<DnNumber, DnState> = wanted
+            .iter()
+            .filter(|(dn, _)| !self.dns.contains_key(*dn))
+            .map(|(dn, user)| (dn.clone(), DnState::new(user.clone())))
+            .collect();
+        report.added = added.len();
+        self.by_user.reserve(added.len());
+        for (dn, state) in &added {
+            if let Some(user) = &state.user {
+                self.by_user.insert(user.clone(), dn.clone());
             }
-            let before = self.dns.get(&dn).and_then(|s| s.profile.clone());
-            let login = self.dns.get(&dn).and_then(|s| s.login_profile.clone());
+        }
+        self.dns.append(&mut added);
+        for (dn, user) in wanted {
+            let Some(state) = self.dns.get(&dn) else {
+                continue;
+            };
+            let old = (state.user != user).then(|| state.user.clone());
+            let login = state.link().login_profile.clone();
+            let mut before = state.profile.clone();
+            if let Some(old) = old {
+                // Another user behind the DN, or the same user moved to another
+                // platform: end what the old one had there, start afresh.
+                self.set_profile(&dn, None);
+                if let Some(old) = &old {
+                    self.by_user.remove(old);
+                }
+                if let Some(user) = &user {
+                    self.by_user.insert(user.clone(), dn.clone());
+                }
+                if let Some(state) = self.dns.get_mut(&dn) {
+                    state.user = user;
+                    state.forget_reported();
+                }
+                report.moved += 1;
+                before = None; // `set_profile` above
+            }
             let (profile, _) = self.resolve(&dn, login.as_deref());
             if before != profile {
                 report.reassigned += 1;
@@ -340,7 +345,10 @@ impl<S: ClientSink> Engine<S> {
             Role::Push(_) => self.refresh_push(dn),
             Role::Pull(mapper) => {
                 // Ranges may have changed: judge the last known availability again.
-                let last = self.dns.get(dn).and_then(|s| s.last_availability);
+                let last = self
+                    .dns
+                    .get(dn)
+                    .and_then(|s| s.reported().last_availability);
                 if let Some(raw) = last {
                     let dnd = mapper.map_wire(raw);
                     if let Some(dnd) = self.tracker.update(dn.clone(), dnd) {
@@ -387,7 +395,10 @@ impl<S: ClientSink> Engine<S> {
                 tracing::info!(%client, "contact-centre client disconnected");
                 for dn in self.clients.remove(&client).unwrap_or_default() {
                     if let Some(state) = self.dns.get_mut(&dn) {
-                        state.clients.remove(&client);
+                        if let Some(link) = state.link_if_any() {
+                            link.clients.remove(&client);
+                        }
+                        state.compact();
                     }
                 }
             }
@@ -435,7 +446,7 @@ impl<S: ClientSink> Engine<S> {
         }
         let answer = match message.body {
             ClientRequest::RegisterAddress { .. } => {
-                state.clients.insert(client);
+                state.link_mut().clients.insert(client);
                 self.clients.entry(client).or_default().insert(dn.clone());
                 ServerEvent::EventRegistered {
                     reference_id,
@@ -444,7 +455,11 @@ impl<S: ClientSink> Engine<S> {
                 }
             }
             ClientRequest::UnregisterAddress { .. } => {
-                if !state.clients.remove(&client) {
+                let registered = state
+                    .link_if_any()
+                    .is_some_and(|link| link.clients.remove(&client));
+                state.compact();
+                if !registered {
                     return self.refuse(
                         client,
                         reference_id,
@@ -467,15 +482,20 @@ impl<S: ClientSink> Engine<S> {
                 ..
             } => {
                 if logged_in {
-                    let who = state.agent_id.as_ref().map_or("an agent", |a| a.as_str());
+                    let who = state
+                        .link()
+                        .agent_id
+                        .as_ref()
+                        .map_or("an agent", |a| a.as_str());
                     let message = format!("{who} is already logged in on DN `{dn}`");
                     return self.refuse(client, reference_id, ErrorCode::InvalidState, message);
                 }
                 state.agent = login_state(workmode);
-                state.agent_id = Some(agent_id.clone());
                 state.workmode = workmode;
-                state.login_profile = extensions.presence_profile().map(str::to_owned);
-                let login = state.login_profile.clone();
+                let link = state.link_mut();
+                link.agent_id = Some(agent_id.clone());
+                link.login_profile = extensions.presence_profile().map(str::to_owned);
+                let login = link.login_profile.clone();
                 let (profile, refused) = self.resolve(&dn, login.as_deref());
                 let mut answer = Extensions::new();
                 match &profile {
@@ -490,8 +510,8 @@ impl<S: ClientSink> Engine<S> {
                 if let Some(reason) = refused {
                     answer.insert(ext::PRESENCE_PROFILE_ERROR, reason);
                     // The refused level is forgotten: a reload does not bring it back.
-                    if let Some(state) = self.dns.get_mut(&dn) {
-                        state.login_profile = None;
+                    if let Some(link) = self.dns.get_mut(&dn).and_then(DnState::link_if_any) {
+                        link.login_profile = None;
                     }
                 }
                 self.set_profile(&dn, profile);
@@ -504,9 +524,12 @@ impl<S: ClientSink> Engine<S> {
             }
             ClientRequest::RequestAgentLogout { .. } => {
                 state.agent = AgentState::Logout;
-                state.agent_id = None;
                 state.workmode = None;
-                state.login_profile = None;
+                if let Some(link) = state.link_if_any() {
+                    link.agent_id = None;
+                    link.login_profile = None;
+                }
+                state.compact();
                 let (profile, _) = self.resolve(&dn, None);
                 self.set_profile(&dn, profile);
                 ServerEvent::EventAgentLogout {
@@ -536,18 +559,22 @@ impl<S: ClientSink> Engine<S> {
             | ClientRequest::EventEstablished { conn_id, .. }
             | ClientRequest::EventHeld { conn_id, .. }
             | ClientRequest::EventRetrieved { conn_id, .. } => {
-                if state.calls.len() >= MAX_CALLS_PER_DN && !state.calls.contains(&conn_id) {
+                let calls = &state.link().calls;
+                if calls.len() >= MAX_CALLS_PER_DN && !calls.contains(&conn_id) {
                     let message = format!(
                         "DN `{dn}` already has {MAX_CALLS_PER_DN} calls, the most it holds: \
                          report EventReleased for the calls that ended"
                     );
                     return self.refuse(client, reference_id, ErrorCode::InvalidState, message);
                 }
-                state.calls.insert(conn_id);
+                state.link_mut().calls.insert(conn_id);
                 ServerEvent::EventACK { reference_id }
             }
             ClientRequest::EventReleased { conn_id, .. } => {
-                state.calls.remove(&conn_id);
+                if let Some(link) = state.link_if_any() {
+                    link.calls.remove(&conn_id);
+                }
+                state.compact();
                 ServerEvent::EventACK { reference_id }
             }
             ClientRequest::EventDNOutOfService { .. } => {
@@ -631,7 +658,7 @@ impl<S: ClientSink> Engine<S> {
             }
         }
         if let Some(state) = dn.and_then(|dn| self.dns.get_mut(&dn)) {
-            state.problem = problem;
+            state.set_problem(problem);
         }
     }
 
@@ -645,8 +672,9 @@ impl<S: ClientSink> Engine<S> {
         let Some(state) = self.dns.get_mut(&dn) else {
             return;
         };
-        state.last_availability = Some(update.raw_availability);
-        state.last_activity.clone_from(&update.activity);
+        let reported = state.reported_mut();
+        reported.last_availability = Some(update.raw_availability);
+        reported.last_activity.clone_from(&update.activity);
         let Role::Pull(mapper) = self.config.role(state.profile.as_ref().map(|(p, _)| p)) else {
             return;
         };
@@ -665,15 +693,16 @@ impl<S: ClientSink> Engine<S> {
             return;
         };
         metrics::counter!(metric::DND_EVENTS, "state" => dnd.as_str()).increment(1);
-        tracing::debug!(%dn, dnd = dnd.as_str(), availability = ?state.last_availability, "DND change");
-        for client in &state.clients {
+        let reported = state.reported();
+        tracing::debug!(%dn, dnd = dnd.as_str(), availability = ?reported.last_availability, "DND change");
+        for client in &state.link().clients {
             self.sink.send(
                 *client,
                 ServerEvent::dnd(
                     dnd,
                     dn.clone(),
-                    state.last_availability.unwrap_or(0),
-                    state.last_activity.clone(),
+                    reported.last_availability.unwrap_or(0),
+                    reported.last_activity.clone(),
                     profile.clone(),
                 ),
             );
@@ -769,7 +798,7 @@ impl<S: ClientSink> Engine<S> {
             }
         };
         if let (Some(last_error), Some(state)) = (last_error, self.dns.get_mut(&ticket.user)) {
-            state.last_error = last_error;
+            state.set_last_error(last_error);
         }
     }
 
@@ -798,8 +827,10 @@ impl<S: ClientSink> Engine<S> {
     fn on_control(&mut self, control: Control) {
         match control {
             Control::Reload(config, reply) => {
-                let config = Arc::new(*config);
-                let report = self.apply_config(&config);
+                let mut config = *config;
+                let users = config.take_users();
+                self.config = Arc::new(config);
+                let report = self.apply_config(users);
                 metrics::counter!(metric::RELOADS).increment(1);
                 tracing::debug!(
                     dns = report.dns,
@@ -899,12 +930,21 @@ impl<S: ClientSink> Engine<S> {
             dn: number.to_string(),
             platform: state.user.as_ref().map(|u| u.platform().to_string()),
             user: state.user.as_ref().map(|u| u.address().to_string()),
-            user_problem: state.problem.clone(),
+            user_problem: state.reported().problem.clone(),
             agent_state: state.agent.name(),
-            agent_id: state.agent_id.as_ref().map(|a| a.as_str().to_owned()),
+            agent_id: state
+                .link()
+                .agent_id
+                .as_ref()
+                .map(|a| a.as_str().to_owned()),
             workmode: state.workmode.map(WorkMode::name),
             device_state: state.device().name(),
-            calls: state.calls.iter().map(|c| c.as_str().to_owned()).collect(),
+            calls: state
+                .link()
+                .calls
+                .iter()
+                .map(|c| c.as_str().to_owned())
+                .collect(),
             profile: state.profile.as_ref().map(|(p, _)| p.to_string()),
             profile_source: state.profile.as_ref().map(|(_, s)| s.as_str()),
             mode: match role {
@@ -915,11 +955,11 @@ impl<S: ClientSink> Engine<S> {
             target_state: target.map(|p| p.id.to_string()),
             last_published_state: published.map(|p| p.id.to_string()),
             last_published_availability: published.map(|p| p.presence.availability.get()),
-            last_publication_error: state.last_error.clone(),
-            last_reported_availability: state.last_availability,
-            last_reported_activity: state.last_activity.clone(),
+            last_publication_error: state.reported().last_error.clone(),
+            last_reported_availability: state.reported().last_availability,
+            last_reported_activity: state.reported().last_activity.clone(),
             dnd: self.tracker.last(number).map(DndState::as_str),
-            registered_clients: state.clients.len(),
+            registered_clients: state.link().clients.len(),
         })
     }
 }

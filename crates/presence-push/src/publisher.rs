@@ -11,6 +11,9 @@ use presence_model::random::{Backoff, SplitMix64};
 
 use crate::Publication;
 
+/// The ready queue's buffer kept once it is drained (entries).
+const READY_KEEP: usize = 1024;
+
 /// Retry timing of a [`Publisher`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PublisherConfig {
@@ -218,6 +221,10 @@ impl<K: Ord + Clone> Publisher<K> {
             slot.in_flight = Some((seq, Arc::clone(&target)));
             self.in_flight += 1;
             return Some((Ticket { user, seq }, target));
+        }
+        // Drained: a resync of every user left a buffer as large as their number.
+        if self.ready.capacity() > READY_KEEP {
+            self.ready.shrink_to(READY_KEEP);
         }
         None
     }

@@ -28,20 +28,37 @@ struct Op {
     what: What,
 }
 
+/// One user's publication state. Every user the bridge ever published for keeps one (for
+/// its versions), so what only a user with operations outstanding needs is held apart,
+/// and only while it has some: 48 bytes a user at rest instead of 104.
 #[derive(Debug)]
 struct UserPub {
     /// The version of each container's instance, in the order of the settings'
     /// containers: 0 at first, +1 after each `200`, the pool's `curVersion` after a `409`.
     /// Kept across connections (the pool keeps them too).
-    versions: Vec<u32>,
+    versions: Box<[u32]>,
+    /// The user's operations outstanding, if any.
+    ops: Option<Box<Ops>>,
+    /// In the ready queue.
+    ready: bool,
+}
+
+/// A user's operations outstanding.
+#[derive(Debug, Default)]
+struct Ops {
     /// The operation on the wire, if any.
     in_flight: Option<Op>,
     /// 409 re-sends of the operation on the wire so far.
     conflicts: u32,
     /// Operations waiting behind the one on the wire, oldest first.
     waiting: VecDeque<Op>,
-    /// In the ready queue.
-    ready: bool,
+}
+
+impl UserPub {
+    /// The operation on the wire.
+    fn in_flight(&self) -> Option<&Op> {
+        self.ops.as_ref()?.in_flight.as_ref()
+    }
 }
 
 /// Every user's publication state.
@@ -78,7 +95,11 @@ impl Publications {
     }
 
     fn mark_ready(ready: &mut VecDeque<SipUri>, user: &SipUri, slot: &mut UserPub) {
-        if !slot.ready && slot.in_flight.is_none() && !slot.waiting.is_empty() {
+        let sendable = slot
+            .ops
+            .as_ref()
+            .is_some_and(|ops| ops.in_flight.is_none() && !ops.waiting.is_empty());
+        if !slot.ready && sendable {
             slot.ready = true;
             ready.push_back(user.clone());
         }
@@ -89,13 +110,14 @@ impl Publications {
     pub(super) fn request(&mut self, user: SipUri, what: What, id: PublishId) {
         let containers = self.settings.containers.len();
         let slot = self.users.entry(user.clone()).or_insert_with(|| UserPub {
-            versions: vec![0; containers],
-            in_flight: None,
-            conflicts: 0,
-            waiting: VecDeque::new(),
+            versions: vec![0; containers].into_boxed_slice(),
+            ops: None,
             ready: false,
         });
-        slot.waiting.push_back(Op { id, what });
+        slot.ops
+            .get_or_insert_default()
+            .waiting
+            .push_back(Op { id, what });
         self.waiting += 1;
         Self::mark_ready(&mut self.ready, &user, slot);
     }
@@ -117,18 +139,21 @@ impl Publications {
                 continue;
             };
             slot.ready = false;
-            if slot.in_flight.is_some() {
+            let Some(ops) = slot.ops.as_deref_mut() else {
+                continue;
+            };
+            if ops.in_flight.is_some() {
                 continue;
             }
-            let Some(op) = slot.waiting.pop_front() else {
+            let Some(op) = ops.waiting.pop_front() else {
                 continue;
             };
             self.waiting -= 1;
             self.in_flight += 1;
-            slot.conflicts = 0;
-            slot.in_flight = Some(op);
+            ops.conflicts = 0;
+            ops.in_flight = Some(op);
             let slot = &self.users[&user];
-            let what = &slot.in_flight.as_ref().expect("set above").what;
+            let what = &slot.in_flight().expect("set above").what;
             let body = self.body(&user, &slot.versions, what);
             return Some((user, body));
         }
@@ -138,9 +163,13 @@ impl Publications {
     /// Takes the user's operation off the wire; the next one of the user becomes ready.
     fn settle(&mut self, user: &SipUri) -> Option<(&mut UserPub, PublishId)> {
         let slot = self.users.get_mut(user)?;
-        let op = slot.in_flight.take()?;
+        let ops = slot.ops.as_deref_mut()?;
+        let op = ops.in_flight.take()?;
         self.in_flight -= 1;
-        slot.conflicts = 0;
+        ops.conflicts = 0;
+        if ops.waiting.is_empty() {
+            slot.ops = None;
+        }
         Self::mark_ready(&mut self.ready, user, slot);
         Some((slot, op.id))
     }
@@ -149,7 +178,7 @@ impl Publications {
     /// up by one.
     pub(super) fn on_success(&mut self, user: &SipUri) -> Option<PublishId> {
         let (slot, id) = self.settle(user)?;
-        for version in &mut slot.versions {
+        for version in slot.versions.iter_mut() {
             *version = version.wrapping_add(1);
         }
         Some(id)
@@ -171,7 +200,7 @@ impl Publications {
         max: u32,
     ) -> Result<String, ()> {
         let slot = self.users.get_mut(user).ok_or(())?;
-        if slot.in_flight.is_none() {
+        if slot.in_flight().is_none() {
             return Err(());
         }
         // The pool's versions are taken even when the re-sends are used up: the next
@@ -186,12 +215,13 @@ impl Publications {
                 *version = current;
             }
         }
-        slot.conflicts += 1;
-        if slot.conflicts > max {
+        let ops = slot.ops.as_deref_mut().ok_or(())?;
+        ops.conflicts += 1;
+        if ops.conflicts > max {
             return Err(());
         }
         let slot = &self.users[user];
-        let what = &slot.in_flight.as_ref().expect("checked above").what;
+        let what = &slot.in_flight().expect("checked above").what;
         Ok(self.body(user, &slot.versions, what))
     }
 
@@ -202,12 +232,13 @@ impl Publications {
         if self.outstanding() > 0 {
             for (user, slot) in &mut self.users {
                 slot.ready = false;
-                slot.conflicts = 0;
-                let ops = slot
-                    .in_flight
-                    .take()
-                    .into_iter()
-                    .chain(slot.waiting.drain(..));
+                let Some(ops) = slot.ops.take() else {
+                    continue;
+                };
+                let Ops {
+                    in_flight, waiting, ..
+                } = *ops;
+                let ops = in_flight.into_iter().chain(waiting);
                 failed.extend(ops.map(|op| (op.id, user.clone())));
             }
         }

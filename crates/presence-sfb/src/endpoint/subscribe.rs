@@ -125,9 +125,9 @@ impl Subscriptions {
         if self.due.is_empty() && !self.unbatched.is_empty() {
             self.next_batch += 1;
             let batch = self.next_batch;
-            let users: Vec<SipUri> = (0..self.batch_size)
-                .map_while(|_| self.unbatched.pop_first())
-                .collect();
+            let size = self.batch_size.min(self.unbatched.len());
+            let mut users = Vec::with_capacity(size);
+            users.extend((0..size).map_while(|_| self.unbatched.pop_first()));
             for user in &users {
                 self.by_user.insert(user.clone(), batch);
             }
