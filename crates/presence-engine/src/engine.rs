@@ -381,6 +381,16 @@ impl<S: ClientSink> Engine<S> {
             return;
         }
         lane.publisher.set(dn.clone(), publication);
+        // Back to what the platform confirmed (a change undone while its publication
+        // waited for a retry): nothing is due, so no success will clear the failure of the
+        // abandoned state; it no longer applies.
+        let in_sync = matches!(
+            (lane.publisher.target(dn), lane.publisher.published(dn)),
+            (Some(target), Some(published)) if target == published
+        );
+        if in_sync && let Some(state) = self.dns.get_mut(dn) {
+            state.set_last_error(None);
+        }
     }
 
     // ----- contact-centre link -------------------------------------------------------

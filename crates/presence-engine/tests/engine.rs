@@ -692,6 +692,51 @@ async fn failed_publications_are_retried_and_resync_republishes() {
     assert_eq!(h.publish_count(), 4);
 }
 
+/// Found by the fault soak (examples/soak.rs, Graph 429 for 60 s): a change whose
+/// publication failed and that was undone before its retry left the DN in sync with the
+/// platform, yet its view kept the failure for good, since no later publication succeeded
+/// to clear it.
+#[tokio::test(start_paused = true)]
+async fn a_failure_is_not_shown_once_the_target_is_back_to_what_the_platform_confirmed() {
+    let seen = Shared::default();
+    // The second publication (the login's NotReady) is throttled; the others succeed.
+    let transport = recording_transport(&seen, Duration::ZERO, |n| {
+        if n == 2 {
+            Err(TransportError::Rejected {
+                status: 429,
+                reason: "TooManyRequests".into(),
+                retry_after: Some(Duration::from_secs(30)),
+            })
+        } else {
+            Ok(())
+        }
+    });
+    let mut h = Harness::start(engine_config(CONFIG, SEED_MAP), transport, seen).await;
+    h.connect().await;
+    assert_eq!(h.publish_count(), 1, "Logout/Idle confirmed");
+    h.request(login("5001", None)).await;
+    assert_eq!(h.publish_count(), 2);
+    let v = h.handle.dn("5001").await.unwrap().unwrap();
+    let error = v
+        .last_publication_error
+        .expect("the throttled publication is shown");
+    assert!(error.contains("429"), "{error}");
+    // The agent logs out again before the retry: the target is what the platform shows.
+    h.request(ClientRequest::RequestAgentLogout {
+        this_dn: dn("5001"),
+    })
+    .await;
+    let v = h.handle.dn("5001").await.unwrap().unwrap();
+    assert_eq!(v.target_state.as_deref(), Some("IDLE_OUT"));
+    assert_eq!(v.last_published_state.as_deref(), Some("IDLE_OUT"));
+    assert!(
+        v.last_publication_error.is_none(),
+        "in sync: the abandoned state's failure no longer applies: {v:?}"
+    );
+    sleep(Duration::from_secs(60)).await;
+    assert_eq!(h.publish_count(), 2, "nothing was due, nothing was sent");
+}
+
 #[tokio::test(start_paused = true)]
 async fn refused_requests_get_event_error_and_others_carry_on() {
     let seen = Shared::default();
