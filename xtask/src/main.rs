@@ -6,6 +6,10 @@
 //!   built with warnings denied, and a type check of the fuzz targets.
 //! - `cargo xtask bench [FILTER]`: every divan benchmark, in release mode, then (without
 //!   FILTER) the loopback load runs: SfB driver, the daemon over the CTI link, Teams.
+//! - `cargo xtask soak --minutes M [OPTIONS]`: the fault soak: builds the release binary and
+//!   examples, then runs `crates/presence-bridge/examples/soak.rs` for M minutes (the daemon
+//!   against the SfB and Graph simulators and a real Kamailio, under load, with faults
+//!   injected one at a time); fails unless every user converges and memory stays flat.
 //! - `cargo xtask fuzz TARGET [--time S]`, `cargo xtask fuzz --all [--time S]`, `cargo xtask
 //!   fuzz --list`: run cargo-fuzz targets on stable (`--sanitizer none`); needs `cargo install
 //!   cargo-fuzz`. Without a target it lists them.
@@ -28,6 +32,10 @@ Commands:
                         targets
   bench [FILTER]        run the divan benchmarks (release), then the loopback load generators
                         (without FILTER); FILTER selects divan benchmark names
+  soak --minutes M [OPTIONS]
+                        the fault soak: the release daemon on all three platforms under load,
+                        faults injected one at a time for M minutes, then a convergence check
+                        and flat memory (see `cargo xtask soak --help`)
   fuzz TARGET [--time S]  run one cargo-fuzz target on stable for S seconds (default 60)
   fuzz --all [--time S]   run every target in turn, S seconds each
   fuzz --list             list the targets (also: fuzz with no target)
@@ -52,6 +60,39 @@ Runs every divan benchmark in release mode; without FILTER, then the load runs o
 (SfB driver, the daemon with 10,000 DNs, Teams against the real budget, SIP SIMPLE against
 Kamailio: PUBLISH rate beside SIPp's, and CTI -> NOTIFY latency). Figures go to standard
 output; docs/performance.md explains them.
+";
+
+const SOAK_HELP: &str = "\
+cargo xtask soak --minutes M [--dns N] [--rate R] [--presence-rate P] [--clients C]
+                 [--seed S] [--converge-timeout SECS] [--only FAULT,...]
+
+Builds the release binary and examples (`cargo build --release -p presence-bridge --bins
+--examples`, into CARGO_TARGET_DIR when set), then runs the soak example
+(crates/presence-bridge/examples/soak.rs) for M minutes (fractions allowed) with the other
+options passed on. Needs Kamailio (installed by .ci/run); everything runs on 127.0.0.1.
+
+For M minutes at once: `presence-bridge run` with N DNs per platform (default 200; half
+push, half pull) on the SfB simulator, the Graph simulator and a real Kamailio; R agent and
+device events per second over the contact-centre link from C clients (default 200, 2), also
+registered on the pull DNs; P presence changes per second of the pull users (default 30);
+and one fault at a time every 2 to 6 s, drawn from a seeded generator (the seed is printed,
+--seed repeats it): SfB connections dropped, SfB stops reading 10 s, SfB 503 for 30 s, a 409
+storm, SfB garbage, Graph 429 for 60 s, Graph tokens revoked, Graph stalls 10 s, Kamailio
+restarted, a CTI client dropping mid-burst and reconnecting, a broken configuration reloaded
+(must be refused) and restored, the map removed during a reload (refused) and restored.
+--only limits the faults (sfb-drop, sfb-stop-reading, sfb-503, sfb-409, sfb-garbage,
+graph-429, graph-revoke, graph-stall, kamailio-restart, cti-drop, reload-broken,
+reload-no-map).
+
+Then the faults are cleared and the load stops, and the soak FAILS (non-zero exit, naming
+the users that differ) unless within --converge-timeout (default 300 s) every push user
+shows on its platform the state its last (agent, device) pair maps to and every pull DN's
+last DND state at its client matches its user's last presence; it also fails when the
+daemon's resident memory grows by more than 50 % + 8 MiB from the end of the first minute
+to the end, when its threads grow by more than 8, when it dies or panics, or when it
+answers a request otherwise than the events sent imply. The summary gives the events,
+presence changes, faults per kind, reloads, RSS and threads at both moments, and the time
+to converge.
 ";
 
 const FUZZ_HELP: &str = "\
@@ -79,6 +120,8 @@ fn main() -> Result<()> {
         Some("ci") => ci(),
         Some("bench") if wants_help(rest) => print_help(BENCH_HELP),
         Some("bench") => bench(rest.first().map(String::as_str)),
+        Some("soak") if wants_help(rest) => print_help(SOAK_HELP),
+        Some("soak") => soak(rest),
         Some("fuzz") if wants_help(rest) => print_help(FUZZ_HELP),
         Some("fuzz") => fuzz_command(rest),
         Some("help" | "--help" | "-h") | None => print_help(HELP),
@@ -320,6 +363,64 @@ fn bench(filter: Option<&str>) -> Result<()> {
         "SIP SIMPLE: latency CTI message -> PUBLISH -> NOTIFY at a watcher, 1,000 events/s",
         Command::new("target/release/examples/simple_latency"),
     )
+}
+
+/// The Cargo target directory: `CARGO_TARGET_DIR` (relative to the workspace root when
+/// relative), else `target`.
+fn target_dir() -> PathBuf {
+    env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from)
+}
+
+/// `soak --minutes M [OPTIONS]`: build, then run the soak example with the options.
+fn soak(args: &[String]) -> Result<()> {
+    const VALUED: [&str; 8] = [
+        "--minutes",
+        "--dns",
+        "--rate",
+        "--presence-rate",
+        "--clients",
+        "--seed",
+        "--converge-timeout",
+        "--only",
+    ];
+    let mut minutes = None;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        if !VALUED.contains(&arg.as_str()) {
+            bail!("unknown option `{arg}`\n\n{SOAK_HELP}");
+        }
+        let value = it
+            .next()
+            .with_context(|| format!("{arg} needs a value\n\n{SOAK_HELP}"))?;
+        if arg == "--minutes" {
+            let m: f64 = value
+                .parse()
+                .ok()
+                .filter(|m: &f64| *m > 0.0 && m.is_finite())
+                .with_context(|| format!("--minutes `{value}` is not a positive number"))?;
+            minutes = Some(m);
+        }
+    }
+    if minutes.is_none() {
+        bail!("give the soak's length: --minutes M\n\n{SOAK_HELP}");
+    }
+    run(
+        "release build (daemon and examples)",
+        cargo(&[
+            "build",
+            "--release",
+            "--locked",
+            "-p",
+            "presence-bridge",
+            "--bins",
+            "--examples",
+        ]),
+    )?;
+    let release = target_dir().join("release");
+    let binary = release.join("presence-bridge");
+    let mut soak = Command::new(release.join("examples/soak"));
+    soak.args(args).env("PRESENCE_BRIDGE_BIN", &binary);
+    run("fault soak (examples/soak.rs)", soak)
 }
 
 fn fuzz(target: &str, secs: u64) -> Result<()> {

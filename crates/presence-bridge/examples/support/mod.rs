@@ -175,3 +175,298 @@ pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
     sorted[rank.min(sorted.len() - 1)]
 }
+
+// ---------------------------------------------------------------------------------------
+// For the soak (examples/soak.rs): a daemon with the admin API, stopped when dropped; a
+// scratch folder removed when dropped; transport tables; a tiny HTTP client; thread counts.
+
+/// A scratch folder (as [`scratch`]) that is removed when dropped, also on failure.
+pub(crate) struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    /// A new scratch folder holding the example map as `agent-states.xml`.
+    pub(crate) fn new(name: &str) -> Result<ScratchDir, Error> {
+        scratch(name)
+            .map(ScratchDir)
+            .map_err(|e| format!("cannot make the scratch folder for {name}: {e}").into())
+    }
+
+    /// Its path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// What the daemon wrote to standard error so far: counts and the latest lines.
+#[derive(Debug, Default)]
+pub(crate) struct DaemonLog {
+    /// Lines at WARN level.
+    pub(crate) warnings: u64,
+    /// Lines at ERROR level.
+    pub(crate) errors: u64,
+    /// Lines that report a panic.
+    pub(crate) panics: u64,
+    /// The latest lines (at most [`DaemonLog::TAIL`]).
+    pub(crate) tail: std::collections::VecDeque<String>,
+}
+
+impl DaemonLog {
+    /// How many lines [`DaemonLog::tail`] keeps.
+    pub(crate) const TAIL: usize = 60;
+}
+
+/// A `presence-bridge run` child process: SIGTERM when dropped (SIGKILL after 10 s), so
+/// that no daemon outlives its example, also on failure.
+pub(crate) struct Daemon {
+    child: Option<Child>,
+    /// The contact-centre link's URL (`ws://127.0.0.1:PORT/v1/cti`).
+    pub(crate) cti: String,
+    /// The admin API's address, when it is on.
+    pub(crate) admin: Option<std::net::SocketAddr>,
+    /// What the daemon logs (`--log-format json`).
+    pub(crate) log: std::sync::Arc<std::sync::Mutex<DaemonLog>>,
+}
+
+impl Daemon {
+    /// Its process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// `Some(status)` once the process has exited.
+    pub(crate) fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// The admin API's address, or an error saying that it is off.
+    pub(crate) fn admin(&self) -> Result<std::net::SocketAddr, Error> {
+        self.admin
+            .ok_or_else(|| "the daemon runs without its admin API ([admin] or --no-admin)".into())
+    }
+
+    /// The latest lines of its log, one string.
+    pub(crate) fn log_tail(&self) -> String {
+        let log = self
+            .log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        log.tail.iter().cloned().collect::<Vec<_>>().join("\n")
+    }
+
+    /// Stops it: SIGTERM, then SIGKILL when it has not exited within 10 s; the exit status.
+    pub(crate) fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        child.wait().ok()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// `presence-bridge run` on `config` (written into `dir` as `bridge.toml`) with `--log-level
+/// log_level`, the admin API on when `admin` (the configuration then needs an `[admin]`
+/// table, e.g. `listen = "127.0.0.1:0"`). Returns once it logs `bridge running`; its error
+/// lines are echoed to standard error as `daemon: ...`.
+pub(crate) fn start_daemon(
+    dir: &Path,
+    config: &str,
+    admin: bool,
+    log_level: &str,
+) -> Result<Daemon, Error> {
+    let path = dir.join("bridge.toml");
+    std::fs::write(&path, config).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    let binary = binary()?;
+    let mut command = Command::new(&binary);
+    command.args([
+        "run",
+        "--config",
+        path.to_str().ok_or("the scratch path is not UTF-8")?,
+        "--log-format",
+        "json",
+        "--log-level",
+        log_level,
+    ]);
+    if !admin {
+        command.arg("--no-admin");
+    }
+    let mut child = command
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
+    let Some(stderr) = child.stderr.take() else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err("the daemon's standard error is not a pipe".into());
+    };
+    let log = std::sync::Arc::new(std::sync::Mutex::new(DaemonLog::default()));
+    let mut daemon = Daemon {
+        child: Some(child),
+        cti: String::new(),
+        admin: None,
+        log: std::sync::Arc::clone(&log),
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let error = line.contains("\"ERROR\"");
+            {
+                let mut log = log
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                log.warnings += u64::from(line.contains("\"WARN\""));
+                log.errors += u64::from(error);
+                log.panics += u64::from(line.contains("panicked"));
+                if log.tail.len() == DaemonLog::TAIL {
+                    log.tail.pop_front();
+                }
+                log.tail.push_back(line.clone());
+            }
+            if line.contains("bridge running") {
+                if let Some(tx) = tx.take() {
+                    let _ = tx.send(Ok(line));
+                }
+            } else if error || line.contains("panicked") {
+                eprintln!("daemon: {line}");
+            }
+        }
+        if let Some(tx) = tx {
+            let _ = tx.send(Err(()));
+        }
+    });
+    let Ok(Ok(line)) = rx.recv_timeout(Duration::from_secs(120)) else {
+        return Err(format!(
+            "the daemon did not start within 120 s; its log ends with:\n{}",
+            daemon.log_tail()
+        )
+        .into());
+    };
+    let json: serde_json::Value = serde_json::from_str(&line)
+        .map_err(|e| format!("the `bridge running` line is not JSON ({e}): {line}"))?;
+    daemon.cti = json["fields"]["cti"]
+        .as_str()
+        .ok_or_else(|| format!("no `cti` field in the `bridge running` line: {line}"))?
+        .to_owned();
+    if admin {
+        let url = json["fields"]["admin"]
+            .as_str()
+            .ok_or_else(|| format!("no `admin` field in the `bridge running` line: {line}"))?;
+        let address = url
+            .strip_prefix("http://")
+            .ok_or_else(|| format!("the admin API is not on http:// ({url})"))?;
+        daemon.admin = Some(
+            address
+                .parse()
+                .map_err(|e| format!("the admin address `{address}` does not parse: {e}"))?,
+        );
+    }
+    Ok(daemon)
+}
+
+/// The `[teams]` table for the Graph simulator (its default app registration).
+pub(crate) fn teams_table(graph: &presence_graph_sim::GraphSimServer) -> String {
+    format!(
+        "\n[teams]\ntenant = \"{}\"\nclient-id = \"{}\"\nclient-secret = \"{}\"\nauthority = \"{}\"\ngraph-url = \"{}\"\n",
+        graph.tenant(),
+        presence_graph_sim::SimConfig::DEFAULT_CLIENT_ID,
+        presence_graph_sim::SimConfig::DEFAULT_CLIENT_SECRET,
+        graph.authority(),
+        graph.graph_url()
+    )
+}
+
+/// The `[simple]` table for a SIP SIMPLE server at `server` (TCP) serving `domain`.
+pub(crate) fn simple_table(server: std::net::SocketAddr, domain: &str) -> String {
+    format!(
+        "\n[simple]\nserver = \"{server}\"\ntransport = \"tcp\"\ndomain = \"{domain}\"\napplication-uri = \"sip:presence-bridge@{domain}\"\n"
+    )
+}
+
+/// An HTTP/1.0 request without a body to `addr` (the admin API): the status and the body.
+/// Errors name the request and what failed.
+pub(crate) async fn http(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+) -> Result<(u16, String), Error> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let what = format!("{method} http://{addr}{path}");
+    let exchange = async {
+        let mut tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("{what}: cannot connect: {e}"))?;
+        let request =
+            format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n");
+        tcp.write_all(request.as_bytes())
+            .await
+            .map_err(|e| format!("{what}: cannot send: {e}"))?;
+        let mut answer = Vec::new();
+        tcp.read_to_end(&mut answer)
+            .await
+            .map_err(|e| format!("{what}: cannot read the answer: {e}"))?;
+        Ok::<_, Error>(answer)
+    };
+    let answer = tokio::time::timeout(Duration::from_secs(30), exchange)
+        .await
+        .map_err(|_| format!("{what}: no answer within 30 s"))??;
+    let text = String::from_utf8_lossy(&answer);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("{what}: the answer has no header section end: {text:.200}"))?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| {
+            format!(
+                "{what}: no status in `{}`",
+                head.lines().next().unwrap_or("")
+            )
+        })?;
+    Ok((status, body.to_owned()))
+}
+
+/// The value of an unlabelled metric in a Prometheus text page, if present.
+pub(crate) fn metric(page: &str, name: &str) -> Option<f64> {
+    page.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// How many threads a process has (`Threads:` of /proc/PID/status), 0 when unknown.
+pub(crate) fn threads(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Threads:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
