@@ -23,21 +23,39 @@ use presence_transport::{
     EventReceiver, PresenceTransport, TransportError, TransportEvent, event_channel,
 };
 
-static FILES: AtomicUsize = AtomicUsize::new(0);
+static SCRATCH: AtomicUsize = AtomicUsize::new(0);
 
-fn temp_file(name: &str, contents: &str) -> PathBuf {
-    let n = FILES.fetch_add(1, Ordering::SeqCst);
-    let path = std::env::temp_dir().join(format!(
-        "presence-graph-test-{}-{n}-{name}",
-        std::process::id()
-    ));
-    let mut f = std::fs::File::create(&path).expect("temp file");
-    f.write_all(contents.as_bytes()).expect("write");
-    path
+/// A test's own folder for the files the transport reads (CA, secrets), removed when the
+/// test ends, also when it fails: nothing of a test stays behind in the temporary folder.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> Scratch {
+        let n = SCRATCH.fetch_add(1, Ordering::SeqCst);
+        let dir =
+            std::env::temp_dir().join(format!("presence-graph-test-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a scratch folder");
+        Scratch(dir)
+    }
+
+    /// Writes `contents` to the file `name` in the folder.
+    fn file(&self, name: &str, contents: &str) -> PathBuf {
+        let path = self.0.join(name);
+        let mut f = std::fs::File::create(&path).expect("temp file");
+        f.write_all(contents.as_bytes()).expect("write");
+        path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// A simulator and the settings that point the transport at it.
-async fn simulator(tls: bool, users: usize) -> (GraphSimServer, GraphSettings) {
+async fn simulator(tls: bool, users: usize) -> (GraphSimServer, GraphSettings, Scratch) {
+    let files = Scratch::new();
     let mut config = ServerConfig {
         sim: SimConfig::default().with_generated_users(users),
         ..ServerConfig::default()
@@ -46,12 +64,12 @@ async fn simulator(tls: bool, users: usize) -> (GraphSimServer, GraphSettings) {
     if tls {
         let (with_tls, pki) = config.with_self_signed_tls().expect("a test PKI");
         config = with_tls;
-        ca = Some(temp_file("ca.pem", &pki.ca_pem));
+        ca = Some(files.file("ca.pem", &pki.ca_pem));
     }
     let server = GraphSimServer::start(config).await.expect("the simulator");
     let secret = if tls {
         // Over HTTPS the secret comes from a file, as in production.
-        SecretSource::File(temp_file("secret", SimConfig::DEFAULT_CLIENT_SECRET))
+        SecretSource::File(files.file("secret", SimConfig::DEFAULT_CLIENT_SECRET))
     } else {
         SecretSource::Inline(Secret::new(SimConfig::DEFAULT_CLIENT_SECRET))
     };
@@ -70,7 +88,7 @@ async fn simulator(tls: bool, users: usize) -> (GraphSimServer, GraphSettings) {
         "{:?}",
         settings.findings()
     );
-    (server, settings)
+    (server, settings, files)
 }
 
 fn sim_availability(a: Availability) -> (SimAvailability, &'static str) {
@@ -106,7 +124,7 @@ struct Sim {
 
 impl Sim {
     async fn start(tls: bool) -> Sim {
-        let (server, settings) = simulator(tls, 400).await;
+        let (server, settings, _files) = simulator(tls, 400).await;
         let (tx, rx) = event_channel();
         let (transport, task) =
             GraphTransport::start(&settings, Platform::teams(), tx).expect("the transport starts");
@@ -387,7 +405,7 @@ impl Engine {
 /// `agents` change state at once (Busy), a tenth of them again shortly after (Available);
 /// returns how long they took to converge.
 async fn burst(tls: bool, agents: usize) {
-    let (server, mut settings) = simulator(tls, agents).await;
+    let (server, mut settings, _files) = simulator(tls, agents).await;
     settings.status_message = false;
     let (tx, rx) = event_channel();
     let (transport, _task) =
@@ -593,7 +611,7 @@ async fn a_revoked_secret_is_reported_once_and_recovers() {
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
-    let (server, settings) = simulator(false, 3).await;
+    let (server, settings, _files) = simulator(false, 3).await;
     // The secret is rotated away and the tokens revoked: the next poll gets a 401, the
     // token request is refused.
     let (transport, mut rx) =
@@ -647,8 +665,8 @@ async fn a_revoked_secret_is_reported_once_and_recovers() {
 /// the token back-off, here made long to show it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_secret_rotated_in_its_file_is_taken_without_a_restart() {
-    let (server, mut settings) = simulator(false, 3).await;
-    let file = temp_file("rotated-secret", SimConfig::DEFAULT_CLIENT_SECRET);
+    let (server, mut settings, files) = simulator(false, 3).await;
+    let file = files.file("rotated-secret", SimConfig::DEFAULT_CLIENT_SECRET);
     settings.client_secret = None;
     settings.client_secret_file = Some(file.clone());
     settings.reconnect_initial = Duration::from_secs(60);
@@ -676,7 +694,7 @@ async fn a_secret_rotated_in_its_file_is_taken_without_a_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_refuses_bad_settings_and_missing_files_naming_the_key() {
-    let (_server, mut settings) = simulator(false, 1).await;
+    let (_server, mut settings, files) = simulator(false, 1).await;
     settings.budget = 0;
     let (tx, _rx) = event_channel();
     let err = GraphTransport::start(&settings, Platform::teams(), tx.clone()).unwrap_err();
@@ -689,7 +707,7 @@ async fn start_refuses_bad_settings_and_missing_files_naming_the_key() {
         err.to_string().contains("teams.client-secret-file"),
         "{err}"
     );
-    settings.client_secret_file = Some(temp_file("secret", SimConfig::DEFAULT_CLIENT_SECRET));
+    settings.client_secret_file = Some(files.file("secret", SimConfig::DEFAULT_CLIENT_SECRET));
     settings.ca = Some("/nonexistent/ca.pem".into());
     let err = GraphTransport::start(&settings, Platform::teams(), tx).unwrap_err();
     assert!(err.to_string().contains("teams.ca"), "{err}");
@@ -697,7 +715,7 @@ async fn start_refuses_bad_settings_and_missing_files_naming_the_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probe_gets_a_token_and_resolves_upns_without_writing() {
-    let (server, mut settings) = simulator(true, 2).await;
+    let (server, mut settings, files) = simulator(true, 2).await;
     let upns: Vec<Upn> = ["agent1@contoso.com", "nobody@contoso.com"]
         .iter()
         .map(|u| u.parse().expect("a UPN"))
@@ -712,7 +730,7 @@ async fn probe_gets_a_token_and_resolves_upns_without_writing() {
         "{found:?}"
     );
     assert!(server.writes().is_empty());
-    settings.client_secret_file = Some(temp_file("secret", "wrong"));
+    settings.client_secret_file = Some(files.file("wrong-secret", "wrong"));
     let err = probe(&settings, &upns).await.unwrap_err().to_string();
     assert!(
         err.contains("invalid_client") && !err.contains("wrong"),
@@ -741,7 +759,8 @@ async fn a_self_signed_ca_certificate_is_explained() {
     );
     settings.authority = server.authority();
     settings.graph_url = server.graph_url();
-    settings.ca = Some(temp_file("self-signed-ca.pem", &tls.cert_chain_pem));
+    let files = Scratch::new();
+    settings.ca = Some(files.file("self-signed-ca.pem", &tls.cert_chain_pem));
     let (tx, _rx) = event_channel();
     let (transport, _task) =
         GraphTransport::start(&settings, Platform::teams(), tx).expect("the transport starts");
