@@ -12,6 +12,7 @@ use presence_tlib::{
     ClientId, ClientMessage, ClientRequest, ClientSink, ErrorCode, Extensions, LinkInput,
     ServerEvent, WorkMode, ext,
 };
+use presence_transport::settings::HumanDuration;
 use presence_transport::{
     EventReceiver, PresenceTransport, PresenceUpdate, TransportError, TransportEvent,
 };
@@ -19,7 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep_until};
 
 use crate::compiled::{EngineConfig, Role};
-use crate::lane::Lane;
+use crate::lane::{FailureLine, Lane};
 use crate::state::{DnState, DnView};
 use crate::{
     Control, EngineHandle, EngineOptions, EngineStats, PlatformStats, ReloadReport, metric,
@@ -787,6 +788,9 @@ impl<S: ClientSink> Engine<S> {
             Ok(()) => {
                 lane.metrics.ok.increment(1);
                 lane.publisher.complete(ticket);
+                if let Some((failures, since)) = lane.failures.success(now()) {
+                    tracing::info!(%platform, failures, over = %HumanDuration(since), "publications succeed again");
+                }
                 Some(None)
             }
             Err(TransportError::NotConnected | TransportError::Shutdown) => {
@@ -796,13 +800,30 @@ impl<S: ClientSink> Engine<S> {
             }
             Err(error) if error.is_transient() => {
                 lane.metrics.failed.increment(1);
-                tracing::warn!(dn = %ticket.user, %platform, %error, "publication failed; will retry");
+                match lane.failures.failure(now()) {
+                    FailureLine::Warn { unlogged: 0 } => {
+                        tracing::warn!(dn = %ticket.user, %platform, %error, "publication failed; will retry");
+                    }
+                    FailureLine::Warn { unlogged } => {
+                        tracing::warn!(dn = %ticket.user, %platform, %error, unlogged, "publication failed; will retry (and so did the unlogged others since the last such line)");
+                    }
+                    FailureLine::Debug => {
+                        tracing::debug!(dn = %ticket.user, %platform, %error, "publication failed; will retry");
+                    }
+                }
                 lane.publisher.fail(ticket, now(), error.retry_after());
                 Some(Some(error.to_string()))
             }
             Err(error) => {
                 lane.metrics.refused.increment(1);
-                tracing::warn!(dn = %ticket.user, %platform, %error, "publication refused; not retried until the state changes or the platform reconnects");
+                match lane.failures.failure(now()) {
+                    FailureLine::Warn { unlogged } => {
+                        tracing::warn!(dn = %ticket.user, %platform, %error, unlogged, "publication refused; not retried until the state changes or the platform reconnects");
+                    }
+                    FailureLine::Debug => {
+                        tracing::debug!(dn = %ticket.user, %platform, %error, "publication refused; not retried until the state changes or the platform reconnects");
+                    }
+                }
                 lane.publisher.reject(ticket);
                 Some(Some(error.to_string()))
             }

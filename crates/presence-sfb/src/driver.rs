@@ -641,7 +641,7 @@ impl Driver {
                 Event::Published { id, .. } => self.settle(id, Ok(())),
                 Event::PublishFailed { id, user, error } => {
                     if !matches!(error, TransportError::NotConnected) {
-                        tracing::warn!(%user, %error, "publication failed");
+                        tracing::debug!(%user, %error, "publication failed");
                     }
                     self.settle(id, Err(error));
                 }

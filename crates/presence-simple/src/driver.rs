@@ -619,7 +619,7 @@ impl Driver {
                 Event::Published { id, .. } => self.settle(id, Ok(())),
                 Event::PublishFailed { id, user, error } => {
                     if !matches!(error, TransportError::NotConnected) {
-                        tracing::warn!(%user, %error, "SIP SIMPLE publication failed");
+                        tracing::debug!(%user, %error, "SIP SIMPLE publication failed");
                     }
                     self.settle(id, Err(error));
                 }

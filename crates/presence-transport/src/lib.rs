@@ -29,6 +29,7 @@
 //! | **pacing** (in-flight window, the platform's rate budget, `429`/`Retry-After` pauses) | transport, through **credit** | the caller hands out at most as many publications as it has credit for |
 //! | **subscription upkeep** (refresh before expiry, re-subscribe after the platform ends one or after a reconnect) | transport | the caller states the subscription set once |
 //! | **protocol state** (SfB category versions, Teams sessions and their refresh, SIP ETags) | transport | — |
+//! | **logging a failed publication** (warn once, then one line per 10 s per platform with the count, and a line when publications succeed again) | caller (the engine) | a transport logs each failure at debug level only: it returns the error, which is the caller's to report |
 //!
 //! In detail:
 //!
