@@ -46,7 +46,7 @@ listen = "127.0.0.1:0"
     text
 }
 
-async fn sim() -> SimServer {
+pub(crate) async fn sim() -> SimServer {
     SimServer::start(ServerConfig {
         sim: SimConfig {
             seed: 5,

@@ -106,8 +106,9 @@ impl Daemon {
                 break (cti, admin);
             }
         };
-        // Keep draining stderr so that the daemon never blocks on a full pipe.
-        let logs = Arc::new(Mutex::new(Vec::new()));
+        // Keep draining stderr so that the daemon never blocks on a full pipe; the lines
+        // logged before it said where it listens are kept too.
+        let logs = Arc::new(Mutex::new(early));
         let kept = Arc::clone(&logs);
         let drain = std::thread::spawn(move || {
             while let Ok(line) = rx.recv() {

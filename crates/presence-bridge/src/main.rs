@@ -7,6 +7,7 @@ mod check;
 mod demo;
 mod explain;
 mod files;
+mod ha;
 mod run;
 mod transports;
 

@@ -73,6 +73,9 @@ impl Gate {
 
     /// Opens the term of `token`: `start` builds its transports on the given sender. An
     /// open term is closed first and its transport returned, for the caller to shut down.
+    /// Writes wait while `start` runs (it must not block): a transport that connects at
+    /// once reports `Connected`, and the engine's first writes of the new term must find
+    /// the term open, not be refused as "not connected" until the next connection.
     ///
     /// # Errors
     /// What `start` returns; the gate stays closed then.
@@ -81,10 +84,11 @@ impl Gate {
         token: u64,
         start: impl FnOnce(EventSender) -> Result<Arc<dyn PresenceTransport>, E>,
     ) -> Result<Option<Arc<dyn PresenceTransport>>, E> {
-        let previous = self.close("a new leadership term began");
+        let mut term = self.term();
+        let previous = self.end(term.take(), "a new leadership term began");
         let open = Arc::new(AtomicBool::new(true));
         let transport = start(self.events.gated(Arc::clone(&open)))?;
-        *self.term() = Some(Term {
+        *term = Some(Term {
             token,
             transport,
             open,
@@ -95,6 +99,10 @@ impl Gate {
     /// Closes the open term, if any (see the type's documentation); returns its transport.
     pub fn close(&self, reason: &str) -> Option<Arc<dyn PresenceTransport>> {
         let term = self.term().take();
+        self.end(term, reason)
+    }
+
+    fn end(&self, term: Option<Term>, reason: &str) -> Option<Arc<dyn PresenceTransport>> {
         *self
             .closed_because
             .lock()
@@ -299,6 +307,36 @@ mod tests {
             "the reason shows while closed"
         );
         assert!(gate.close("again").is_none(), "closing twice is harmless");
+    }
+
+    /// The race of a transport that connects at once: the engine's first write of the term
+    /// comes while `open` still runs, and must wait for the term rather than fail.
+    #[test]
+    fn a_write_made_while_the_term_starts_waits_for_it() {
+        let (events, _rx) = event_channel();
+        let fence = Arc::new(Manual::default());
+        fence.0.store(9, Ordering::SeqCst);
+        let gate = Arc::new(Gate::new(
+            vec![Platform::sfb()],
+            Arc::clone(&fence) as Arc<dyn Fence>,
+            events,
+        ));
+        let user = UserId::sip(Platform::sfb(), "sip:a@x".parse().unwrap());
+        let mut writer = None;
+        gate.open(9, |sender| {
+            let memory = MemoryTransport::with_events(Platform::sfb(), sender);
+            memory.connect();
+            let (gate, user) = (Arc::clone(&gate), user.clone());
+            writer = Some(std::thread::spawn(move || {
+                block_on(gate.publish(&user, &publication()))
+            }));
+            // Give the writer time to reach the gate while the term is still starting.
+            std::thread::sleep(Duration::from_millis(50));
+            Ok::<_, TransportError>(Arc::new(memory) as Arc<dyn PresenceTransport>)
+        })
+        .unwrap();
+        let written = writer.unwrap().join().unwrap();
+        assert!(written.is_ok(), "{written:?}");
     }
 
     #[test]

@@ -1,0 +1,452 @@
+//! `[ha]`: two real bridges as a hot-standby pair against one SfB simulator, elected in a
+//! real etcd on loopback (presence-testetcd; a test whose etcd cannot start fails with the
+//! reason). Lease TTL 2 s, request timeout 300 ms: a leader fences itself 1.6 s after the
+//! start of its last good renewal.
+//!
+//! What the simulator received is judged from its own log of which connection sent what
+//! (`SimEvent::Request`: SfB publications are `SERVICE` requests). The standby never
+//! connects, so every connection opened before a failover is the old leader's.
+//!
+//! Timings are printed (`cargo nextest run --no-capture`), never asserted.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use presence_model::SipUri;
+use presence_sfb_sim::{ConnId, SimEvent, SimServer};
+use presence_testetcd::{EtcdCluster, Options};
+use presence_tlib::{ClientMessage, ClientRequest, ServerEvent};
+use tokio::time::{Instant, sleep};
+
+use crate::daemon::sim;
+use crate::harness::{Client, Daemon, dn, login};
+
+/// Extra push DNs of the burst, `7001..`.
+const AGENTS: usize = 40;
+/// How long a test waits for what must happen before it fails.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+fn config(pool: &str, endpoints: &[String], node: &str) -> String {
+    let mut text = crate::daemon::config(pool);
+    for i in 1..=AGENTS {
+        text.push_str(&format!(
+            "\n[dn.\"{}\"]\ntype = \"Extension\"\nuri = \"sip:burst{i}@contoso.com\"\nannex.TServer = {{ presence-profile = \"Push\" }}\n",
+            7000 + i
+        ));
+    }
+    let endpoints: Vec<String> = endpoints.iter().map(|e| format!("\"{e}\"")).collect();
+    text.push_str(&format!(
+        r#"
+[ha]
+endpoints = [{}]
+node-id = "{node}"
+election = "presence-bridge/e2e-{}"
+lease-ttl = "2s"
+request-timeout = "300ms"
+retry-initial = "100ms"
+retry-max = "1s"
+"#,
+        endpoints.join(", "),
+        std::process::id()
+    ));
+    text
+}
+
+fn burst_dn(i: usize) -> String {
+    (7000 + i).to_string()
+}
+
+fn burst_user(i: usize) -> SipUri {
+    SipUri::new(&format!("sip:burst{i}@contoso.com")).unwrap()
+}
+
+/// Runs blocking harness work (starting or killing etcd) off the runtime's threads.
+fn blocking<T>(work: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(work)
+}
+
+fn etcd(members: usize) -> EtcdCluster {
+    blocking(|| EtcdCluster::start(Options::default().members(members)))
+        .unwrap_or_else(|e| panic!("etcd must start for this test: {e}"))
+}
+
+/// What the simulator saw: connections opened and `SERVICE` requests, by connection.
+#[derive(Default)]
+struct Seen {
+    connected: Vec<(Instant, ConnId)>,
+    services: Vec<(Instant, ConnId)>,
+    lagged: bool,
+}
+
+fn record(sim: &SimServer) -> Arc<Mutex<Seen>> {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let mut events = sim.events();
+    let kept = Arc::clone(&seen);
+    tokio::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(SimEvent::Connected { conn }) => {
+                    kept.lock().unwrap().connected.push((Instant::now(), conn));
+                }
+                Ok(SimEvent::Request { conn, method, .. }) if method == "SERVICE" => {
+                    kept.lock().unwrap().services.push((Instant::now(), conn));
+                }
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    kept.lock().unwrap().lagged = true;
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    });
+    seen
+}
+
+fn ha(daemon: &Daemon) -> serde_json::Value {
+    let (status, body) = daemon.http("GET", "/v1/ha");
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+async fn wait_for(what: &str, mut check: impl FnMut() -> bool) -> Instant {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if check() {
+            return Instant::now();
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {PATIENCE:?}");
+        sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until exactly one of `daemons` leads and returns its index.
+async fn one_leader(daemons: &[&Daemon]) -> usize {
+    let mut leader = None;
+    wait_for("one leader", || {
+        let leaders: Vec<usize> = (0..daemons.len())
+            .filter(|&i| ha(daemons[i])["role"] == "leader")
+            .collect();
+        leader = leaders.first().copied().filter(|_| leaders.len() == 1);
+        leader.is_some()
+    })
+    .await;
+    leader.unwrap()
+}
+
+/// The availability SfB shows for a burst agent after round `round` (even: Ready, odd:
+/// NotReady, both idle).
+fn round_availability(round: usize) -> u32 {
+    if round.is_multiple_of(2) { 3501 } else { 6001 }
+}
+
+fn round_request(round: usize, d: &str) -> ClientRequest {
+    if round.is_multiple_of(2) {
+        ClientRequest::RequestAgentReady { this_dn: dn(d) }
+    } else {
+        ClientRequest::RequestAgentNotReady {
+            this_dn: dn(d),
+            workmode: None,
+        }
+    }
+}
+
+async fn converged(sim: &SimServer, want: u32) -> Instant {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let wrong: Vec<String> = (1..=AGENTS)
+            .filter_map(|i| {
+                let shown = sim.shows(&burst_user(i)).map(|s| s.availability);
+                (shown != Some(want)).then(|| format!("burst{i}: {shown:?}"))
+            })
+            .collect();
+        if wrong.is_empty() {
+            return Instant::now();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "SfB does not show {want} within {PATIENCE:?}: {}",
+            wrong.join(", ")
+        );
+        sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{} ms", d.as_millis())
+}
+
+/// The first `SERVICE` on a connection not in `old`, and every `SERVICE` on an old one
+/// at or after it.
+fn first_new_and_late_old(seen: &Seen, old: &BTreeSet<ConnId>) -> (Option<Instant>, usize) {
+    let first_new = seen
+        .services
+        .iter()
+        .find(|(_, conn)| !old.contains(conn))
+        .map(|(at, _)| *at);
+    let late_old = first_new.map_or(0, |first| {
+        seen.services
+            .iter()
+            .filter(|(at, conn)| old.contains(conn) && *at >= first)
+            .count()
+    });
+    (first_new, late_old)
+}
+
+/// Two bridges on a 3-member etcd and one simulator, both with every burst agent logged
+/// in through a client of each (clients connect to every node of the pair).
+struct Pair {
+    _etcd: EtcdCluster,
+    sim: SimServer,
+    seen: Arc<Mutex<Seen>>,
+    daemons: [Daemon; 2],
+    clients: Vec<Client>,
+    leader: usize,
+}
+
+impl Pair {
+    async fn start(name: &str) -> Pair {
+        let etcd = etcd(3);
+        let sim = sim().await;
+        let seen = record(&sim);
+        let pool = sim.local_addr().to_string();
+        let daemons = ["a", "b"].map(|node| {
+            Daemon::start(
+                &format!("{name}-{node}"),
+                &config(&pool, &etcd.client_urls(), &format!("bridge-{node}")),
+            )
+        });
+        let leader = one_leader(&[&daemons[0], &daemons[1]]).await;
+        let mut clients = vec![
+            Client::connect(&daemons[0]).await,
+            Client::connect(&daemons[1]).await,
+        ];
+        for i in 1..=AGENTS {
+            to_all(&mut clients, &login(&burst_dn(i))).await;
+        }
+        Pair {
+            _etcd: etcd,
+            sim,
+            seen,
+            daemons,
+            clients,
+            leader,
+        }
+    }
+}
+
+/// Every connection the simulator saw opened so far.
+fn connections(seen: &Mutex<Seen>) -> BTreeSet<ConnId> {
+    seen.lock()
+        .unwrap()
+        .connected
+        .iter()
+        .map(|(_, c)| *c)
+        .collect()
+}
+
+/// Sends `request` to every client's node, each waiting for its answer.
+async fn to_all(clients: &mut [Client], request: &ClientRequest) {
+    for client in clients {
+        client.request(request.clone()).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_standby_takes_over_a_killed_leader_mid_burst_and_sfb_ends_on_every_latest_state() {
+    let mut pair = Pair::start("ha-kill").await;
+    let (leader, standby) = (pair.leader, 1 - pair.leader);
+    let daemons = [&pair.daemons[0], &pair.daemons[1]];
+    let leader_id = ha(daemons[leader])["node_id"].clone();
+    wait_for("the standby names the leader", || {
+        let view = ha(daemons[standby]);
+        view["role"] == "standby" && view["leader"] == leader_id
+    })
+    .await;
+    let clients = &mut pair.clients;
+    const ROUNDS: usize = 6;
+    let mut killed_at = None;
+    let mut old = BTreeSet::new();
+    for round in 0..ROUNDS {
+        if round == ROUNDS / 2 {
+            // Mid-burst: the leader dies with publications in flight.
+            daemons[leader].signal("KILL");
+            killed_at = Some(Instant::now());
+            old = connections(&pair.seen);
+            clients.remove(leader);
+        }
+        for i in 1..=AGENTS {
+            to_all(clients, &round_request(round, &burst_dn(i))).await;
+        }
+    }
+    let killed_at = killed_at.unwrap();
+    assert!(!old.is_empty(), "the leader was connected before the kill");
+    let done = converged(&pair.sim, round_availability(ROUNDS - 1)).await;
+    let view = ha(daemons[standby]);
+    assert_eq!(view["role"], "leader", "{view}");
+    assert!(view["fencing_revision"].as_u64().is_some(), "{view}");
+    let seen = pair.seen.lock().unwrap();
+    assert!(
+        !seen.lagged,
+        "the simulator's event log was read completely"
+    );
+    let (first_new, _) = first_new_and_late_old(&seen, &old);
+    let first_new = first_new.expect("the new leader published");
+    println!(
+        "failover after SIGKILL (lease TTL 2 s, {AGENTS} burst agents): first publication of the new leader {} after the kill, SfB converged {} after the kill",
+        ms(first_new - killed_at),
+        ms(done - killed_at)
+    );
+    assert!(
+        !daemons[standby]
+            .logged("this node is now the leader")
+            .is_empty(),
+        "the transition is logged"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_leader_resumed_after_a_takeover_never_publishes_again() {
+    let mut pair = Pair::start("ha-freeze").await;
+    let (leader, standby) = (pair.leader, 1 - pair.leader);
+    let daemons = [&pair.daemons[0], &pair.daemons[1]];
+    let old_fencing = ha(daemons[leader])["fencing_revision"].as_u64().unwrap();
+    let (sim, clients) = (&pair.sim, &mut pair.clients);
+    converged(sim, round_availability(1)).await;
+
+    daemons[leader].signal("STOP");
+    let frozen_at = Instant::now();
+    let old = connections(&pair.seen);
+    // While it is frozen, agents go Ready: the frozen node's messages wait in its socket
+    // and reach its engine when it resumes, long after its lease expired.
+    let mut reference = 50_000;
+    for i in 1..=AGENTS {
+        reference += 1;
+        let request = round_request(0, &burst_dn(i));
+        clients[leader]
+            .send_raw(&ClientMessage::new(reference, request.clone()).to_json())
+            .await;
+        clients[standby].request(request).await;
+    }
+    wait_for("the standby takes over", || {
+        ha(daemons[standby])["role"] == "leader"
+    })
+    .await;
+    converged(sim, round_availability(0)).await;
+    let new_fencing = ha(daemons[standby])["fencing_revision"].as_u64().unwrap();
+    assert!(new_fencing > old_fencing, "{new_fencing} > {old_fencing}");
+
+    daemons[leader].signal("CONT");
+    let resumed_at = Instant::now();
+    // After it resumes, agents go NotReady, told to both nodes.
+    for i in 1..=AGENTS {
+        to_all(clients, &round_request(1, &burst_dn(i))).await;
+    }
+    let done = converged(sim, round_availability(1)).await;
+    wait_for("the old leader knows it is standby", || {
+        ha(daemons[leader])["role"] == "standby"
+    })
+    .await;
+    // Give the resumed node time to do whatever it would do.
+    sleep(Duration::from_secs(2)).await;
+    let seen = pair.seen.lock().unwrap();
+    assert!(
+        !seen.lagged,
+        "the simulator's event log was read completely"
+    );
+    let (first_new, late_old) = first_new_and_late_old(&seen, &old);
+    let first_new = first_new.expect("the new leader published");
+    let old_total = seen
+        .services
+        .iter()
+        .filter(|(_, c)| old.contains(c))
+        .count();
+    println!(
+        "fencing (lease TTL 2 s): frozen at 0, new leader's first publication at {}, resumed at {}, converged at {}; SERVICE requests from the old leader: {old_total} in all, {late_old} after the new leader's first",
+        ms(first_new - frozen_at),
+        ms(resumed_at - frozen_at),
+        ms(done - frozen_at)
+    );
+    assert_eq!(
+        late_old, 0,
+        "the old leader published after the new leader's first publication"
+    );
+    let logged = daemons[leader].logged("no longer the leader");
+    assert!(
+        !logged.is_empty(),
+        "the old leader logs that it stopped leading"
+    );
+    assert!(
+        daemons[leader].logged("lease-not-renewed").len()
+            + daemons[leader].logged("leadership-lost").len()
+            + daemons[leader].logged("lease-lost").len()
+            > 0,
+        "it says why"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_reachable_etcd_a_node_stays_standby_says_why_and_keeps_trying() {
+    // An "etcd" that accepts connections and closes them at once, counting them.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let attempts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = Arc::clone(&attempts);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    let sim = sim().await;
+    let daemon = Daemon::start(
+        "ha-no-etcd",
+        &config(
+            &sim.local_addr().to_string(),
+            std::slice::from_ref(&endpoint),
+            "bridge-a",
+        ),
+    );
+    wait_for("/v1/ha says etcd is unreachable", || {
+        ha(&daemon)["why_code"] == "etcd-unreachable"
+    })
+    .await;
+    let view = ha(&daemon);
+    assert_eq!(view["role"], "standby", "{view}");
+    assert!(view["leader"].is_null(), "{view}");
+    assert!(view["fencing_revision"].is_null(), "{view}");
+    let why = view["why"].as_str().unwrap();
+    assert!(why.contains("etcd is unreachable"), "{why}");
+    assert!(
+        view["etcd_trouble"]
+            .as_str()
+            .is_some_and(|t| t.contains(&endpoint)),
+        "{view}"
+    );
+    let first = attempts.load(std::sync::atomic::Ordering::SeqCst);
+    wait_for("it keeps trying", || {
+        attempts.load(std::sync::atomic::Ordering::SeqCst) >= first + 3
+    })
+    .await;
+    let logged = daemon.logged("this node is standby");
+    assert!(
+        logged.iter().any(|l| l.contains("etcd-unreachable")),
+        "{}",
+        daemon.log_text()
+    );
+    let (status, body) = daemon.http("GET", "/readyz");
+    assert_eq!(status, 503, "{body}");
+    let ready: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(ready["role"], "standby", "{body}");
+    // A standby answers the contact-centre link, and never talks to the platform.
+    let mut client = Client::connect(&daemon).await;
+    assert!(matches!(
+        client.request(login("5001")).await,
+        ServerEvent::EventAgentLogin { .. }
+    ));
+    let (status, body) = daemon.http("GET", "/v1/dns/5001");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"agent_state\":\"NotReady\""), "{body}");
+    assert_eq!(sim.connection_count(), 0, "a standby never connects");
+    assert_eq!(daemon.stop().code(), Some(0));
+}
