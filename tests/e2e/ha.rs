@@ -20,7 +20,7 @@ use presence_tlib::{ClientMessage, ClientRequest, ServerEvent};
 use tokio::time::{Instant, sleep};
 
 use crate::daemon::sim;
-use crate::harness::{Client, Daemon, dn, login};
+use crate::harness::{Client, Daemon, dn, dnd, login};
 
 /// Extra push DNs of the burst, `7001..`.
 const AGENTS: usize = 40;
@@ -448,5 +448,151 @@ async fn without_a_reachable_etcd_a_node_stays_standby_says_why_and_keeps_trying
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"agent_state\":\"NotReady\""), "{body}");
     assert_eq!(sim.connection_count(), 0, "a standby never connects");
+    // A reload may change the DNs, never [ha].
+    let text = std::fs::read_to_string(daemon.config_path()).unwrap();
+    std::fs::write(
+        daemon.config_path(),
+        text.replace("node-id = \"bridge-a\"", "node-id = \"bridge-z\""),
+    )
+    .unwrap();
+    let (status, body) = daemon.http("POST", "/v1/reload");
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body.contains("changes the [ha] table: [ha] cannot change while the bridge runs"),
+        "{body}"
+    );
+    assert_eq!(ha(&daemon)["node_id"], "bridge-a");
     assert_eq!(daemon.stop().code(), Some(0));
+}
+
+/// `check` reports `[ha]`'s findings at their keys' lines, `run` refuses its errors, and
+/// the password never shows.
+#[test]
+fn check_reports_ha_findings_at_their_lines_and_run_refuses_errors() {
+    let dir = crate::support::Scratch::new("check-ha");
+    let config = dir.write(
+        "bridge.toml",
+        "[sfb]\npool = \"127.0.0.1:5061\"\ntransport = \"tcp\"\napplication-uri = \"sip:presence-bridge@contoso.com\"\n\n\
+         [ha]\n\
+         endpoints = [\"http://10.0.0.5:2379\"]\n\
+         node-id = \"bridge 1\"\n\
+         lease-ttl = \"5s\"\n\
+         request-timeout = \"2s\"\n\
+         \n\
+         [ha.auth]\n\
+         username = \"bridge\"\n\
+         password = \"etcd-s3cret-pw\"\n",
+    );
+    let path = config.to_str().unwrap();
+    let out = crate::support::run(&["check", "--config", path, "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let at = |needle: &str| -> u64 {
+        json["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["message"].as_str().unwrap().starts_with(needle))
+            .unwrap_or_else(|| panic!("an error about {needle}: {json:#}"))["line"]
+            .as_u64()
+            .unwrap()
+    };
+    // Plain HTTP off loopback with a password, a node id with a space, a request timeout
+    // too long for the TTL: each at its own line.
+    assert_eq!(at("`ha.endpoints`"), 7);
+    assert_eq!(at("`ha.node-id`"), 8);
+    assert_eq!(at("`ha.request-timeout`"), 10);
+    let text = crate::support::stdout(&crate::support::run(&["check", "--config", path]));
+    assert!(
+        text.contains("bridge.toml:8:1: error: `ha.node-id`"),
+        "{text}"
+    );
+    let out = crate::support::run(&["run", "--config", path, "--no-admin"]);
+    assert_ne!(out.status.code(), Some(0));
+    let stderr = crate::support::stderr(&out);
+    assert!(stderr.contains("`ha.node-id`"), "{stderr}");
+    for output in [text, stderr, json.to_string()] {
+        assert!(!output.contains("etcd-s3cret-pw"), "{output}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_across_a_failover_the_new_leader_sends_the_true_dnd_once() {
+    let mut pair = Pair::start("ha-pull").await;
+    let (leader, standby) = (pair.leader, 1 - pair.leader);
+    let expert = SipUri::new("sip:expert1@contoso.com").unwrap();
+    pair.sim.set_user_presence(&expert, 6500, Some("In a call"));
+    let daemons = [&pair.daemons[0], &pair.daemons[1]];
+    wait_for("the leader knows the expert is DND", || {
+        let (_, body) = daemons[leader].http("GET", "/v1/dns/6001");
+        body.contains("\"dnd\":\"on\"")
+    })
+    .await;
+    // One client, connected to both nodes, registers on the pull DN on each.
+    let watchers = &mut pair.clients;
+    let register = ClientRequest::RegisterAddress {
+        this_dn: dn("6001"),
+    };
+    let answers = [
+        watchers[0].request(register.clone()).await,
+        watchers[1].request(register).await,
+    ];
+    assert!(
+        matches!(
+            &answers[leader],
+            ServerEvent::EventRegistered {
+                dnd: Some(presence_model::DndState::On),
+                ha_role: Some("leader"),
+                ..
+            }
+        ),
+        "{:?}",
+        answers[leader]
+    );
+    assert!(
+        matches!(
+            &answers[standby],
+            ServerEvent::EventRegistered {
+                dnd: None,
+                ha_role: Some("standby"),
+                ..
+            }
+        ),
+        "{:?}",
+        answers[standby]
+    );
+    // A change reaches the client from the leader only.
+    pair.sim.set_user_presence(&expert, 3500, Some("Available"));
+    assert_eq!(
+        dnd(watchers[leader].collect(Duration::from_secs(1)).await),
+        vec![("off", 3500)]
+    );
+    assert_eq!(
+        dnd(watchers[standby].collect(Duration::from_millis(200)).await),
+        vec![]
+    );
+    pair.sim.set_user_presence(&expert, 6500, Some("In a call"));
+    assert_eq!(
+        dnd(watchers[leader].collect(Duration::from_secs(1)).await),
+        vec![("on", 6500)]
+    );
+
+    daemons[leader].signal("KILL");
+    let killed_at = Instant::now();
+    wait_for("the standby takes over", || {
+        ha(daemons[standby])["role"] == "leader"
+    })
+    .await;
+    // The new leader subscribes again; the first update tells the true state, once.
+    let after = dnd(watchers[standby].collect(Duration::from_secs(3)).await);
+    println!(
+        "pull across a failover: the new leader's DND events within {} of the kill: {after:?}",
+        ms(killed_at.elapsed())
+    );
+    assert_eq!(after, vec![("on", 6500)]);
+    pair.sim.set_user_presence(&expert, 3500, Some("Available"));
+    assert_eq!(
+        dnd(watchers[standby].collect(Duration::from_secs(1)).await),
+        vec![("off", 3500)]
+    );
 }

@@ -277,6 +277,18 @@ impl Client {
     }
 }
 
+/// The DND events among `events`: (`on` | `off`, availability).
+pub(crate) fn dnd(events: Vec<ServerEvent>) -> Vec<(&'static str, u64)> {
+    events
+        .into_iter()
+        .filter_map(|e| match e {
+            ServerEvent::EventDNDOn { availability, .. } => Some(("on", availability)),
+            ServerEvent::EventDNDOff { availability, .. } => Some(("off", availability)),
+            _ => None,
+        })
+        .collect()
+}
+
 pub(crate) fn dn(n: &str) -> presence_model::DnNumber {
     n.parse().unwrap()
 }

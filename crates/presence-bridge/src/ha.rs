@@ -78,8 +78,10 @@ fn apply(
         Role::Leader { .. } => {}
         Role::Standby { why, .. } => {
             let reason = format!("standby: {why}");
+            let ended = gate.token();
             if let Some(previous) = gate.close(&reason) {
                 tracing::warn!(
+                    fencing = ended,
                     why = %why,
                     code = why.code(),
                     "no longer the leader: presence transports stopped, their sessions dropped; the new leader's publications replace them"
@@ -112,21 +114,29 @@ fn drop_sessions(transport: Option<Arc<dyn PresenceTransport>>, tasks: Vec<JoinH
 
 /// The sink towards the contact-centre clients of an HA node: DND events go out only while
 /// this node leads (checked against the fencing deadline at each event); answers to requests
-/// always go out.
+/// always go out. `EventRegistered` says the node's role (`extensions.ha-role`), and a
+/// standby's carries no `dnd`: only the leader hears the platform, so a standby does not
+/// know the DN's DND state (what it may remember from an earlier term is stale).
 pub(crate) struct LeaderOnlyDnd<S> {
     pub(crate) inner: S,
     pub(crate) elector: Elector,
 }
 
 impl<S: ClientSink> ClientSink for LeaderOnlyDnd<S> {
-    fn send(&self, client: ClientId, event: ServerEvent) {
-        let dnd = matches!(
-            event,
-            ServerEvent::EventDNDOn { .. } | ServerEvent::EventDNDOff { .. }
-        );
-        if dnd && self.elector.fencing().is_none() {
-            tracing::debug!(%client, "standby: DND event not sent (the leader sends it)");
-            return;
+    fn send(&self, client: ClientId, mut event: ServerEvent) {
+        let leads = self.elector.fencing().is_some();
+        match &mut event {
+            ServerEvent::EventDNDOn { .. } | ServerEvent::EventDNDOff { .. } if !leads => {
+                tracing::debug!(%client, "standby: DND event not sent (the leader sends it)");
+                return;
+            }
+            ServerEvent::EventRegistered { dnd, ha_role, .. } => {
+                *ha_role = Some(if leads { "leader" } else { "standby" });
+                if !leads {
+                    *dnd = None;
+                }
+            }
+            _ => {}
         }
         self.inner.send(client, event);
     }
