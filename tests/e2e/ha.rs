@@ -1,7 +1,8 @@
 //! `[ha]`: two real bridges as a hot-standby pair against one SfB simulator, elected in a
 //! real etcd on loopback (presence-testetcd; a test whose etcd cannot start fails with the
 //! reason). Lease TTL 2 s, request timeout 300 ms: a leader fences itself 1.6 s after the
-//! start of its last good renewal.
+//! start of its last good renewal. For figures, `PRESENCE_E2E_HA_AGENTS` (default 40) and
+//! `PRESENCE_E2E_HA_TTL` (seconds, default 2) change the burst's size and the TTL.
 //!
 //! What the simulator received is judged from its own log of which connection sent what
 //! (`SimEvent::Request`: SfB publications are `SERVICE` requests). The standby never
@@ -22,14 +23,28 @@ use tokio::time::{Instant, sleep};
 use crate::daemon::sim;
 use crate::harness::{Client, Daemon, dn, dnd, login};
 
-/// Extra push DNs of the burst, `7001..`.
-const AGENTS: usize = 40;
+/// Extra push DNs of the burst, `7001..`: 40, or `PRESENCE_E2E_HA_AGENTS` (for figures).
+fn agents() -> usize {
+    std::env::var("PRESENCE_E2E_HA_AGENTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(40)
+}
+
+/// The lease TTL in seconds: 2, or `PRESENCE_E2E_HA_TTL` (for figures; the request timeout
+/// is 300 ms with 2 s, else 1 s).
+fn ttl() -> u64 {
+    std::env::var("PRESENCE_E2E_HA_TTL")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(2)
+}
 /// How long a test waits for what must happen before it fails.
 const PATIENCE: Duration = Duration::from_secs(20);
 
 fn config(pool: &str, endpoints: &[String], node: &str) -> String {
     let mut text = crate::daemon::config(pool);
-    for i in 1..=AGENTS {
+    for i in 1..=agents() {
         text.push_str(&format!(
             "\n[dn.\"{}\"]\ntype = \"Extension\"\nuri = \"sip:burst{i}@contoso.com\"\nannex.TServer = {{ presence-profile = \"Push\" }}\n",
             7000 + i
@@ -42,13 +57,15 @@ fn config(pool: &str, endpoints: &[String], node: &str) -> String {
 endpoints = [{}]
 node-id = "{node}"
 election = "presence-bridge/e2e-{}"
-lease-ttl = "2s"
-request-timeout = "300ms"
+lease-ttl = "{ttl}s"
+request-timeout = "{timeout}"
 retry-initial = "100ms"
 retry-max = "1s"
 "#,
         endpoints.join(", "),
-        std::process::id()
+        std::process::id(),
+        ttl = ttl(),
+        timeout = if ttl() == 2 { "300ms" } else { "1s" },
     ));
     text
 }
@@ -154,7 +171,7 @@ fn round_request(round: usize, d: &str) -> ClientRequest {
 async fn converged(sim: &SimServer, want: u32) -> Instant {
     let deadline = Instant::now() + PATIENCE;
     loop {
-        let wrong: Vec<String> = (1..=AGENTS)
+        let wrong: Vec<String> = (1..=agents())
             .filter_map(|i| {
                 let shown = sim.shows(&burst_user(i)).map(|s| s.availability);
                 (shown != Some(want)).then(|| format!("burst{i}: {shown:?}"))
@@ -196,7 +213,7 @@ fn first_new_and_late_old(seen: &Seen, old: &BTreeSet<ConnId>) -> (Option<Instan
 /// Two bridges on a 3-member etcd and one simulator, both with every burst agent logged
 /// in through a client of each (clients connect to every node of the pair).
 struct Pair {
-    _etcd: EtcdCluster,
+    etcd: EtcdCluster,
     sim: SimServer,
     seen: Arc<Mutex<Seen>>,
     daemons: [Daemon; 2],
@@ -221,11 +238,11 @@ impl Pair {
             Client::connect(&daemons[0]).await,
             Client::connect(&daemons[1]).await,
         ];
-        for i in 1..=AGENTS {
+        for i in 1..=agents() {
             to_all(&mut clients, &login(&burst_dn(i))).await;
         }
         Pair {
-            _etcd: etcd,
+            etcd,
             sim,
             seen,
             daemons,
@@ -275,7 +292,7 @@ async fn the_standby_takes_over_a_killed_leader_mid_burst_and_sfb_ends_on_every_
             old = connections(&pair.seen);
             clients.remove(leader);
         }
-        for i in 1..=AGENTS {
+        for i in 1..=agents() {
             to_all(clients, &round_request(round, &burst_dn(i))).await;
         }
     }
@@ -293,7 +310,9 @@ async fn the_standby_takes_over_a_killed_leader_mid_burst_and_sfb_ends_on_every_
     let (first_new, _) = first_new_and_late_old(&seen, &old);
     let first_new = first_new.expect("the new leader published");
     println!(
-        "failover after SIGKILL (lease TTL 2 s, {AGENTS} burst agents): first publication of the new leader {} after the kill, SfB converged {} after the kill",
+        "failover after SIGKILL (lease TTL {} s, {} burst agents): first publication of the new leader {} after the kill, SfB converged {} after the kill",
+        ttl(),
+        agents(),
         ms(first_new - killed_at),
         ms(done - killed_at)
     );
@@ -320,7 +339,7 @@ async fn a_frozen_leader_resumed_after_a_takeover_never_publishes_again() {
     // While it is frozen, agents go Ready: the frozen node's messages wait in its socket
     // and reach its engine when it resumes, long after its lease expired.
     let mut reference = 50_000;
-    for i in 1..=AGENTS {
+    for i in 1..=agents() {
         reference += 1;
         let request = round_request(0, &burst_dn(i));
         clients[leader]
@@ -339,7 +358,7 @@ async fn a_frozen_leader_resumed_after_a_takeover_never_publishes_again() {
     daemons[leader].signal("CONT");
     let resumed_at = Instant::now();
     // After it resumes, agents go NotReady, told to both nodes.
-    for i in 1..=AGENTS {
+    for i in 1..=agents() {
         to_all(clients, &round_request(1, &burst_dn(i))).await;
     }
     let done = converged(sim, round_availability(1)).await;
@@ -362,7 +381,8 @@ async fn a_frozen_leader_resumed_after_a_takeover_never_publishes_again() {
         .filter(|(_, c)| old.contains(c))
         .count();
     println!(
-        "fencing (lease TTL 2 s): frozen at 0, new leader's first publication at {}, resumed at {}, converged at {}; SERVICE requests from the old leader: {old_total} in all, {late_old} after the new leader's first",
+        "fencing (lease TTL {} s): frozen at 0, new leader's first publication at {}, resumed at {}, converged at {}; SERVICE requests from the old leader: {old_total} in all, {late_old} after the new leader's first",
+        ttl(),
         ms(first_new - frozen_at),
         ms(resumed_at - frozen_at),
         ms(done - frozen_at)
@@ -594,5 +614,96 @@ async fn pull_across_a_failover_the_new_leader_sends_the_true_dnd_once() {
     assert_eq!(
         dnd(watchers[standby].collect(Duration::from_secs(1)).await),
         vec![("off", 3500)]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_losing_one_member_changes_nothing_and_losing_quorum_stops_every_publication() {
+    let mut pair = Pair::start("ha-quorum").await;
+    let leader = pair.leader;
+    let daemons = [&pair.daemons[0], &pair.daemons[1]];
+    let fencing = ha(daemons[leader])["fencing_revision"].as_u64().unwrap();
+    let raft_leader = blocking(|| pair.etcd.raft_leader())
+        .unwrap()
+        .expect("etcd has a raft leader");
+    let clients = &mut pair.clients;
+
+    // One member of three down: a quorum remains; nothing changes, nothing is lost.
+    blocking(|| pair.etcd.kill((raft_leader + 1) % 3)).unwrap();
+    for i in 1..=agents() {
+        to_all(clients, &round_request(0, &burst_dn(i))).await;
+    }
+    converged(&pair.sim, round_availability(0)).await;
+    sleep(Duration::from_secs(3)).await;
+    let view = ha(daemons[leader]);
+    assert_eq!(view["role"], "leader", "{view}");
+    assert_eq!(view["fencing_revision"].as_u64(), Some(fencing), "{view}");
+    assert_eq!(view["transitions"], 1, "{view}");
+
+    // Two down: no quorum. The leader fences itself on its own deadline and nobody leads.
+    blocking(|| pair.etcd.kill((raft_leader + 2) % 3)).unwrap();
+    let killed = Instant::now();
+    wait_for("the leader fences itself", || {
+        ha(daemons[leader])["role"] == "standby"
+    })
+    .await;
+    let view = ha(daemons[leader]);
+    let why = view["last_transition"]["why"].as_str().unwrap();
+    assert!(
+        why.starts_with("fenced: the lease was not renewed"),
+        "{view}"
+    );
+    wait_for("the old leader logs that it stopped its transports", || {
+        !daemons[leader]
+            .logged("no longer the leader: presence transports stopped")
+            .is_empty()
+    })
+    .await;
+    let ago = view["last_transition"]["seconds_ago"].as_f64().unwrap();
+    let fenced = Instant::now() - Duration::from_secs_f64(ago);
+    for i in 1..=agents() {
+        to_all(clients, &round_request(1, &burst_dn(i))).await;
+    }
+    sleep(Duration::from_secs(4)).await;
+    for daemon in daemons {
+        assert_eq!(
+            ha(daemon)["role"],
+            "standby",
+            "nobody leads without a quorum"
+        );
+    }
+    let published_after_fence = pair
+        .seen
+        .lock()
+        .unwrap()
+        .services
+        .iter()
+        .filter(|(at, _)| *at > fenced)
+        .count();
+    assert_eq!(
+        published_after_fence, 0,
+        "nobody publishes without a quorum"
+    );
+
+    // The quorum returns: one leader resumes and SfB converges on the latest states.
+    let restarting = Instant::now();
+    blocking(|| {
+        pair.etcd
+            .restart(&[(raft_leader + 1) % 3, (raft_leader + 2) % 3])
+    })
+    .unwrap();
+    let back = Instant::now();
+    let second = one_leader(&daemons).await;
+    let elected = Instant::now();
+    let new_fencing = ha(daemons[second])["fencing_revision"].as_u64().unwrap();
+    assert!(new_fencing > fencing, "{new_fencing} > {fencing}");
+    let done = converged(&pair.sim, round_availability(1)).await;
+    println!(
+        "etcd quorum lost: fenced {} after the second member died (TTL {} s); members restarted in {}; one leader {} after, SfB converged {} after",
+        ms(fenced.saturating_duration_since(killed)),
+        ttl(),
+        ms(back - restarting),
+        ms(elected - back),
+        ms(done - back)
     );
 }

@@ -38,7 +38,7 @@ pub(crate) async fn follow(elector: Elector, gate: Arc<Gate>, configured: Vec<Co
     let mut term_tasks: Vec<JoinHandle<()>> = Vec::new();
     loop {
         let role = roles.borrow_and_update().clone();
-        apply(&role, &gate, &configured, &mut term_tasks);
+        apply(&elector, &role, &gate, &configured, &mut term_tasks);
         if roles.changed().await.is_err() {
             break;
         }
@@ -46,6 +46,7 @@ pub(crate) async fn follow(elector: Elector, gate: Arc<Gate>, configured: Vec<Co
 }
 
 fn apply(
+    elector: &Elector,
     role: &Role,
     gate: &Gate,
     configured: &[Configured],
@@ -76,14 +77,21 @@ fn apply(
             }
         }
         Role::Leader { .. } => {}
-        Role::Standby { why, .. } => {
+        Role::Standby { .. } => {
+            // Why leadership ended: the role change itself (a watch keeps only the latest
+            // role, whose reason may already be a later one, such as etcd-unreachable after
+            // lease-not-renewed).
+            let why = elector
+                .status()
+                .last_transition()
+                .filter(|t| !t.role.is_leader())
+                .map_or_else(|| role.to_string(), presence_ha::Transition::why);
             let reason = format!("standby: {why}");
             let ended = gate.token();
             if let Some(previous) = gate.close(&reason) {
                 tracing::warn!(
                     fencing = ended,
                     why = %why,
-                    code = why.code(),
                     "no longer the leader: presence transports stopped, their sessions dropped; the new leader's publications replace them"
                 );
                 drop_sessions(Some(previous), std::mem::take(term_tasks));
