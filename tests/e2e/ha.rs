@@ -43,7 +43,15 @@ fn ttl() -> u64 {
 const PATIENCE: Duration = Duration::from_secs(20);
 
 fn config(pool: &str, endpoints: &[String], node: &str) -> String {
-    let mut text = crate::daemon::config(pool);
+    // The burst goes as fast as the clients can send: no rate limit on the link.
+    let mut text = crate::daemon::config(pool).replace(
+        "max-message-bytes = 4096\n",
+        "max-message-bytes = 4096\nrate-per-second = 1000000\nburst = 1000000\n",
+    );
+    assert!(
+        text.contains("rate-per-second"),
+        "the [cti] table of daemon::config"
+    );
     for i in 1..=agents() {
         text.push_str(&format!(
             "\n[dn.\"{}\"]\ntype = \"Extension\"\nuri = \"sip:burst{i}@contoso.com\"\nannex.TServer = {{ presence-profile = \"Push\" }}\n",
@@ -262,10 +270,15 @@ fn connections(seen: &Mutex<Seen>) -> BTreeSet<ConnId> {
         .collect()
 }
 
-/// Sends `request` to every client's node, each waiting for its answer.
+/// Sends `request` to every client's node, each waiting for its answer, which must not be
+/// an error.
 async fn to_all(clients: &mut [Client], request: &ClientRequest) {
     for client in clients {
-        client.request(request.clone()).await;
+        let answer = client.request(request.clone()).await;
+        assert!(
+            !matches!(answer, ServerEvent::EventError { .. }),
+            "{request:?}: {answer:?}"
+        );
     }
 }
 
