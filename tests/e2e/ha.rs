@@ -293,6 +293,32 @@ async fn the_standby_takes_over_a_killed_leader_mid_burst_and_sfb_ends_on_every_
         view["role"] == "standby" && view["leader"] == leader_id
     })
     .await;
+    // Readiness: both are ready (a healthy standby can take over), only one is the leader.
+    let ready = |d: &Daemon, path: &str| -> (u16, serde_json::Value) {
+        let (status, body) = d.http("GET", path);
+        (status, serde_json::from_str(&body).unwrap())
+    };
+    let (status, body) = ready(daemons[leader], "/readyz");
+    assert_eq!((status, &body["role"]), (200, &"leader".into()), "{body}");
+    let (status, body) = ready(daemons[standby], "/readyz");
+    assert_eq!((status, &body["role"]), (200, &"standby".into()), "{body}");
+    assert_eq!(ready(daemons[leader], "/readyz?role=leader").0, 200);
+    assert_eq!(ready(daemons[standby], "/readyz?role=leader").0, 503);
+    let (_, metrics) = daemons[leader].http("GET", "/metrics");
+    for line in [
+        "presence_ha_leader 1",
+        "presence_ha_transitions_total 1",
+        "presence_ha_lease_renew_latency_seconds",
+        "presence_ha_seconds_since_renewal",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from:\n{metrics}");
+    }
+    let (_, metrics) = daemons[standby].http("GET", "/metrics");
+    assert!(metrics.contains("presence_ha_leader 0"), "{metrics}");
+    assert!(
+        metrics.contains("presence_ha_fencing_revision 0"),
+        "{metrics}"
+    );
     let clients = &mut pair.clients;
     const ROUNDS: usize = 6;
     let mut killed_at = None;
@@ -719,4 +745,33 @@ async fn etcd_losing_one_member_changes_nothing_and_losing_quorum_stops_every_pu
         ms(elected - back),
         ms(done - back)
     );
+}
+
+/// With `[ha]` the transports start only when a node leads: a leader whose transports
+/// cannot start (here an SfB certificate missing on its host) resigns, and the other node
+/// takes over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_whose_transports_cannot_start_resigns_and_the_other_takes_over() {
+    let etcd = etcd(1);
+    let sim = sim().await;
+    let pool = sim.local_addr().to_string();
+    let good = config(&pool, &etcd.client_urls(), "bridge-good");
+    let broken = config(&pool, &etcd.client_urls(), "bridge-broken")
+        .replace("transport = \"tcp\"\n", "transport = \"tls\"\n")
+        + "\n[sfb.tls]\ncertificate = \"missing.pem\"\nprivate-key = \"missing.key\"\nca = \"missing-ca.pem\"\n";
+    assert!(broken.contains("missing.pem"));
+    let a = Daemon::start("ha-broken", &broken);
+    wait_for("the broken node resigns", || {
+        !a.logged("the presence transports cannot start").is_empty()
+    })
+    .await;
+    wait_for("it says so on /v1/ha", || {
+        ha(&a)["why_code"] == "shutting-down"
+    })
+    .await;
+    let b = Daemon::start("ha-good", &good);
+    wait_for("the good node leads", || ha(&b)["role"] == "leader").await;
+    // Nobody logged in: SfB shows every agent logged out, published by the good node.
+    converged(&sim, 18000).await;
+    assert_eq!(ha(&a)["role"], "standby");
 }

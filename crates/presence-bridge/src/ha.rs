@@ -31,14 +31,19 @@ pub(crate) mod metric {
 }
 
 /// Follows the elector's role until aborted: opens the gate on the transports of each new
-/// term, closes it (dropping the sessions) when leadership ends.
+/// term, closes it (dropping the sessions) when leadership ends. A leader whose transports
+/// cannot start (a TLS file unreadable on this host, say: with `[ha]` they start only when
+/// the node leads) resigns and stops campaigning, so that a standby takes over at once.
 pub(crate) async fn follow(elector: Elector, gate: Arc<Gate>, configured: Vec<Configured>) {
     let mut roles = elector.roles();
     // The tasks of the current term's transports.
     let mut term_tasks: Vec<JoinHandle<()>> = Vec::new();
     loop {
         let role = roles.borrow_and_update().clone();
-        apply(&elector, &role, &gate, &configured, &mut term_tasks);
+        if !apply(&elector, &role, &gate, &configured, &mut term_tasks) {
+            elector.shutdown().await;
+            break;
+        }
         if roles.changed().await.is_err() {
             break;
         }
@@ -51,7 +56,7 @@ fn apply(
     gate: &Gate,
     configured: &[Configured],
     term_tasks: &mut Vec<JoinHandle<()>>,
-) {
+) -> bool {
     match role {
         Role::Leader { fencing } if gate.token() != Some(fencing.0) => {
             let mut tasks = Vec::new();
@@ -69,11 +74,14 @@ fn apply(
                         "leader: presence transports started; every user is published and subscribed again once they connect"
                     );
                 }
-                Err(error) => tracing::error!(
-                    fencing = fencing.0,
-                    error = format!("{error:#}"),
-                    "leader, but the presence transports cannot start"
-                ),
+                Err(error) => {
+                    tracing::error!(
+                        fencing = fencing.0,
+                        error = format!("{error:#}"),
+                        "leader, but the presence transports cannot start: this node resigns and no longer campaigns (fix the configuration and restart it)"
+                    );
+                    return false;
+                }
             }
         }
         Role::Leader { .. } => {}
@@ -98,6 +106,7 @@ fn apply(
             }
         }
     }
+    true
 }
 
 /// Shuts a closed term's transports down without waiting for anything outstanding (their

@@ -87,7 +87,14 @@ impl Gate {
         let mut term = self.term();
         let previous = self.end(term.take(), "a new leadership term began");
         let open = Arc::new(AtomicBool::new(true));
-        let transport = start(self.events.gated(Arc::clone(&open)))?;
+        let transport = match start(self.events.gated(Arc::clone(&open))) {
+            Ok(transport) => transport,
+            Err(error) => {
+                // Whatever `start` began before it failed reports into nothing.
+                open.store(false, Ordering::Release);
+                return Err(error);
+            }
+        };
         *term = Some(Term {
             token,
             transport,
@@ -360,8 +367,24 @@ mod tests {
             .filter(|e| matches!(e, TransportEvent::Disconnected { .. }))
             .count();
         assert_eq!(disconnected, 2, "one per platform when term 3 closed");
-        let failed = gate.open(5, |_| Err(TransportError::Timeout));
+        let mut leaked = None;
+        let failed = gate.open(5, |sender| {
+            leaked = Some(sender);
+            Err(TransportError::Timeout)
+        });
         assert!(matches!(failed, Err(TransportError::Timeout)));
+        let credit = TransportEvent::Credit {
+            platform: Platform::sfb(),
+            credit: 1,
+        };
+        assert!(
+            !leaked.unwrap().send(credit),
+            "what a failed start began reports into nothing"
+        );
+        assert!(
+            !std::iter::from_fn(|| rx.try_recv())
+                .any(|e| matches!(e, TransportEvent::Credit { .. }))
+        );
         assert_eq!(gate.token(), None);
         fence.0.store(5, Ordering::SeqCst);
         let user = UserId::sip(Platform::sfb(), "sip:a@x".parse().unwrap());
