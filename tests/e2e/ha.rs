@@ -775,3 +775,42 @@ async fn a_leader_whose_transports_cannot_start_resigns_and_the_other_takes_over
     converged(&sim, 18000).await;
     assert_eq!(ha(&a)["role"], "standby");
 }
+
+/// Both nodes killed and started again at once: exactly one leads (after the dead leader's
+/// lease expired), and its resync publishes every agent again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_nodes_restarted_at_once_elect_exactly_one_leader() {
+    let etcd = etcd(3);
+    let sim = sim().await;
+    let pool = sim.local_addr().to_string();
+    let configs = ["a", "b"].map(|n| config(&pool, &etcd.client_urls(), &format!("bridge-{n}")));
+    let first = [
+        Daemon::start("ha-restart-a", &configs[0]),
+        Daemon::start("ha-restart-b", &configs[1]),
+    ];
+    one_leader(&[&first[0], &first[1]]).await;
+    for daemon in first {
+        daemon.signal("KILL");
+    }
+    let published = sim.published_count();
+    let again = [
+        Daemon::start("ha-restart-a2", &configs[0]),
+        Daemon::start("ha-restart-b2", &configs[1]),
+    ];
+    let nodes = [&again[0], &again[1]];
+    let leader = one_leader(&nodes).await;
+    // For two lease TTLs, never two leaders (polled).
+    let end = Instant::now() + Duration::from_secs(2 * ttl());
+    while Instant::now() < end {
+        let leaders = nodes.iter().filter(|d| ha(d)["role"] == "leader").count();
+        assert!(leaders <= 1, "two leaders at once");
+        sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(ha(nodes[leader])["role"], "leader");
+    // The new leader's resync publishes every push user again.
+    wait_for("the new leader publishes every agent", || {
+        sim.published_count() >= published + agents() as u64
+    })
+    .await;
+    converged(&sim, 18000).await;
+}
