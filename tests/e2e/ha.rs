@@ -814,3 +814,32 @@ async fn both_nodes_restarted_at_once_elect_exactly_one_leader() {
     .await;
     converged(&sim, 18000).await;
 }
+
+/// `demo --ha` shows a failover in one command, and says how to install etcd when it is
+/// missing.
+#[test]
+fn demo_ha_shows_a_failover_and_names_etcd_when_it_is_missing() {
+    let out = crate::support::run(&["demo", "--ha", "--step-ms", "50"]);
+    let text = crate::support::stdout(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        crate::support::stderr(&out)
+    );
+    for needle in [
+        "bridge-1: leader",
+        "bridge-1 crashes",
+        "bridge-2: leader",
+        "published by bridge-2",
+        "agent1 7001, agent2 6001, agent3 3501",
+        "demo finished",
+    ] {
+        assert!(text.contains(needle), "{needle}:\n{text}");
+    }
+    // Without etcd.
+    let out = crate::support::run(&["demo", "--ha", "--etcd", "/nonexistent/etcd"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = crate::support::stderr(&out);
+    assert!(err.contains("apt-get install etcd-server"), "{err}");
+}

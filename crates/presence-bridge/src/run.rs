@@ -202,6 +202,20 @@ impl Bridge {
         })
     }
 
+    /// Stops as a crash would, for `demo --ha`: no flush and no resignation (the lease runs
+    /// out in etcd); the transports' connections close, as the system closes a dead
+    /// process's sockets.
+    pub(crate) async fn crash(self) {
+        if let Some(follower) = &self.follower {
+            follower.abort();
+        }
+        for task in &self.tasks {
+            task.abort();
+        }
+        let _ = self.cti_stop.send(());
+        self.transport.shutdown(Duration::ZERO).await;
+    }
+
     /// Stops taking contact-centre input, flushes the publications that are due (at most
     /// [`SHUTDOWN_GRACE`]), closes the transports' connections, resigns from the election
     /// (a standby takes over at once), stops the listeners.
