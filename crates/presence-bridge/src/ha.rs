@@ -201,8 +201,13 @@ pub(crate) fn status_json(status: &HaStatus) -> Value {
 
 /// Whether a standby can take over: it holds a lease and campaigns (etcd answers it).
 pub(crate) fn healthy_standby(status: &HaStatus) -> bool {
-    matches!(&status.role, Role::Standby { why, .. } if why.code() == "campaigning")
-        && status.lease.is_some()
+    matches!(
+        &status.role,
+        Role::Standby {
+            why: presence_ha::Why::Campaigning,
+            ..
+        }
+    ) && status.lease.is_some()
         && status.etcd_trouble.is_none()
 }
 
