@@ -847,3 +847,45 @@ fn demo_ha_shows_a_failover_and_names_etcd_when_it_is_missing() {
     let err = crate::support::stderr(&out);
     assert!(err.contains("apt-get install etcd-server"), "{err}");
 }
+
+/// With etcd's authentication on, the pair elects a leader with `[ha.auth]`, and the
+/// password appears in no output: the logs at trace level (every etcd request), `/v1/ha`,
+/// `/readyz`, `/metrics`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_etcd_password_never_shows_while_the_pair_runs() {
+    const PASSWORD: &str = "etcd-Pa55-d0-not-leak";
+    let etcd = etcd(1);
+    blocking(|| etcd.enable_auth(PASSWORD)).unwrap();
+    let sim = sim().await;
+    let pool = sim.local_addr().to_string();
+    let with_auth = |node: &str| {
+        config(&pool, &etcd.client_urls(), node)
+            + &format!("\n[ha.auth]\nusername = \"root\"\npassword = \"{PASSWORD}\"\n")
+    };
+    let a = Daemon::start_at("ha-auth-a", &with_auth("bridge-a"), "trace");
+    let b = Daemon::start_at("ha-auth-b", &with_auth("bridge-b"), "trace");
+    one_leader(&[&a, &b]).await;
+    converged(&sim, 18000).await;
+    for daemon in [&a, &b] {
+        for path in ["/v1/ha", "/readyz", "/metrics", "/v1/dns/5001"] {
+            let (_, body) = daemon.http("GET", path);
+            assert!(!body.contains(PASSWORD), "{path}: {body}");
+        }
+    }
+    // Their logs, read once they stopped (resignation and revocation included).
+    for daemon in [&a, &b] {
+        daemon.signal("TERM");
+    }
+    for daemon in [&a, &b] {
+        wait_for("the node stops", || {
+            !daemon.logged("\"stopped\"").is_empty()
+        })
+        .await;
+        let logs = daemon.log_text();
+        assert!(
+            logs.contains("/v3/auth/authenticate"),
+            "the authentication is in the trace logs"
+        );
+        assert!(!logs.contains(PASSWORD), "{logs}");
+    }
+}

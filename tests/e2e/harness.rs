@@ -51,6 +51,12 @@ impl Daemon {
 
     /// The daemon on `config` (with the example map as `map.xml` beside it).
     pub(crate) fn start(name: &str, config: &str) -> Daemon {
+        let level = std::env::var(LOG_LEVEL_ENV).unwrap_or_else(|_| "info".to_owned());
+        Daemon::start_at(name, config, &level)
+    }
+
+    /// [`Daemon::start`] with this `--log-level`.
+    pub(crate) fn start_at(name: &str, config: &str, level: &str) -> Daemon {
         let dir = Scratch::new(name);
         std::fs::write(
             dir.0.join("map.xml"),
@@ -66,7 +72,7 @@ impl Daemon {
                 "--log-format",
                 "json",
                 "--log-level",
-                &std::env::var(LOG_LEVEL_ENV).unwrap_or_else(|_| "info".to_owned()),
+                level,
             ])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
