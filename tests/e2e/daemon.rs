@@ -9,7 +9,7 @@ use presence_sfb_sim::{ServerConfig, SimConfig, SimServer};
 use presence_tlib::{ClientRequest, ErrorCode, ServerEvent};
 use tokio::time::{Instant, sleep};
 
-use crate::harness::{Client, Daemon, PROFILES, conn, dn, drive, login};
+use crate::harness::{Client, Daemon, PROFILES, conn, dn, dnd, drive, login};
 use crate::support::Scratch;
 
 pub(crate) fn config(pool: &str) -> String {
@@ -46,7 +46,7 @@ listen = "127.0.0.1:0"
     text
 }
 
-async fn sim() -> SimServer {
+pub(crate) async fn sim() -> SimServer {
     SimServer::start(ServerConfig {
         sim: SimConfig {
             seed: 5,
@@ -141,16 +141,6 @@ async fn pull_flow_sends_dnd_on_change_to_every_registered_client() {
         assert!(Instant::now() < deadline, "the bridge subscribes");
         sleep(Duration::from_millis(20)).await;
     }
-    let dnd = |events: Vec<ServerEvent>| -> Vec<(&'static str, u64)> {
-        events
-            .into_iter()
-            .filter_map(|e| match e {
-                ServerEvent::EventDNDOn { availability, .. } => Some(("on", availability)),
-                ServerEvent::EventDNDOff { availability, .. } => Some(("off", availability)),
-                _ => None,
-            })
-            .collect()
-    };
     for (availability, expected) in [
         (6500, Some("on")),
         (9500, None),

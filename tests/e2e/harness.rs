@@ -51,6 +51,12 @@ impl Daemon {
 
     /// The daemon on `config` (with the example map as `map.xml` beside it).
     pub(crate) fn start(name: &str, config: &str) -> Daemon {
+        let level = std::env::var(LOG_LEVEL_ENV).unwrap_or_else(|_| "info".to_owned());
+        Daemon::start_at(name, config, &level)
+    }
+
+    /// [`Daemon::start`] with this `--log-level`.
+    pub(crate) fn start_at(name: &str, config: &str, level: &str) -> Daemon {
         let dir = Scratch::new(name);
         std::fs::write(
             dir.0.join("map.xml"),
@@ -66,7 +72,7 @@ impl Daemon {
                 "--log-format",
                 "json",
                 "--log-level",
-                &std::env::var(LOG_LEVEL_ENV).unwrap_or_else(|_| "info".to_owned()),
+                level,
             ])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -106,8 +112,9 @@ impl Daemon {
                 break (cti, admin);
             }
         };
-        // Keep draining stderr so that the daemon never blocks on a full pipe.
-        let logs = Arc::new(Mutex::new(Vec::new()));
+        // Keep draining stderr so that the daemon never blocks on a full pipe; the lines
+        // logged before it said where it listens are kept too.
+        let logs = Arc::new(Mutex::new(early));
         let kept = Arc::clone(&logs);
         let drain = std::thread::spawn(move || {
             while let Ok(line) = rx.recv() {
@@ -274,6 +281,18 @@ impl Client {
         }
         out
     }
+}
+
+/// The DND events among `events`: (`on` | `off`, availability).
+pub(crate) fn dnd(events: Vec<ServerEvent>) -> Vec<(&'static str, u64)> {
+    events
+        .into_iter()
+        .filter_map(|e| match e {
+            ServerEvent::EventDNDOn { availability, .. } => Some(("on", availability)),
+            ServerEvent::EventDNDOff { availability, .. } => Some(("off", availability)),
+            _ => None,
+        })
+        .collect()
 }
 
 pub(crate) fn dn(n: &str) -> presence_model::DnNumber {

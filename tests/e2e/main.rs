@@ -3,6 +3,7 @@
 
 mod check;
 mod daemon;
+mod ha;
 mod harness;
 mod secrets;
 mod simple;

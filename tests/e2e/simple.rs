@@ -16,7 +16,7 @@ use presence_testkamailio::{
 use presence_tlib::{ClientRequest, ServerEvent, WorkMode};
 use tokio::time::{Instant, sleep};
 
-use crate::harness::{Client, Daemon, PROFILES, dn, drive, login};
+use crate::harness::{Client, Daemon, PROFILES, dn, dnd, drive, login};
 
 /// Kamailio with one worker: SQLite mode answers 500 (and can lose a removal) when two
 /// workers write at once.
@@ -263,17 +263,6 @@ fn live(kamailio: &Kamailio, user: &str) -> usize {
         .iter()
         .filter(|p| p.username == user)
         .count()
-}
-
-fn dnd(events: Vec<ServerEvent>) -> Vec<(&'static str, u64)> {
-    events
-        .into_iter()
-        .filter_map(|e| match e {
-            ServerEvent::EventDNDOn { availability, .. } => Some(("on", availability)),
-            ServerEvent::EventDNDOff { availability, .. } => Some(("off", availability)),
-            _ => None,
-        })
-        .collect()
 }
 
 /// The DND events the client gets: when `last` is expected, until it arrives (at most

@@ -739,6 +739,7 @@ impl Client {
                 reference_id,
                 this_dn,
                 dnd,
+                ..
             } => {
                 settle(reference_id, true, "");
                 if let Some(dnd) = dnd {

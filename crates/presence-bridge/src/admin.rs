@@ -8,13 +8,14 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use presence_cti::listener::{HttpListener, ListenerConfig};
 use presence_engine::EngineHandle;
+use presence_ha::Elector;
 use presence_transport::PresenceTransport;
 use presence_transport::settings::Secret;
 use serde::Deserialize;
@@ -112,8 +113,10 @@ pub(crate) type Reloader = Arc<
 pub(crate) struct AdminState {
     pub engine: EngineHandle,
     pub metrics: PrometheusHandle,
-    /// Every transport (the router), for readiness.
+    /// Every transport (the router, or the HA gate), for readiness.
     pub transport: Arc<dyn PresenceTransport>,
+    /// With `[ha]`: the elector, for `/v1/ha`, readiness and metrics.
+    pub elector: Option<Elector>,
     pub reload: Reloader,
     pub token: Option<Secret>,
 }
@@ -139,10 +142,20 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// `200` when every transport is connected, else `503`; the body says which is which.
-async fn readyz(State(state): State<AdminState>) -> Response {
+/// `/readyz?role=leader`: ready only on the leader.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ReadyQuery {
+    role: Option<String>,
+}
+
+/// `200` when ready, else `503`; the body says why. Alone: ready when every transport is
+/// connected. With `[ha]`: the leader is ready when every transport is connected, a
+/// standby when it can take over (it holds a lease and campaigns); `?role=leader` asks for
+/// the leader only (a standby answers `503`). The body has a `role` field: `alone`,
+/// `leader` or `standby`.
+async fn readyz(State(state): State<AdminState>, Query(query): Query<ReadyQuery>) -> Response {
     let statuses = state.transport.status();
-    let ready = !statuses.is_empty() && statuses.iter().all(|s| s.connected);
+    let connected = !statuses.is_empty() && statuses.iter().all(|s| s.connected);
     let transports: Vec<serde_json::Value> = statuses
         .iter()
         .map(|s| {
@@ -160,16 +173,45 @@ async fn readyz(State(state): State<AdminState>) -> Response {
         .filter(|s| !s.connected)
         .map(|s| s.platform.as_str())
         .collect();
-    let body = if ready {
-        json!({"ready": true, "transports": transports})
-    } else {
-        json!({
-            "ready": false,
-            "message": format!("not ready: not connected: {}", down.join(", ")),
-            "transports": transports,
-        })
+    let not_connected = || format!("not ready: not connected: {}", down.join(", "));
+    let ha = state.elector.as_ref().map(Elector::status);
+    let (role, leader) = match &ha {
+        None => ("alone", None),
+        Some(status) => (
+            status.role.name(),
+            status.leader.as_ref().map(ToString::to_string),
+        ),
     };
-    let status = if ready {
+    let wants_leader = query.role.as_deref() == Some("leader");
+    let refusal: Option<String> = match &ha {
+        None if wants_leader => Some("not ready: this bridge runs alone (no [ha])".to_owned()),
+        None => (!connected).then(not_connected),
+        Some(status) if status.role.is_leader() => (!connected).then(not_connected),
+        Some(_) if wants_leader => {
+            Some("not ready: this node is standby, not the leader".to_owned())
+        }
+        Some(status) => (!crate::ha::healthy_standby(status)).then(|| {
+            format!(
+                "not ready: standby that cannot take over: {}",
+                status
+                    .etcd_trouble
+                    .clone()
+                    .unwrap_or_else(|| status.role.to_string())
+            )
+        }),
+    };
+    let mut body = json!({
+        "ready": refusal.is_none(),
+        "role": role,
+        "transports": transports,
+    });
+    if let Some(leader) = leader {
+        body["leader"] = json!(leader);
+    }
+    if let Some(message) = &refusal {
+        body["message"] = json!(message);
+    }
+    let status = if refusal.is_none() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
@@ -177,9 +219,29 @@ async fn readyz(State(state): State<AdminState>) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
+/// `GET /v1/ha`: the election as this node sees it.
+async fn ha(State(state): State<AdminState>, headers: HeaderMap) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    match &state.elector {
+        Some(elector) => axum::Json(crate::ha::status_json(&elector.status())).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            axum::Json(
+                json!({"error": "this bridge runs alone: its configuration has no [ha] table"}),
+            ),
+        )
+            .into_response(),
+    }
+}
+
 async fn metrics(State(state): State<AdminState>, headers: HeaderMap) -> Response {
     if !authorized(&state, &headers) {
         return unauthorized();
+    }
+    if let Some(elector) = &state.elector {
+        crate::ha::record_metrics(&elector.status());
     }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -238,6 +300,7 @@ pub(crate) fn router(state: AdminState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/v1/dns/{dn}", get(dn))
+        .route("/v1/ha", get(ha))
         .route("/v1/reload", post(reload))
         .with_state(state)
 }

@@ -613,5 +613,14 @@ fn section_findings(
     {
         out.push(("error", "admin", e.to_string()));
     }
+    if let Some(ha) = &sections.ha {
+        out.extend(ha.findings().into_iter().map(|f| {
+            (
+                f.severity.as_str(),
+                f.key,
+                format!("`{}`: {}", f.key, f.message),
+            )
+        }));
+    }
     out
 }

@@ -18,7 +18,6 @@ use presence_sfb_sim::{ServerConfig, SimConfig, SimEvent, SimServer};
 use presence_tlib::{
     ClientMessage, ClientRequest, ConnId, ErrorCode, Extensions, ServerEvent, WorkMode, ext,
 };
-use presence_transport::PresenceTransport;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};

@@ -28,6 +28,8 @@ pub(crate) struct Sections {
     pub cti: Option<CtiConfig>,
     /// `[admin]`: the admin HTTP API.
     pub admin: Option<AdminSettings>,
+    /// `[ha]`: run as one of a hot-standby group, elected in etcd.
+    pub ha: Option<presence_ha::HaSettings>,
 }
 
 impl Sections {
@@ -51,6 +53,9 @@ impl Sections {
         }
         if let Some(simple) = &mut self.simple {
             simple.rebase(base);
+        }
+        if let Some(ha) = &mut self.ha {
+            ha.rebase(base);
         }
     }
 }

@@ -5,8 +5,10 @@
 mod admin;
 mod check;
 mod demo;
+mod demo_ha;
 mod explain;
 mod files;
+mod ha;
 mod run;
 mod transports;
 
@@ -97,6 +99,14 @@ struct DemoArgs {
     /// Also print the bridge's own logs (warnings and errors).
     #[arg(long)]
     verbose: bool,
+    /// Show a failover instead: two bridges as a hot-standby pair on a private etcd (the
+    /// `etcd` on PATH; Debian: apt-get install etcd-server), the leader crashes, the
+    /// standby takes over.
+    #[arg(long)]
+    ha: bool,
+    /// With --ha: the etcd program to start (default: `etcd` on PATH, then /usr/bin).
+    #[arg(long, value_name = "PROGRAM", requires = "ha")]
+    etcd: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -161,7 +171,13 @@ fn main() -> ExitCode {
                 log_format: "text".to_owned(),
                 log_level: Some(if args.verbose { "warn" } else { "off" }.to_owned()),
             };
-            init_logging(&log).and_then(|()| runtime()?.block_on(demo::run(&args)))
+            init_logging(&log).and_then(|()| {
+                if args.ha {
+                    runtime()?.block_on(demo_ha::run(&args))
+                } else {
+                    runtime()?.block_on(demo::run(&args))
+                }
+            })
         }
     };
     match result {

@@ -11,13 +11,15 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use presence_config::{Diagnostic, Loaded, PlatformSpec};
 use presence_cti::CtiServer;
 use presence_engine::{Engine, EngineConfig, EngineHandle, EngineOptions};
-use presence_transport::{PresenceTransport, Router, event_channel};
+use presence_ha::{Elector, HaSettings};
+use presence_transport::{Gate, PresenceTransport, event_channel};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::RunArgs;
 use crate::admin::{self, AdminState, Reloader};
 use crate::files::{Prepared, prepare, prepare_settled};
+use crate::ha;
 use crate::transports::{self, Configured, Severity};
 
 /// How long a shutdown waits for publications in flight.
@@ -27,13 +29,19 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// and the admin API.
 pub(crate) struct Bridge {
     pub engine: EngineHandle,
-    pub transport: Arc<Router>,
+    /// Every transport: the router, or with `[ha]` the gate in front of the current
+    /// term's router.
+    pub transport: Arc<dyn PresenceTransport>,
+    /// With `[ha]`: this node's part in the election.
+    pub elector: Option<Elector>,
     /// Re-reads the configuration (SIGHUP, `POST /v1/reload`).
     pub reload: Reloader,
     pub cti_addr: SocketAddr,
     pub admin_addr: Option<SocketAddr>,
     cti_stop: oneshot::Sender<()>,
     admin_stop: Option<oneshot::Sender<()>>,
+    /// With `[ha]`: the task that follows the role.
+    follower: Option<JoinHandle<()>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -77,32 +85,68 @@ impl Bridge {
         } = loaded;
         log_warnings(&warnings);
         let configured = Configured::all(&sections);
-        if let Err(refused) = runnable(&configured) {
+        if let Err(refused) = runnable(&configured, sections.ha.as_ref()) {
             bail!("{}", refused.join("\n"));
         }
         let platforms = transports::specs(&configured);
         let engine_config =
             EngineConfig::new(config, users).context("cannot compile the profiles")?;
         let (events, receiver) = event_channel();
-        let (router, mut tasks) = transports::start_all(&configured, &events)?;
-        drop(events);
-        let router = Arc::new(router);
-        for platform in router.platforms() {
-            tracing::info!(%platform, "presence transport started");
-        }
+        let ha = sections.ha.clone();
+        let mut tasks = Vec::new();
+        let (transport, elector, gate): (Arc<dyn PresenceTransport>, _, _) = match &ha {
+            None => {
+                let (router, started) = transports::start_all(&configured, &events)?;
+                drop(events);
+                for platform in router.platforms() {
+                    tracing::info!(%platform, "presence transport started");
+                }
+                tasks.extend(started);
+                (Arc::new(router), None, None)
+            }
+            Some(settings) => {
+                let (elector, task) =
+                    Elector::start(settings).context("cannot start the HA elector [ha]")?;
+                tasks.push(task);
+                let names = configured.iter().map(Configured::platform).collect();
+                let gate = Arc::new(Gate::new(names, Arc::new(elector.clone()), events));
+                tracing::info!(
+                    node = %settings.node_id,
+                    election = %settings.election,
+                    endpoints = %settings.endpoint_urls().join(", "),
+                    "high availability: the presence transports start when this node leads"
+                );
+                (
+                    Arc::clone(&gate) as Arc<dyn PresenceTransport>,
+                    Some(elector),
+                    Some(gate),
+                )
+            }
+        };
         let (link_tx, link_rx) = mpsc::channel(4096);
         let cti = CtiServer::bind(sections.cti.clone().unwrap_or_default(), link_tx)
             .await
             .context("cannot start the contact-centre link [cti]")?;
         let cti_addr = cti.local_addr();
+        let sink: Arc<dyn presence_tlib::ClientSink> = match &elector {
+            None => Arc::new(cti.sink()),
+            Some(elector) => Arc::new(ha::LeaderOnlyDnd {
+                inner: cti.sink(),
+                elector: elector.clone(),
+            }),
+        };
         let (engine, handle) = Engine::new(
             engine_config,
-            Arc::clone(&router) as Arc<dyn PresenceTransport>,
-            cti.sink(),
+            Arc::clone(&transport),
+            sink,
             EngineOptions::default(),
         );
         tasks.push(tokio::spawn(engine.run(link_rx, receiver)));
-        let reload = reloader(start.config_path.clone(), handle.clone(), platforms);
+        let follower = elector
+            .clone()
+            .zip(gate)
+            .map(|(elector, gate)| tokio::spawn(ha::follow(elector, gate, configured.clone())));
+        let reload = reloader(start.config_path.clone(), handle.clone(), platforms, ha);
         let (cti_stop, cti_stopped) = oneshot::channel::<()>();
         tasks.push(tokio::spawn(async move {
             if let Err(error) = cti
@@ -125,7 +169,8 @@ impl Bridge {
             let state = AdminState {
                 engine: handle.clone(),
                 metrics: start.metrics.clone(),
-                transport: Arc::clone(&router) as Arc<dyn PresenceTransport>,
+                transport: Arc::clone(&transport),
+                elector: elector.clone(),
                 reload: reload.clone(),
                 token: settings.token.clone(),
             };
@@ -145,22 +190,45 @@ impl Bridge {
         }
         Ok(Bridge {
             engine: handle,
-            transport: router,
+            transport,
+            elector,
             reload,
             cti_addr,
             admin_addr,
             cti_stop,
             admin_stop,
+            follower,
             tasks,
         })
     }
 
+    /// Stops as a crash would, for `demo --ha`: no flush and no resignation (the lease runs
+    /// out in etcd); the transports' connections close, as the system closes a dead
+    /// process's sockets.
+    pub(crate) async fn crash(self) {
+        if let Some(follower) = &self.follower {
+            follower.abort();
+        }
+        for task in &self.tasks {
+            task.abort();
+        }
+        let _ = self.cti_stop.send(());
+        self.transport.shutdown(Duration::ZERO).await;
+    }
+
     /// Stops taking contact-centre input, flushes the publications that are due (at most
-    /// [`SHUTDOWN_GRACE`]), closes the transports' connections, stops the listeners.
+    /// [`SHUTDOWN_GRACE`]), closes the transports' connections, resigns from the election
+    /// (a standby takes over at once), stops the listeners.
     pub(crate) async fn shutdown(self) {
         let _ = self.cti_stop.send(());
         self.engine.shutdown(SHUTDOWN_GRACE).await;
+        if let Some(follower) = self.follower {
+            follower.abort();
+        }
         self.transport.shutdown(Duration::from_secs(2)).await;
+        if let Some(elector) = &self.elector {
+            elector.shutdown().await;
+        }
         if let Some(stop) = self.admin_stop {
             let _ = stop.send(());
         }
@@ -171,20 +239,28 @@ impl Bridge {
 }
 
 /// What `run` refuses beyond the file's own diagnostics, and a reload refuses alike: no
-/// transport table (an empty or truncated file), or a transport table with an error.
-fn runnable(configured: &[Configured]) -> Result<(), Vec<String>> {
+/// transport table (an empty or truncated file), a transport table with an error, or an
+/// `[ha]` table with an error.
+fn runnable(configured: &[Configured], ha: Option<&HaSettings>) -> Result<(), Vec<String>> {
     if configured.is_empty() {
         return Err(vec![
             "the configuration has no transport table: `run` needs [sfb] (Skype for Business), [teams] (Microsoft Teams) and/or [simple] (SIP SIMPLE) to talk to (see docs/configuration.md)"
                 .to_owned(),
         ]);
     }
-    let refused: Vec<String> = configured
+    let mut refused: Vec<String> = configured
         .iter()
         .flat_map(Configured::findings)
         .filter(|f| f.severity == Severity::Error)
         .map(|f| f.message)
         .collect();
+    refused.extend(
+        ha.map(HaSettings::findings)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|f| f.severity == Severity::Error)
+            .map(|f| format!("`{}`: {}", f.key, f.message)),
+    );
     if refused.is_empty() {
         Ok(())
     } else {
@@ -217,13 +293,22 @@ fn listeners_valid(
 /// exactly as `run` validates it (so an empty or truncated file is refused, not applied
 /// as "no DNs"), and read until two reads agree (so a file being rewritten in place is
 /// not caught half-written). DNs are checked against the platforms of the running
-/// transports: a transport is added or removed by a restart.
-fn reloader(path: Option<PathBuf>, engine: EngineHandle, platforms: Vec<PlatformSpec>) -> Reloader {
+/// transports: a transport is added or removed by a restart. `[ha]` cannot change without a
+/// restart (the election's identity and timing are fixed for the process's life): a file
+/// whose `[ha]` differs from the running one is refused.
+fn reloader(
+    path: Option<PathBuf>,
+    engine: EngineHandle,
+    platforms: Vec<PlatformSpec>,
+    ha: Option<HaSettings>,
+) -> Reloader {
     let platforms: Arc<[PlatformSpec]> = platforms.into();
+    let ha = Arc::new(ha);
     Arc::new(move || {
         let path = path.clone();
         let engine = engine.clone();
         let platforms = Arc::clone(&platforms);
+        let ha = Arc::clone(&ha);
         Box::pin(async move {
             let Some(path) = path else {
                 return Err(vec![
@@ -247,8 +332,9 @@ fn reloader(path: Option<PathBuf>, engine: EngineHandle, platforms: Vec<Platform
                 Ok(Ok(Ok(prepared))) => prepared,
             };
             let sections = &prepared.loaded.sections;
-            if let Err(lines) = runnable(&Configured::all(sections))
+            if let Err(lines) = runnable(&Configured::all(sections), sections.ha.as_ref())
                 .and_then(|()| listeners_valid(sections.cti.as_ref(), sections.admin.as_ref()))
+                .and_then(|()| ha_unchanged(ha.as_ref().as_ref(), sections.ha.as_ref()))
             {
                 tracing::error!(
                     "reload refused, the running configuration stays:\n{}",
@@ -270,11 +356,26 @@ fn reloader(path: Option<PathBuf>, engine: EngineHandle, platforms: Vec<Platform
                 removed = report.removed,
                 reassigned = report.reassigned,
                 moved = report.moved,
-                "configuration reloaded (changes to [sfb], [teams], [simple], [cti] and [admin] need a restart)"
+                "configuration reloaded (changes to [sfb], [teams], [simple], [cti] and [admin] need a restart; [ha] cannot change)"
             );
             serde_json::to_value(report).map_err(|e| vec![e.to_string()])
         })
     })
+}
+
+/// A reload keeps the running `[ha]`: one that adds, removes or changes it is refused.
+fn ha_unchanged(running: Option<&HaSettings>, new: Option<&HaSettings>) -> Result<(), Vec<String>> {
+    if running == new {
+        return Ok(());
+    }
+    let what = match (running, new) {
+        (None, Some(_)) => "adds an [ha] table",
+        (Some(_), None) => "removes the [ha] table",
+        _ => "changes the [ha] table",
+    };
+    Err(vec![format!(
+        "the new configuration {what}: [ha] cannot change while the bridge runs (restart it, one node at a time, to change it)"
+    )])
 }
 
 /// `presence-bridge run --config FILE`.

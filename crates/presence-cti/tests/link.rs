@@ -200,6 +200,7 @@ async fn connect_and_exchange_messages() {
             reference_id: 1,
             this_dn: dn("5001"),
             dnd: Some(DndState::Off),
+            ha_role: None,
         },
     );
     let Some(Message::Text(text)) = next_frame(&mut ws).await else {

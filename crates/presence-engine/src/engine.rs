@@ -463,6 +463,9 @@ impl<S: ClientSink> Engine<S> {
                     reference_id,
                     this_dn: dn.clone(),
                     dnd: self.tracker.last(&dn),
+                    // The bridge's role in a hot-standby group is not the engine's to know:
+                    // the binary's sink adds it.
+                    ha_role: None,
                 }
             }
             ClientRequest::UnregisterAddress { .. } => {

@@ -138,6 +138,14 @@ impl Elector {
     }
 }
 
+/// The gate in front of the presence transports (`presence_transport::Gate`) asks the
+/// elector before every write: [`Elector::fencing`], as a number.
+impl presence_transport::Fence for Elector {
+    fn token(&self) -> Option<u64> {
+        self.fencing().map(|fencing| fencing.0)
+    }
+}
+
 /// The HTTP client: HTTP/1.1 (etcd's gateway), our own rustls configuration (ring), no
 /// proxy, no redirect.
 fn http_client(settings: &HaSettings) -> Result<reqwest::Client, HaError> {

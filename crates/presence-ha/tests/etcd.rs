@@ -409,11 +409,13 @@ async fn without_a_quorum_the_leader_fences_itself_and_nobody_leads_until_it_ret
     })
     .await;
     let (fence, why) = fenced_at(&nodes[first].elector.status());
-    assert!(matches!(why, Why::LeaseNotRenewed { .. }), "{why}");
+    // Fenced on the local deadline: TTL − margin after the last renewal etcd accepted. How
+    // long after the loss of quorum that is depends on etcd: 3.4 keeps renewing leases on
+    // its raft leader until that steps down (an election timeout or more), so it is
+    // printed, not asserted.
     assert!(
-        fence.saturating_duration_since(killed) <= TTL,
-        "fenced {:?} after the quorum was lost",
-        fence.saturating_duration_since(killed)
+        matches!(why, Why::LeaseNotRenewed { after, .. } if after == TTL - (REQUEST_TIMEOUT + Duration::from_millis(100))),
+        "{why}"
     );
     // Nobody leads while there is no quorum.
     let end = Instant::now() + TTL;

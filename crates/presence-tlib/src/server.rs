@@ -42,8 +42,11 @@ pub enum ServerEvent {
         /// `thisDN`.
         this_dn: DnNumber,
         /// The DN's current DND state as `extensions` `{"dnd":"on"|"off"}`; `None` (no
-        /// `extensions`) when the bridge does not know it yet or the DN is not in pull mode.
+        /// `dnd`) when the bridge does not know it yet or the DN is not in pull mode.
         dnd: Option<DndState>,
+        /// `extensions` `{"ha-role":"leader"|"standby"}`: the answering node's role when the
+        /// bridge is one of a hot-standby group; `None` (no `ha-role`) when it runs alone.
+        ha_role: Option<&'static str>,
     },
     /// Answer to `UnregisterAddress`.
     EventUnregistered {
@@ -271,10 +274,23 @@ impl ServerEvent {
                         return Err(f.wrong("extensions.dnd", "\"on\" or \"off\"", other));
                     }
                 };
+                let ha_role = match f.extensions_object()?.and_then(|m| m.get(ext::HA_ROLE)) {
+                    None | Some(Value::Null) => None,
+                    Some(Value::String(s)) if s == "leader" => Some("leader"),
+                    Some(Value::String(s)) if s == "standby" => Some("standby"),
+                    Some(other) => {
+                        return Err(f.wrong(
+                            "extensions.ha-role",
+                            "\"leader\" or \"standby\"",
+                            other,
+                        ));
+                    }
+                };
                 ServerEvent::EventRegistered {
                     reference_id,
                     this_dn,
                     dnd,
+                    ha_role,
                 }
             }
             "EventUnregistered" => ServerEvent::EventUnregistered {
@@ -374,9 +390,17 @@ impl ServerEvent {
             out.push((key::THIS_DN, Field::from(this_dn.as_str())));
         }
         match self {
-            ServerEvent::EventRegistered { dnd: Some(dnd), .. } => {
-                let extensions = vec![(ext::DND, Field::from(dnd.as_str()))];
-                out.push((key::EXTENSIONS, Field::Object(extensions)));
+            ServerEvent::EventRegistered { dnd, ha_role, .. } => {
+                let extensions: Vec<(&'static str, Field)> = [
+                    dnd.map(|dnd| (ext::DND, Field::from(dnd.as_str()))),
+                    ha_role.map(|role| (ext::HA_ROLE, Field::from(role))),
+                ]
+                .into_iter()
+                .flatten()
+                .collect();
+                if !extensions.is_empty() {
+                    out.push((key::EXTENSIONS, Field::Object(extensions)));
+                }
             }
             ServerEvent::EventAgentLogin {
                 agent_id,

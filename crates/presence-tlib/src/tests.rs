@@ -245,6 +245,7 @@ fn event_registered() {
             reference_id: 1,
             this_dn: dn("5001"),
             dnd: Some(DndState::Off),
+            ha_role: None,
         },
     );
     server_example(
@@ -253,8 +254,33 @@ fn event_registered() {
             reference_id: 1,
             this_dn: dn("5001"),
             dnd: None,
+            ha_role: None,
         },
     );
+    server_example(
+        r#"{"message":"EventRegistered","referenceID":1,"thisDN":"5001","extensions":{"dnd":"on","ha-role":"leader"}}"#,
+        ServerEvent::EventRegistered {
+            reference_id: 1,
+            this_dn: dn("5001"),
+            dnd: Some(DndState::On),
+            ha_role: Some("leader"),
+        },
+    );
+    server_example(
+        r#"{"message":"EventRegistered","referenceID":1,"thisDN":"5001","extensions":{"ha-role":"standby"}}"#,
+        ServerEvent::EventRegistered {
+            reference_id: 1,
+            this_dn: dn("5001"),
+            dnd: None,
+            ha_role: Some("standby"),
+        },
+    );
+    let err = ServerEvent::from_json(
+        r#"{"message":"EventRegistered","referenceID":1,"thisDN":"5001","extensions":{"ha-role":"boss"}}"#,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("extensions.ha-role"), "{err}");
 }
 
 #[test]
@@ -597,13 +623,20 @@ fn arb_request() -> impl Strategy<Value = ClientRequest> {
 fn arb_event() -> impl Strategy<Value = ServerEvent> {
     let reference_id = any::<u64>();
     prop_oneof![
-        (reference_id, arb_dn(), proptest::option::of(any::<bool>())).prop_map(|(r, d, dnd)| {
-            ServerEvent::EventRegistered {
-                reference_id: r,
-                this_dn: d,
-                dnd: dnd.map(|on| if on { DndState::On } else { DndState::Off }),
-            }
-        }),
+        (
+            reference_id,
+            arb_dn(),
+            proptest::option::of(any::<bool>()),
+            proptest::option::of(any::<bool>())
+        )
+            .prop_map(|(r, d, dnd, leader)| {
+                ServerEvent::EventRegistered {
+                    reference_id: r,
+                    this_dn: d,
+                    dnd: dnd.map(|on| if on { DndState::On } else { DndState::Off }),
+                    ha_role: leader.map(|l| if l { "leader" } else { "standby" }),
+                }
+            }),
         (reference_id, arb_dn()).prop_map(|(r, d)| ServerEvent::EventUnregistered {
             reference_id: r,
             this_dn: d

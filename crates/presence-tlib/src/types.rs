@@ -211,6 +211,9 @@ pub mod ext {
     pub const PRESENCE_PROFILE_ERROR: &str = "presence-profile-error";
     /// `EventRegistered`: the DN's current DND state, `on` or `off`.
     pub const DND: &str = "dnd";
+    /// `EventRegistered` from a bridge of a hot-standby group (`[ha]`): `leader` or
+    /// `standby`, the answering node's role. Absent from a bridge that runs alone.
+    pub const HA_ROLE: &str = "ha-role";
     /// `EventDNDOn`/`EventDNDOff`: the SfB availability number as received.
     pub const AVAILABILITY: &str = "availability";
     /// `EventDNDOn`/`EventDNDOff`: the SfB activity text, when there is one.

@@ -5,6 +5,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::future::poll_fn;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
@@ -31,6 +32,7 @@ pub fn event_channel() -> (EventSender, EventReceiver) {
     (
         EventSender {
             shared: Arc::clone(&shared),
+            open: None,
         },
         EventReceiver { shared },
     )
@@ -68,11 +70,21 @@ struct State {
 /// The transport's half: cheap to clone, usable from any thread.
 pub struct EventSender {
     shared: Arc<Shared>,
+    /// A sender handed to one leadership term's transports by a [`Gate`](crate::Gate):
+    /// once the term is closed, what they send is dropped.
+    open: Option<Arc<AtomicBool>>,
 }
 
 impl EventSender {
-    /// Queues an event; returns `false` when the receiver is gone (the engine stopped).
+    /// Queues an event; returns `false` when the receiver is gone (the engine stopped), or
+    /// when this sender belongs to a [`Gate`](crate::Gate)'s term that was closed (the
+    /// event is dropped: nobody reads it).
     pub fn send(&self, event: TransportEvent) -> bool {
+        if let Some(open) = &self.open
+            && !open.load(Ordering::Acquire)
+        {
+            return false;
+        }
         let mut state = self.shared.lock();
         if !state.receiver_alive {
             return false;
@@ -115,6 +127,14 @@ impl EventSender {
     pub fn pending(&self) -> usize {
         self.shared.lock().queue.len()
     }
+
+    /// A sender into the same channel whose events are dropped once `open` is `false`
+    /// (and its clones': the flag is shared).
+    pub(crate) fn gated(&self, open: Arc<AtomicBool>) -> EventSender {
+        let mut sender = self.clone();
+        sender.open = Some(open);
+        sender
+    }
 }
 
 impl Clone for EventSender {
@@ -122,6 +142,7 @@ impl Clone for EventSender {
         self.shared.lock().senders += 1;
         EventSender {
             shared: Arc::clone(&self.shared),
+            open: self.open.clone(),
         }
     }
 }

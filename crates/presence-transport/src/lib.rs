@@ -30,6 +30,7 @@
 //! | **subscription upkeep** (refresh before expiry, re-subscribe after the platform ends one or after a reconnect) | transport | the caller states the subscription set once |
 //! | **protocol state** (SfB category versions, Teams sessions and their refresh, SIP ETags) | transport | — |
 //! | **logging a failed publication** (warn once, then one line per 10 s per platform with the count, and a line when publications succeed again) | caller (the engine) | a transport logs each failure at debug level only: it returns the error, which is the caller's to report |
+//! | **fencing** (only the leader of a hot-standby group writes to a platform) | the [`Gate`], in front of every transport of the node | a transport is started for one leadership term and shut down when it ends; it never asks who leads |
 //!
 //! In detail:
 //!
@@ -63,6 +64,13 @@
 //! - **Bounded memory**: the event channel holds at most one pending presence update per
 //!   user and one pending credit grant per platform.
 //! - The handle is `Send + Sync`; calls may come from several tasks at once.
+//! - **Fencing** (bridges run as a hot-standby group, `[ha]`): the engine holds a [`Gate`]
+//!   instead of the [`Router`]. The gate asks its [`Fence`] (the elector) for the current
+//!   term's token before **every** write and refuses with [`TransportError::NotConnected`]
+//!   when it does not match; it starts a term's transports when the node becomes leader and
+//!   hands them back to be shut down when the term ends, dropping every event they send
+//!   afterwards and telling the engine [`TransportEvent::Disconnected`]. No other code checks
+//!   leadership before a write: the gate is the one place.
 //!
 //! [`settings`] holds what every transport's configuration table shares: `Finding`s for
 //! `check` and durations written `10s`.
@@ -112,6 +120,7 @@
 #![deny(missing_docs)]
 
 mod events;
+mod gate;
 mod memory;
 mod router;
 pub mod settings;
@@ -121,9 +130,21 @@ pub mod testkit;
 use std::time::Duration;
 
 pub use events::{EventReceiver, EventSender, event_channel};
+pub use gate::{Fence, Gate};
 pub use memory::MemoryTransport;
 use presence_model::{Availability, Platform, Publication, UserId};
 pub use router::Router;
+
+/// Polls a future once: the in-memory transports never wait (unit tests only).
+#[cfg(test)]
+pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => v,
+        std::task::Poll::Pending => panic!("the memory transports never wait"),
+    }
+}
 
 /// The handle half of a presence transport: what the engine calls. Object safe: hold it as
 /// `Arc<dyn PresenceTransport>`. Each call returns one boxed future (the price of choosing

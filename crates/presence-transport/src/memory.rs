@@ -258,16 +258,8 @@ impl fmt::Debug for MemoryTransport {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::block_on;
     use presence_model::{Activities, AggregatedStateId, Availability, Presence};
-
-    fn block_on<F: Future>(future: F) -> F::Output {
-        let mut future = std::pin::pin!(future);
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        match future.as_mut().poll(&mut cx) {
-            std::task::Poll::Ready(v) => v,
-            std::task::Poll::Pending => panic!("the memory transport never waits"),
-        }
-    }
 
     fn user(name: &str) -> UserId {
         UserId::sip(

@@ -195,17 +195,9 @@ impl PresenceTransport for Router {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::block_on;
     use crate::{MemoryTransport, TransportEvent, event_channel};
     use presence_model::{Activities, AggregatedStateId, Availability, Presence};
-
-    fn block_on<F: Future>(future: F) -> F::Output {
-        let mut future = std::pin::pin!(future);
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        match future.as_mut().poll(&mut cx) {
-            Poll::Ready(v) => v,
-            Poll::Pending => panic!("memory transports never wait"),
-        }
-    }
 
     #[test]
     fn routes_by_platform() {
