@@ -56,6 +56,9 @@ pub const GARBAGE: &[u8] = b"\x00GARBAGE: this is not SIP\n\xff\r\n\r\n";
 /// How long a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How many bytes of queued output one socket write may take at most.
+const WRITE_BATCH: usize = 256 * 1024;
+
 /// How many events a slow [`SimServer::events`] receiver may fall behind.
 const EVENT_CAPACITY: usize = 4096;
 
@@ -437,7 +440,21 @@ async fn serve<S: AsyncRead + AsyncWrite + Send + Unpin>(shared: Arc<Shared>, st
     };
     let writer = async {
         loop {
-            let next = lock(&shared.sim).poll_transmit(conn);
+            // Everything queued, up to 256 KiB, in one write: one system call (and one
+            // wake-up of the peer) for many messages.
+            let next = {
+                let mut sim = lock(&shared.sim);
+                let mut batch = sim.poll_transmit(conn);
+                if let Some(batch) = &mut batch {
+                    while batch.len() < WRITE_BATCH {
+                        match sim.poll_transmit(conn) {
+                            Some(more) => batch.extend_from_slice(&more),
+                            None => break,
+                        }
+                    }
+                }
+                batch
+            };
             match next {
                 Some(bytes) => {
                     if wr.write_all(&bytes).await.is_err() {
