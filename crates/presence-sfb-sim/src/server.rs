@@ -59,7 +59,7 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How many bytes of queued output one socket write may take at most.
 const WRITE_BATCH: usize = 256 * 1024;
 
-/// How many events a slow [`SimServer::events`] receiver may fall behind.
+/// How many events a slow [`SimServer::events`] receiver may fall behind, by default.
 const EVENT_CAPACITY: usize = 4096;
 
 /// Where and how the simulator listens.
@@ -72,6 +72,9 @@ pub struct ServerConfig {
     pub tls: Option<ServerTls>,
     /// The simulator's settings (`via_transport` is set from `tls`).
     pub sim: SimConfig,
+    /// How many events a slow [`SimServer::events`] receiver may fall behind. Default
+    /// 4096.
+    pub event_capacity: usize,
 }
 
 impl Default for ServerConfig {
@@ -80,6 +83,7 @@ impl Default for ServerConfig {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             tls: None,
             sim: SimConfig::default(),
+            event_capacity: EVENT_CAPACITY,
         }
     }
 }
@@ -156,6 +160,7 @@ impl SimServer {
             listen,
             tls,
             mut sim,
+            event_capacity,
         } = config;
         let acceptor = match &tls {
             Some(tls) => Some(TlsAcceptor::from(tls.server_config()?)),
@@ -174,7 +179,7 @@ impl SimServer {
         })?;
         let shared = Arc::new(Shared {
             sim: Mutex::new(Simulator::new(sim)),
-            events: broadcast::channel(EVENT_CAPACITY).0,
+            events: broadcast::channel(event_capacity.max(1)).0,
             conns: Mutex::new(BTreeMap::new()),
             reading: watch::channel(true).0,
             timer: Notify::new(),
@@ -200,7 +205,7 @@ impl SimServer {
     }
 
     /// A receiver of every event from now on (see [`SimEvent`]); it may lag behind by at
-    /// most 4096 events.
+    /// most [`ServerConfig::event_capacity`] events.
     pub fn events(&self) -> broadcast::Receiver<SimEvent> {
         self.shared.events.subscribe()
     }
