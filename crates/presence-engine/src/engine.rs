@@ -798,6 +798,10 @@ impl<S: ClientSink> Engine<S> {
                 lane.metrics.failed.increment(1);
                 tracing::warn!(dn = %ticket.user, %platform, %error, "publication failed; will retry");
                 lane.publisher.fail(ticket, now(), error.retry_after());
+                if matches!(error, TransportError::Timeout) {
+                    // Unanswered is not refused: the platform may apply it late.
+                    lane.publisher.forget_confirmed(&ticket.user);
+                }
                 Some(Some(error.to_string()))
             }
             Err(error) => {
