@@ -9,8 +9,9 @@
 //! cargo xtask bench load [--dns N] [--rate R | --max] [--mix push|pull|both] ...
 //! target/release/examples/bench_load [--dns N] [--rate R | --max] [--seconds S]
 //!     [--presence-rate P] [--clients C] [--mix push|pull|both] [--seed S]
-//!     [--overload stall|503] [--fault-seconds F] [--startup-only]
+//!     [--overload stall|503] [--fault-seconds F] [--startup-only] [--keep]
 //! ```
+//! `--keep` leaves the scratch folder (configuration, the simulator's record) in place.
 //! Defaults: 10,000 DNs, 20,000 agent events/s for 10 s, 2,000 presence changes/s, 4
 //! clients, both directions.
 //!
@@ -84,6 +85,7 @@ struct Args {
     overload: Option<Overload>,
     fault_seconds: f64,
     startup_only: bool,
+    keep: bool,
 }
 
 fn parse_args() -> Result<Args, Error> {
@@ -99,6 +101,7 @@ fn parse_args() -> Result<Args, Error> {
         overload: None,
         fault_seconds: 10.0,
         startup_only: false,
+        keep: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -113,6 +116,7 @@ fn parse_args() -> Result<Args, Error> {
             "--seed" => args.seed = value()?.parse()?,
             "--fault-seconds" => args.fault_seconds = value()?.parse()?,
             "--startup-only" => args.startup_only = true,
+            "--keep" => args.keep = true,
             "--transport" => {
                 let t = value()?;
                 if t != "sfb" {
@@ -501,6 +505,13 @@ async fn main() -> Result<(), Error> {
     let mut sim = Sim::start(&record)?;
     let result = run(&args, &dir, &mut sim, &record).await;
     sim.stop();
+    if args.keep {
+        eprintln!(
+            "kept {} (bridge.toml, the simulator's record.txt)",
+            dir.path().display()
+        );
+        std::mem::forget(dir);
+    }
     result
 }
 
@@ -531,9 +542,9 @@ async fn run(
         sim.send(format!("set {} {INITIAL_PULL}", uri(*dn)));
     }
     sim.status().await?;
+    config.push_str("\n[admin]\nlisten = \"127.0.0.1:0\"\n");
     let started = Instant::now();
-    let mut daemon =
-        support::start_daemon(dir.path(), &config, false, "warn,presence_bridge=info")?;
+    let mut daemon = support::start_daemon(dir.path(), &config, true, "warn,presence_bridge=info")?;
     let pid = daemon.pid();
     let running = started.elapsed();
     let dialogs = pull.len().div_ceil(100) as u64;
@@ -683,7 +694,14 @@ async fn run(
             let want = show_line(&uri(**dn), p);
             let got = sim.line(|l| l.contains(" shows ")).await?;
             if got != want {
-                differ.push(format!("{dn}: simulator `{got}`, expected `{want}`"));
+                let view = if differ.len() < 5 {
+                    support::daemon_view(daemon.admin()?, &number(**dn)).await
+                } else {
+                    String::new()
+                };
+                differ.push(format!(
+                    "{dn}: simulator `{got}`, expected `{want}`; the daemon: {view}"
+                ));
             }
         }
         let last_dnd = last_dnd(&logs);
@@ -706,6 +724,7 @@ async fn run(
     peak_kib = peak_kib.max(support::peak_rss_kib(pid));
     let errors = counters.errors.load(Ordering::Relaxed);
     let exited = daemon.exited();
+    let log_tail = daemon.log_tail();
     daemon.stop();
     sim.send("quit".to_owned());
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -885,6 +904,7 @@ async fn run(
             for d in differ.iter().take(20) {
                 eprintln!("differs: {d}");
             }
+            eprintln!("the daemon's log ends with:\n{log_tail}");
             Err(format!("NOT CONVERGED within 60 s: {} users differ", differ.len()).into())
         }
     }

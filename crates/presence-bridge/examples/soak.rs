@@ -1557,36 +1557,6 @@ async fn daemon_disagreements(admin: SocketAddr, checker: &Checker) -> Result<Ve
     Ok(out)
 }
 
-/// The daemon's view of a DN, in one line, to explain a difference.
-async fn daemon_view(admin: SocketAddr, dn: &str) -> String {
-    match support::http(admin, "GET", &format!("/v1/dns/{dn}")).await {
-        Ok((200, body)) => match serde_json::from_str::<serde_json::Value>(&body) {
-            Ok(v) => {
-                let keys = [
-                    "agent_state",
-                    "device_state",
-                    "mode",
-                    "target_state",
-                    "last_published_state",
-                    "last_publication_error",
-                    "last_reported_availability",
-                    "dnd",
-                    "registered_clients",
-                    "user_problem",
-                ];
-                keys.iter()
-                    .filter(|k| !v[**k].is_null())
-                    .map(|k| format!("{k}={}", v[*k]))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            }
-            Err(_) => body,
-        },
-        Ok((status, body)) => format!("HTTP {status}: {body:.200}"),
-        Err(e) => e.to_string(),
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // The soak
 
@@ -1977,7 +1947,7 @@ async fn soak(args: Args) -> Result<(), Error> {
                 dn.plat.name(),
                 if dn.push { "push" } else { "pull" },
                 dn.user,
-                daemon_view(admin, &dn.number).await
+                support::daemon_view(admin, &dn.number).await
             );
         }
         failures.push(format!(

@@ -467,6 +467,36 @@ pub(crate) async fn http(
     Ok((status, body.to_owned()))
 }
 
+/// The daemon's view of a DN, in one line, to explain a difference.
+pub(crate) async fn daemon_view(admin: std::net::SocketAddr, dn: &str) -> String {
+    match http(admin, "GET", &format!("/v1/dns/{dn}")).await {
+        Ok((200, body)) => match serde_json::from_str::<serde_json::Value>(&body) {
+            Ok(v) => {
+                let keys = [
+                    "agent_state",
+                    "device_state",
+                    "mode",
+                    "target_state",
+                    "last_published_state",
+                    "last_publication_error",
+                    "last_reported_availability",
+                    "dnd",
+                    "registered_clients",
+                    "user_problem",
+                ];
+                keys.iter()
+                    .filter(|k| !v[**k].is_null())
+                    .map(|k| format!("{k}={}", v[*k]))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            }
+            Err(_) => body,
+        },
+        Ok((status, body)) => format!("HTTP {status}: {body:.200}"),
+        Err(e) => e.to_string(),
+    }
+}
+
 /// The value of an unlabelled metric in a Prometheus text page, if present.
 pub(crate) fn metric(page: &str, name: &str) -> Option<f64> {
     page.lines()
