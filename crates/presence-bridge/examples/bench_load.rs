@@ -563,7 +563,8 @@ async fn run(
     }
     let resync = started.elapsed();
     println!(
-        "{n} DNs: bridge running after {running:.2?}, resynchronised ({} publications, {dialogs} subscription dialogs) after {resync:.2?}",
+        "{n} DNs (daemon pid {pid}, simulator pid {}): bridge running after {running:.2?}, resynchronised ({} publications, {dialogs} subscription dialogs) after {resync:.2?}",
+        sim.child.id(),
         push.len()
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
