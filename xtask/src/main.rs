@@ -5,7 +5,10 @@
 //!   denied, every test (cargo-nextest when installed, else `cargo test`), doc tests, the docs
 //!   built with warnings denied, and a type check of the fuzz targets.
 //! - `cargo xtask bench [FILTER]`: every divan benchmark, in release mode, then (without
-//!   FILTER) the loopback load runs: SfB driver, the daemon over the CTI link, Teams.
+//!   FILTER) the loopback load runs: SfB driver, the daemon over the CTI link (the load
+//!   generator, examples/bench_load.rs), Teams, SIP SIMPLE; one summary table at the end,
+//!   also in `<target dir>/bench/summary.json`. `cargo xtask bench load [OPTIONS]`: one load
+//!   run.
 //! - `cargo xtask soak --minutes M [OPTIONS]`: the fault soak: builds the release binary and
 //!   examples, then runs `crates/presence-bridge/examples/soak.rs` for M minutes (the daemon
 //!   against the SfB and Graph simulators and a real Kamailio, under load, with faults
@@ -31,7 +34,9 @@ Commands:
                         all tests, doc tests, docs (-D warnings), and a type check of the fuzz
                         targets
   bench [FILTER]        run the divan benchmarks (release), then the loopback load generators
-                        (without FILTER); FILTER selects divan benchmark names
+                        (without FILTER) and a summary table; FILTER selects divan benchmark
+                        names
+  bench load [OPTIONS]  one load run (see `cargo xtask bench --help`)
   soak --minutes M [OPTIONS]
                         the fault soak: the release daemon on all three platforms under load,
                         faults injected one at a time for M minutes, then a convergence check
@@ -55,11 +60,22 @@ from the network): `cargo deny check advisories`, see docs/security.md.
 
 const BENCH_HELP: &str = "\
 cargo xtask bench [FILTER]
+cargo xtask bench load [--dns N] [--rate R | --max] [--transport sfb|teams|simple]
+                       [--mix push|pull|both] [--seconds S] [--presence-rate P]
+                       [--clients C] [--overload stall|503] [--startup-only]
 
-Runs every divan benchmark in release mode; without FILTER, then the load runs over loopback
-(SfB driver, the daemon with 10,000 DNs, Teams against the real budget, SIP SIMPLE against
-Kamailio: PUBLISH rate beside SIPp's, and CTI -> NOTIFY latency). Figures go to standard
-output; docs/performance.md explains them.
+`bench` runs every divan benchmark in release mode; without FILTER, then the load runs over
+loopback (SfB driver; the load generator at 10,000 / 50,000 / 100,000 DNs, at 20,000
+events/s, as fast as possible, and under overload; Teams against the real budget; SIP SIMPLE
+against Kamailio: PUBLISH rate beside SIPp's, and CTI -> NOTIFY latency), and ends with one
+table (figure, value, unit, goal, command, machine), also written to
+<target dir>/bench/summary.json. docs/performance.md explains the figures.
+
+`bench load` runs one load: for sfb (the default) the generator
+crates/presence-bridge/examples/bench_load.rs (the SfB simulator and `presence-bridge run`
+as separate processes, latency from both ends, a convergence check that fails the run);
+for teams the Teams example (teams_load restart), for simple the Kamailio latency example
+(simple_latency). Builds first, into CARGO_TARGET_DIR when set.
 ";
 
 const SOAK_HELP: &str = "\
@@ -119,6 +135,9 @@ fn main() -> Result<()> {
         Some("ci") if !rest.is_empty() => bail!("`ci` takes no arguments\n\n{CI_HELP}"),
         Some("ci") => ci(),
         Some("bench") if wants_help(rest) => print_help(BENCH_HELP),
+        Some("bench") if rest.first().is_some_and(|a| a == "load") => {
+            bench_load_command(rest.get(1..).unwrap_or_default())
+        }
         Some("bench") => bench(rest.first().map(String::as_str)),
         Some("soak") if wants_help(rest) => print_help(SOAK_HELP),
         Some("soak") => soak(rest),
@@ -319,6 +338,55 @@ fn bench(filter: Option<&str>) -> Result<()> {
     }
     // The load generators over real loopback sockets (not divan: they report rates and
     // latency percentiles of whole runs).
+    build_for_load()?;
+    let examples = target_dir().join("release/examples");
+    run(
+        "SfB driver -> simulator over loopback TCP",
+        Command::new(examples.join("loopback")),
+    )?;
+    run(
+        "daemon with 10,000 DNs, load through the contact-centre link",
+        Command::new(examples.join("load")),
+    )?;
+    let mut rows = Vec::new();
+    // Start-up and memory as N grows, then delivery under load and overload.
+    for dns in ["10000", "50000", "100000"] {
+        rows.extend(bench_load(&["--dns", dns, "--startup-only"])?);
+    }
+    for run in [
+        &["--dns", "10000", "--rate", "20000"][..],
+        &["--dns", "10000", "--max"],
+        &["--dns", "100000", "--rate", "20000"],
+        &["--dns", "10000", "--rate", "20000", "--overload", "stall"],
+        &["--dns", "10000", "--rate", "20000", "--overload", "503"],
+    ] {
+        rows.extend(bench_load(run)?);
+    }
+    let mut restart = Command::new(examples.join("teams_load"));
+    restart.arg("restart");
+    run(
+        "Teams: 5,000 agents after a restart, against the real 1,500/30 s budget (about 3 minutes)",
+        restart,
+    )?;
+    let mut idle = Command::new(examples.join("teams_load"));
+    idle.arg("idle");
+    run(
+        "Teams: memory with 10,000 SfB + 10,000 Teams DNs, poll cost",
+        idle,
+    )?;
+    run(
+        "SIP SIMPLE: PUBLISH rate into Kamailio, SIPp's own load and the transport's, side by side",
+        Command::new(examples.join("kamailio_rate")),
+    )?;
+    run(
+        "SIP SIMPLE: latency CTI message -> PUBLISH -> NOTIFY at a watcher, 1,000 events/s",
+        Command::new(examples.join("simple_latency")),
+    )?;
+    summary(&rows)
+}
+
+/// Builds the daemon, the simulator command and the examples (release).
+fn build_for_load() -> Result<()> {
     run(
         "release build",
         cargo(&[
@@ -331,38 +399,272 @@ fn bench(filter: Option<&str>) -> Result<()> {
             "presence-sfb",
             "-p",
             "presence-simple",
+            "-p",
+            "presence-sfb-sim",
+            "--features",
+            "presence-sfb-sim/server",
             "--bins",
             "--examples",
         ]),
-    )?;
-    run(
-        "SfB driver -> simulator over loopback TCP",
-        Command::new("target/release/examples/loopback"),
-    )?;
-    run(
-        "daemon with 10,000 DNs, load through the contact-centre link",
-        Command::new("target/release/examples/load"),
-    )?;
-    let mut restart = Command::new("target/release/examples/teams_load");
-    restart.arg("restart");
-    run(
-        "Teams: 5,000 agents after a restart, against the real 1,500/30 s budget (about 3 minutes)",
-        restart,
-    )?;
-    let mut idle = Command::new("target/release/examples/teams_load");
-    idle.arg("idle");
-    run(
-        "Teams: memory with 10,000 SfB + 10,000 Teams DNs, poll cost",
-        idle,
-    )?;
-    run(
-        "SIP SIMPLE: PUBLISH rate into Kamailio, SIPp's own load and the transport's, side by side",
-        Command::new("target/release/examples/kamailio_rate"),
-    )?;
-    run(
-        "SIP SIMPLE: latency CTI message -> PUBLISH -> NOTIFY at a watcher, 1,000 events/s",
-        Command::new("target/release/examples/simple_latency"),
     )
+}
+
+/// `bench load [--dns N] [--rate R | --max] [--transport sfb|teams|simple] [--mix ...]`.
+fn bench_load_command(args: &[String]) -> Result<()> {
+    let mut transport = "sfb".to_owned();
+    let mut rest: Vec<&str> = Vec::new();
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        if arg == "--transport" {
+            transport = it
+                .next()
+                .context("--transport needs sfb, teams or simple")?
+                .clone();
+        } else {
+            rest.push(arg);
+        }
+    }
+    build_for_load()?;
+    let examples = target_dir().join("release/examples");
+    match transport.as_str() {
+        "sfb" => summary(&bench_load(&rest)?),
+        "teams" => {
+            let mut restart = Command::new(examples.join("teams_load"));
+            restart.arg("restart");
+            run(
+                "Teams: 5,000 agents after a restart, then latency below the budget",
+                restart,
+            )
+        }
+        "simple" => run(
+            "SIP SIMPLE: latency CTI message -> PUBLISH -> NOTIFY at a watcher (Kamailio)",
+            Command::new(examples.join("simple_latency")),
+        ),
+        other => bail!("--transport sfb, teams or simple, not `{other}`\n\n{BENCH_HELP}"),
+    }
+}
+
+/// One row of the summary table.
+struct Row {
+    figure: String,
+    value: f64,
+    unit: &'static str,
+    goal: &'static str,
+    command: String,
+}
+
+/// Runs the load generator (examples/bench_load.rs) with `args`; its output passes
+/// through, and its `BENCH {json}` line becomes rows.
+fn bench_load(args: &[&str]) -> Result<Vec<Row>> {
+    let release = target_dir().join("release");
+    let mut cmd = Command::new(release.join("examples/bench_load"));
+    cmd.args(args)
+        .env("PRESENCE_BRIDGE_BIN", release.join("presence-bridge"))
+        .stdout(std::process::Stdio::piped());
+    let command = format!("cargo xtask bench load {}", args.join(" "));
+    eprintln!("xtask: {command}");
+    let mut child = cmd.spawn().context("cannot start examples/bench_load")?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let mut json = None;
+    for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+        let line = line?;
+        match line.strip_prefix("BENCH ") {
+            Some(text) => json = Some(serde_json::from_str::<serde_json::Value>(text)?),
+            None => println!("{line}"),
+        }
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("{command} failed ({status})");
+    }
+    let json = json.context("bench_load printed no BENCH line")?;
+    let n = json["dns"].as_u64().unwrap_or(0);
+    let mut rows = Vec::new();
+    let mut row = |figure: String, key: &[&str], unit, goal| {
+        let value = key.iter().fold(&json, |v, k| &v[*k]).as_f64();
+        if let Some(value) = value {
+            rows.push(Row {
+                figure,
+                value,
+                unit,
+                goal,
+                command: command.clone(),
+            });
+        }
+    };
+    if args.contains(&"--startup-only") {
+        row(
+            format!("{n} DNs: start-up and resync"),
+            &["startup_s"],
+            "s",
+            "≤ 2 (100,000 DNs)",
+        );
+        row(
+            format!("{n} DNs: idle RSS"),
+            &["idle_rss_mib"],
+            "MiB",
+            "≤ 100 (100,000 DNs)",
+        );
+        return Ok(rows);
+    }
+    let what = match json["overload"].as_str() {
+        Some(kind) => format!("{n} DNs, overload ({kind} 10 s)"),
+        None if args.contains(&"--max") => format!("{n} DNs, --max"),
+        None => format!("{n} DNs, 20,000/s"),
+    };
+    let rate_goal = if args.contains(&"--max") {
+        "≥ 50,000"
+    } else {
+        "the offered rate"
+    };
+    row(
+        format!("{what}: agent events/s"),
+        &["events_per_s"],
+        "/s",
+        rate_goal,
+    );
+    for (dir, key, goal) in [
+        (
+            "push CTI -> SfB write",
+            "push_latency",
+            "p99 ≤ 5, p99.9 ≤ 20 (20,000/s)",
+        ),
+        (
+            "pull NOTIFY -> EventDND",
+            "pull_latency",
+            "p99 ≤ 5 (20,000/s)",
+        ),
+    ] {
+        for p in ["p50_ms", "p99_ms", "p99_9_ms", "max_ms"] {
+            row(
+                format!(
+                    "{what}: {dir} {}",
+                    p.trim_end_matches("_ms").replace('_', ".")
+                ),
+                &[key, p],
+                "ms",
+                goal,
+            );
+        }
+    }
+    row(
+        format!("{what}: state-changing events"),
+        &["state_changing_events"],
+        "",
+        "—",
+    );
+    row(
+        format!("{what}: publications accepted"),
+        &["writes_accepted"],
+        "",
+        "—",
+    );
+    row(
+        format!("{what}: bridge CPU per event"),
+        &["cpu_us_per_event"],
+        "µs",
+        "≤ 5",
+    );
+    row(
+        format!("{what}: bridge peak RSS"),
+        &["peak_rss_mib"],
+        "MiB",
+        "—",
+    );
+    row(
+        format!("{what}: converged after the load (and recovery)"),
+        &["converged_after_s"],
+        "s",
+        "≤ 2 after recovery",
+    );
+    if json["overload"].is_string() {
+        row(
+            format!("{what}: peak RSS / idle RSS"),
+            &["peak_over_idle"],
+            "×",
+            "≤ 2",
+        );
+        row(
+            format!("{what}: CTI answers during the fault"),
+            &["answers_during_fault"],
+            "",
+            "> 0",
+        );
+    }
+    Ok(rows)
+}
+
+/// The machine, for the table: CPU model, cores, memory.
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")?
+                .split_once(':')
+                .map(|(_, m)| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
+    let mem_gib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .next()?
+                .split_whitespace()
+                .nth(1)?
+                .parse::<f64>()
+                .ok()
+        })
+        .map_or(0.0, |kib| kib / 1024.0 / 1024.0);
+    format!("{cores} cores, {model}, {mem_gib:.0} GiB")
+}
+
+/// Prints the table and writes it to `target/bench/summary.json` (under the target dir).
+fn summary(rows: &[Row]) -> Result<()> {
+    let machine = machine();
+    println!("\n| figure | value | unit | goal | command |\n|---|---|---|---|---|");
+    for r in rows {
+        println!(
+            "| {} | {} | {} | {} | `{}` |",
+            r.figure,
+            format_value(r.value),
+            r.unit,
+            r.goal,
+            r.command
+        );
+    }
+    println!("machine: {machine}");
+    let json: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "figure": r.figure,
+                "value": r.value,
+                "unit": r.unit,
+                "goal": r.goal,
+                "command": r.command,
+                "machine": machine,
+            })
+        })
+        .collect();
+    let dir = target_dir().join("bench");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join("summary.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&json)?)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    eprintln!("xtask: the table is in {}", path.display());
+    Ok(())
+}
+
+fn format_value(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{v:.0}")
+    } else if v.abs() >= 100.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.3}")
+    }
 }
 
 /// The Cargo target directory: `CARGO_TARGET_DIR` (relative to the workspace root when

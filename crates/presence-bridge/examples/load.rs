@@ -36,18 +36,6 @@ fn arg(n: usize, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// Peak resident memory of a process (`VmHWM`), KiB.
-fn peak_rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 #[tokio::main]
 async fn main() -> Result<(), support::Error> {
     let startup_only = std::env::args().any(|a| a == "--startup-only");
@@ -98,7 +86,7 @@ async fn main() -> Result<(), support::Error> {
             fmt(published_at),
             fmt(subscribed_at),
             idle as f64 / 1024.0,
-            peak_rss_kib(child.id()) as f64 / 1024.0,
+            support::peak_rss_kib(child.id()) as f64 / 1024.0,
             support::cpu_time(child.id()),
             support::cpu_time(std::process::id()),
         );

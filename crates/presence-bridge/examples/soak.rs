@@ -59,11 +59,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use presence_config::options::{parse_aggregated_states, parse_availability_ranges};
 use presence_graph::GraphSettings;
 use presence_graph::mapping::{Mapping as TeamsMapping, Target as TeamsTarget};
 use presence_graph_sim::{Availability as GraphAvailability, GraphSimServer, SimConfig};
-use presence_map::AgentPresenceMap;
 use presence_model::random::SplitMix64;
 use presence_model::{
     Activities, ActivityText, AgentState, DeviceState, DndState, Lcid, Platform, Publication,
@@ -75,7 +73,7 @@ use presence_sfb_sim::SimServer;
 use presence_simple::mapping::{Mapping as SimpleMapping, PushTarget};
 use presence_simple::{SimpleSettings, SimpleTransport, pidf};
 use presence_testkamailio::{Kamailio, Options as KamailioOptions, RawUa, Storage};
-use presence_tlib::{ClientMessage, ClientRequest, Extensions, ServerEvent, WorkMode};
+use presence_tlib::{ClientMessage, ClientRequest, ServerEvent};
 use presence_transport::{PresenceTransport, TransportEvent, event_channel};
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
@@ -216,14 +214,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// A draw in `0..n`.
-fn below(rng: &mut SplitMix64, n: usize) -> usize {
-    (rng.next_u64() % n.max(1) as u64) as usize
-}
-
-fn pick<'a, T>(rng: &mut SplitMix64, items: &'a [T]) -> &'a T {
-    &items[below(rng, items.len())]
-}
+use support::{AgentDn, below, pick};
 
 /// `[mm:ss]` since `start`.
 fn stamp(start: Instant) -> String {
@@ -341,21 +332,6 @@ struct Expect {
     tuple_id: String,
 }
 
-/// A value of a profile's `annex.TServer` in [`support::PROFILES`].
-fn profile_option(profile: &str, key: &str) -> Result<String, Error> {
-    let profiles: toml::Table = toml::from_str(support::PROFILES)
-        .map_err(|e| format!("support::PROFILES does not parse: {e}"))?;
-    profiles
-        .get("dn")
-        .and_then(|d| d.get(profile))
-        .and_then(|p| p.get("annex"))
-        .and_then(|a| a.get("TServer"))
-        .and_then(|t| t.get(key))
-        .and_then(|v| v.as_str())
-        .map(str::to_owned)
-        .ok_or_else(|| format!("support::PROFILES has no `{key}` in profile {profile}").into())
-}
-
 /// The table `name` of a configuration fragment, deserialized.
 fn config_table<T: serde::de::DeserializeOwned>(fragment: &str, name: &str) -> Result<T, Error> {
     let parsed: toml::Table =
@@ -370,24 +346,12 @@ fn config_table<T: serde::de::DeserializeOwned>(fragment: &str, name: &str) -> R
 
 impl Expect {
     fn build(map: &Path, teams_table: &str, simple_table: &str) -> Result<Expect, Error> {
-        let xml = std::fs::read(map).map_err(|e| format!("cannot read {}: {e}", map.display()))?;
-        let map = AgentPresenceMap::parse(&xml)
-            .map_err(|e| format!("the example map does not parse: {e}"))?
-            .map;
-        let states = parse_aggregated_states(&profile_option("PushProfile", "aggregated-states")?)
-            .map_err(|e| format!("PushProfile's aggregated-states: {e}"))?;
-        let table = PushTable::compile(&states, &map)
-            .map_err(|e| format!("PushProfile does not compile against the map: {e}"))?;
-        let ranges = parse_availability_ranges(&profile_option(
-            "PullProfile",
-            "presence-availability-range",
-        )?)
-        .map_err(|e| format!("PullProfile's ranges: {e}"))?;
+        let table = support::push_table(map)?;
         let teams: GraphSettings = config_table(teams_table, "teams")?;
         let simple: SimpleSettings = config_table(simple_table, "simple")?;
         Ok(Expect {
             table,
-            pull: PullMapper::new(&ranges),
+            pull: support::pull_mapper()?,
             teams: teams
                 .mapping()
                 .map_err(|e| format!("the [teams] mapping: {e}"))?,
@@ -479,39 +443,6 @@ struct Pending {
     released: Option<String>,
 }
 
-/// The contact-centre side of one push DN, as the events sent make it.
-#[derive(Clone, Debug, Default)]
-struct AgentDn {
-    agent: AgentState,
-    calls: BTreeSet<String>,
-    oos: bool,
-    /// Calls that may be open at the bridge: every call not known released (an
-    /// `EventReleased` answered).
-    maybe_open: BTreeSet<String>,
-}
-
-impl AgentDn {
-    /// The engine's rule (docs/cti-protocol.md): OOS wins over Busy; Busy while a call is on.
-    fn device(&self) -> DeviceState {
-        if self.oos {
-            DeviceState::Oos
-        } else if self.calls.is_empty() {
-            DeviceState::Idle
-        } else {
-            DeviceState::Busy
-        }
-    }
-}
-
-/// The agent state right after a login (docs/cti-protocol.md, a decision of the bridge).
-fn login_state(workmode: Option<WorkMode>) -> AgentState {
-    match workmode {
-        Some(WorkMode::AutoIn | WorkMode::ManualIn) => AgentState::Ready,
-        Some(mode) => mode.agent_state(),
-        None => AgentState::NotReady,
-    }
-}
-
 /// One client's view: its push DNs' state, its pull DNs' last DND, what it waits for.
 #[derive(Default)]
 struct ClientModel {
@@ -592,107 +523,14 @@ impl Client {
     async fn send_event(&mut self, sink: &mut WsSink, dns: &[String]) -> Result<(), Error> {
         let dn = pick(&mut self.rng, dns).clone();
         let state = lock(&self.model).push.get(&dn).cloned().unwrap_or_default();
-        let this_dn: presence_model::DnNumber = dn.parse()?;
-        let mut next = state.clone();
-        // Agent events more often than device events; a device leaves OOS and its calls
-        // end more often than it enters them, so that every combination is common.
-        let idle = state.calls.is_empty() && !state.oos;
-        let agent_event = self.rng.next_f64() < if idle { 0.75 } else { 0.5 };
-        let mut released = None;
-        let body = if agent_event {
-            if state.agent == AgentState::Logout {
-                let workmode = *pick(
-                    &mut self.rng,
-                    &[
-                        None,
-                        Some(WorkMode::AutoIn),
-                        Some(WorkMode::ManualIn),
-                        Some(WorkMode::AfterCallWork),
-                        Some(WorkMode::WalkAway),
-                        Some(WorkMode::AuxWork),
-                    ],
-                );
-                next.agent = login_state(workmode);
-                ClientRequest::RequestAgentLogin {
-                    this_dn,
-                    agent_id: format!("agent{dn}").parse()?,
-                    workmode,
-                    extensions: Extensions::new(),
-                }
-            } else {
-                let r = self.rng.next_f64();
-                if r < 0.1 {
-                    next.agent = AgentState::Logout;
-                    ClientRequest::RequestAgentLogout { this_dn }
-                } else if r < 0.5 {
-                    next.agent = AgentState::Ready;
-                    ClientRequest::RequestAgentReady { this_dn }
-                } else {
-                    let workmode = *pick(
-                        &mut self.rng,
-                        &[
-                            None,
-                            Some(WorkMode::AfterCallWork),
-                            Some(WorkMode::WalkAway),
-                            Some(WorkMode::AuxWork),
-                            Some(WorkMode::Unknown),
-                        ],
-                    );
-                    next.agent = workmode.map_or(AgentState::NotReady, WorkMode::agent_state);
-                    ClientRequest::RequestAgentNotReady { this_dn, workmode }
-                }
-            }
-        } else {
-            let r = self.rng.next_f64();
-            let calls: Vec<String> = state.calls.iter().cloned().collect();
-            if (state.oos && r < 0.5) || (!state.oos && r < 0.06) {
-                next.oos = !state.oos;
-                if state.oos {
-                    ClientRequest::EventDNBackInService { this_dn }
-                } else {
-                    ClientRequest::EventDNOutOfService { this_dn }
-                }
-            } else if calls.is_empty() {
-                self.new_call(&mut next, this_dn, r < 0.7)?
-            } else if r < 0.3 {
-                let call = pick(&mut self.rng, &calls).clone();
-                ClientRequest::EventEstablished {
-                    this_dn,
-                    conn_id: call.parse()?,
-                }
-            } else if r < 0.85 || calls.len() >= 2 {
-                let call = pick(&mut self.rng, &calls).clone();
-                next.calls.remove(&call);
-                released = Some(call.clone());
-                ClientRequest::EventReleased {
-                    this_dn,
-                    conn_id: call.parse()?,
-                }
-            } else {
-                self.new_call(&mut next, this_dn, true)?
-            }
-        };
+        let (id, calls) = (self.id, &mut self.calls);
+        let (body, next, released) = support::mix_event(&mut self.rng, &dn, &state, || {
+            *calls += 1;
+            format!("c{id}k{calls:x}")
+        })?;
         lock(&self.model).push.insert(dn, next);
         self.counters.events.fetch_add(1, Ordering::Relaxed);
         self.send(sink, body, Outcome::Success, released).await
-    }
-
-    fn new_call(
-        &mut self,
-        next: &mut AgentDn,
-        this_dn: presence_model::DnNumber,
-        ringing: bool,
-    ) -> Result<ClientRequest, Error> {
-        self.calls += 1;
-        let call = format!("c{}k{:x}", self.id, self.calls);
-        next.calls.insert(call.clone());
-        next.maybe_open.insert(call.clone());
-        let conn_id = call.parse()?;
-        Ok(if ringing {
-            ClientRequest::EventRinging { this_dn, conn_id }
-        } else {
-            ClientRequest::EventDialing { this_dn, conn_id }
-        })
     }
 
     fn on_frame(&self, text: &str) {
@@ -1720,36 +1558,6 @@ async fn daemon_disagreements(admin: SocketAddr, checker: &Checker) -> Result<Ve
     Ok(out)
 }
 
-/// The daemon's view of a DN, in one line, to explain a difference.
-async fn daemon_view(admin: SocketAddr, dn: &str) -> String {
-    match support::http(admin, "GET", &format!("/v1/dns/{dn}")).await {
-        Ok((200, body)) => match serde_json::from_str::<serde_json::Value>(&body) {
-            Ok(v) => {
-                let keys = [
-                    "agent_state",
-                    "device_state",
-                    "mode",
-                    "target_state",
-                    "last_published_state",
-                    "last_publication_error",
-                    "last_reported_availability",
-                    "dnd",
-                    "registered_clients",
-                    "user_problem",
-                ];
-                keys.iter()
-                    .filter(|k| !v[**k].is_null())
-                    .map(|k| format!("{k}={}", v[*k]))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            }
-            Err(_) => body,
-        },
-        Ok((status, body)) => format!("HTTP {status}: {body:.200}"),
-        Err(e) => e.to_string(),
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // The soak
 
@@ -2140,7 +1948,7 @@ async fn soak(args: Args) -> Result<(), Error> {
                 dn.plat.name(),
                 if dn.push { "push" } else { "pull" },
                 dn.user,
-                daemon_view(admin, &dn.number).await
+                support::daemon_view(admin, &dn.number).await
             );
         }
         failures.push(format!(

@@ -815,6 +815,10 @@ impl<S: ClientSink> Engine<S> {
                     }
                 }
                 lane.publisher.fail(ticket, now(), error.retry_after());
+                if matches!(error, TransportError::Timeout) {
+                    // Unanswered is not refused: the platform may apply it late.
+                    lane.publisher.forget_confirmed(&ticket.user);
+                }
                 Some(Some(error.to_string()))
             }
             Err(error) => {

@@ -267,6 +267,16 @@ impl<K: Ord + Clone> Publisher<K> {
         }
     }
 
+    /// What the platform shows for `user` is not known any more: a request of the user's
+    /// timed out, and the platform may still apply it (a stalled pool reads it once it
+    /// reads again). The user's target is then sent again even when it is back to the
+    /// last confirmed publication. Call it with [`fail`](Self::fail) for a timeout.
+    pub fn forget_confirmed(&mut self, user: &K) {
+        if let Some(slot) = self.users.get_mut(user) {
+            slot.published = None;
+        }
+    }
+
     /// The platform refused the ticket's publication for good (a 4xx): it is not sent
     /// again until the user's target changes, or until the next resync.
     pub fn reject(&mut self, ticket: &Ticket<K>) {
@@ -482,6 +492,33 @@ mod tests {
         p.complete(&ticket);
         assert_eq!(p.poll_timeout(), None);
         assert_eq!(p.published(&1).unwrap().id.as_str(), "B");
+    }
+
+    #[test]
+    fn after_a_timeout_a_target_back_to_the_confirmed_one_is_sent_again() {
+        // A timed-out publication may still be applied by the platform later: confirmed A,
+        // B times out (and is applied late), the target goes back to A: A must go out.
+        let mut p = Publisher::new(PublisherConfig {
+            jitter: 0.0,
+            ..PublisherConfig::default()
+        });
+        let now = Instant::now();
+        p.set(1, Some(publication("A", 3500)));
+        let (t, _) = p.poll_publish().unwrap();
+        p.complete(&t);
+        p.set(1, Some(publication("B", 6500)));
+        let (t, _) = p.poll_publish().unwrap();
+        p.fail(&t, now, None);
+        p.forget_confirmed(&1);
+        assert!(p.published(&1).is_none(), "unknown after a timeout");
+        p.set(1, Some(publication("A", 3500)));
+        let deadline = p.poll_timeout().unwrap();
+        p.handle_timeout(deadline);
+        let (t, sent) = p.poll_publish().unwrap();
+        assert_eq!(sent.id.as_str(), "A");
+        p.complete(&t);
+        assert_eq!(p.published(&1).unwrap().id.as_str(), "A");
+        assert!(p.poll_publish().is_none());
     }
 
     #[test]

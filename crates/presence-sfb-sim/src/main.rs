@@ -74,6 +74,70 @@ struct Args {
     /// Seeds tags and random faults (the same seed and inputs give the same run).
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Do not log every request and answer on stderr (for load runs).
+    #[arg(long)]
+    quiet: bool,
+    /// Write a line to this file for every accepted publication (`P <unix-ns> <user>
+    /// <availability>`) and every state a user picked (`C <unix-ns> <user>
+    /// <availability>`), `-` for no state; `L <n>` when n events were missed. The time is
+    /// the wall clock when the recorder reads the event. For load generators measuring
+    /// latency across processes.
+    #[arg(long, value_name = "FILE")]
+    record: Option<PathBuf>,
+}
+
+/// Writes `--record` lines until the simulator stops.
+async fn record(
+    mut events: tokio::sync::broadcast::Receiver<presence_sfb_sim::SimEvent>,
+    file: std::fs::File,
+) {
+    use presence_sfb_sim::{ChangeSource, SimEvent};
+    use std::io::Write;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    };
+    loop {
+        let event = match events.try_recv() {
+            Ok(event) => event,
+            Err(tokio::sync::broadcast::error::TryRecvError::Empty) => {
+                let _ = out.flush();
+                match events.recv().await {
+                    Ok(event) => event,
+                    Err(RecvError::Lagged(n)) => {
+                        let _ = writeln!(out, "L {n}");
+                        continue;
+                    }
+                    Err(RecvError::Closed) => break,
+                }
+            }
+            Err(tokio::sync::broadcast::error::TryRecvError::Lagged(n)) => {
+                let _ = writeln!(out, "L {n}");
+                continue;
+            }
+            Err(tokio::sync::broadcast::error::TryRecvError::Closed) => break,
+        };
+        let line = match &event {
+            SimEvent::Published {
+                user, availability, ..
+            } => Some(('P', user, *availability)),
+            SimEvent::UserChanged {
+                user,
+                shown,
+                source: ChangeSource::User,
+            } => Some(('C', user, shown.as_ref().map(|s| s.availability))),
+            _ => None,
+        };
+        if let Some((kind, user, availability)) = line {
+            let _ = match availability {
+                Some(a) => writeln!(out, "{kind} {} {user} {a}", now()),
+                None => writeln!(out, "{kind} {} {user} -", now()),
+            };
+        }
+    }
+    let _ = out.flush();
 }
 
 /// One stdin command.
@@ -316,6 +380,12 @@ async fn main() -> ExitCode {
             max_expires: args.max_expires,
             ..SimConfig::default()
         },
+        // A recorder under load must not miss publications (about 100 bytes each).
+        event_capacity: if args.record.is_some() {
+            1 << 17
+        } else {
+            ServerConfig::default().event_capacity
+        },
     };
     let transport = match (config.tls.is_some(), mutual) {
         (false, _) => "TCP",
@@ -330,20 +400,35 @@ async fn main() -> ExitCode {
         }
     };
     // Subscribe before the banner: a client may connect as soon as it reads the address.
-    let mut events = server.events();
+    let recorder = match &args.record {
+        Some(path) => match std::fs::File::create(path) {
+            Ok(file) => Some(tokio::spawn(record(server.events(), file))),
+            Err(error) => {
+                eprintln!(
+                    "presence-sfb-sim: cannot create {}: {error}",
+                    path.display()
+                );
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
+    let events = (!args.quiet).then(|| server.events());
     eprintln!(
         "presence-sfb-sim: Skype for Business Front End simulator (tests and demos, not a \
          server) on {} ({transport}); type `help` for commands",
         server.local_addr()
     );
-    let log = tokio::spawn(async move {
-        loop {
-            match events.recv().await {
-                Ok(event) => eprintln!("{event}"),
-                Err(RecvError::Lagged(n)) => eprintln!("({n} log lines skipped)"),
-                Err(RecvError::Closed) => break,
+    let log = events.map(|mut events| {
+        tokio::spawn(async move {
+            loop {
+                match events.recv().await {
+                    Ok(event) => eprintln!("{event}"),
+                    Err(RecvError::Lagged(n)) => eprintln!("({n} log lines skipped)"),
+                    Err(RecvError::Closed) => break,
+                }
             }
-        }
+        })
     });
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     let mut stdin_open = true;
@@ -366,7 +451,12 @@ async fn main() -> ExitCode {
     }
     server.shutdown().await;
     drop(server);
-    let _ = log.await;
+    if let Some(log) = log {
+        let _ = log.await;
+    }
+    if let Some(recorder) = recorder {
+        let _ = recorder.await;
+    }
     ExitCode::SUCCESS
 }
 

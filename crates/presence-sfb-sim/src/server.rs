@@ -56,7 +56,10 @@ pub const GARBAGE: &[u8] = b"\x00GARBAGE: this is not SIP\n\xff\r\n\r\n";
 /// How long a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How many events a slow [`SimServer::events`] receiver may fall behind.
+/// How many bytes of queued output one socket write may take at most.
+const WRITE_BATCH: usize = 256 * 1024;
+
+/// How many events a slow [`SimServer::events`] receiver may fall behind, by default.
 const EVENT_CAPACITY: usize = 4096;
 
 /// Where and how the simulator listens.
@@ -69,6 +72,9 @@ pub struct ServerConfig {
     pub tls: Option<ServerTls>,
     /// The simulator's settings (`via_transport` is set from `tls`).
     pub sim: SimConfig,
+    /// How many events a slow [`SimServer::events`] receiver may fall behind. Default
+    /// 4096.
+    pub event_capacity: usize,
 }
 
 impl Default for ServerConfig {
@@ -77,6 +83,7 @@ impl Default for ServerConfig {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             tls: None,
             sim: SimConfig::default(),
+            event_capacity: EVENT_CAPACITY,
         }
     }
 }
@@ -153,6 +160,7 @@ impl SimServer {
             listen,
             tls,
             mut sim,
+            event_capacity,
         } = config;
         let acceptor = match &tls {
             Some(tls) => Some(TlsAcceptor::from(tls.server_config()?)),
@@ -171,7 +179,7 @@ impl SimServer {
         })?;
         let shared = Arc::new(Shared {
             sim: Mutex::new(Simulator::new(sim)),
-            events: broadcast::channel(EVENT_CAPACITY).0,
+            events: broadcast::channel(event_capacity.max(1)).0,
             conns: Mutex::new(BTreeMap::new()),
             reading: watch::channel(true).0,
             timer: Notify::new(),
@@ -197,7 +205,7 @@ impl SimServer {
     }
 
     /// A receiver of every event from now on (see [`SimEvent`]); it may lag behind by at
-    /// most 4096 events.
+    /// most [`ServerConfig::event_capacity`] events.
     pub fn events(&self) -> broadcast::Receiver<SimEvent> {
         self.shared.events.subscribe()
     }
@@ -437,7 +445,21 @@ async fn serve<S: AsyncRead + AsyncWrite + Send + Unpin>(shared: Arc<Shared>, st
     };
     let writer = async {
         loop {
-            let next = lock(&shared.sim).poll_transmit(conn);
+            // Everything queued, up to 256 KiB, in one write: one system call (and one
+            // wake-up of the peer) for many messages.
+            let next = {
+                let mut sim = lock(&shared.sim);
+                let mut batch = sim.poll_transmit(conn);
+                if let Some(batch) = &mut batch {
+                    while batch.len() < WRITE_BATCH {
+                        match sim.poll_transmit(conn) {
+                            Some(more) => batch.extend_from_slice(&more),
+                            None => break,
+                        }
+                    }
+                }
+                batch
+            };
             match next {
                 Some(bytes) => {
                     if wr.write_all(&bytes).await.is_err() {

@@ -16,11 +16,16 @@ pub(crate) fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// The release binary (or `PRESENCE_BRIDGE_BIN`).
+/// The release binary: `PRESENCE_BRIDGE_BIN`, else `release/presence-bridge` under
+/// `CARGO_TARGET_DIR` (or the workspace's `target`).
 pub(crate) fn binary() -> Result<PathBuf, Error> {
     let binary = std::env::var_os("PRESENCE_BRIDGE_BIN")
         .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target/release/presence-bridge"));
+        .unwrap_or_else(|| {
+            std::env::var_os("CARGO_TARGET_DIR")
+                .map_or_else(|| root().join("target"), PathBuf::from)
+                .join("release/presence-bridge")
+        });
     if binary.exists() {
         Ok(binary)
     } else {
@@ -138,16 +143,26 @@ pub(crate) fn stop(mut child: Child) {
     let _ = child.wait();
 }
 
-/// Resident memory of a process, KiB.
-pub(crate) fn rss_kib(pid: u32) -> u64 {
+/// A `NAME: value ...` line's first number in /proc/PID/status, 0 when unknown.
+fn status_field(pid: u32, name: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
+                .find(|l| l.strip_prefix(name).is_some_and(|r| r.starts_with(':')))
                 .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// Resident memory of a process (`VmRSS`), KiB.
+pub(crate) fn rss_kib(pid: u32) -> u64 {
+    status_field(pid, "VmRSS")
+}
+
+/// Peak resident memory of a process (`VmHWM`), KiB.
+pub(crate) fn peak_rss_kib(pid: u32) -> u64 {
+    status_field(pid, "VmHWM")
 }
 
 /// CPU time a process used so far (user + system, all threads), from /proc/PID/stat,
@@ -452,6 +467,36 @@ pub(crate) async fn http(
     Ok((status, body.to_owned()))
 }
 
+/// The daemon's view of a DN, in one line, to explain a difference.
+pub(crate) async fn daemon_view(admin: std::net::SocketAddr, dn: &str) -> String {
+    match http(admin, "GET", &format!("/v1/dns/{dn}")).await {
+        Ok((200, body)) => match serde_json::from_str::<serde_json::Value>(&body) {
+            Ok(v) => {
+                let keys = [
+                    "agent_state",
+                    "device_state",
+                    "mode",
+                    "target_state",
+                    "last_published_state",
+                    "last_publication_error",
+                    "last_reported_availability",
+                    "dnd",
+                    "registered_clients",
+                    "user_problem",
+                ];
+                keys.iter()
+                    .filter(|k| !v[**k].is_null())
+                    .map(|k| format!("{k}={}", v[*k]))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            }
+            Err(_) => body,
+        },
+        Ok((status, body)) => format!("HTTP {status}: {body:.200}"),
+        Err(e) => e.to_string(),
+    }
+}
+
 /// The value of an unlabelled metric in a Prometheus text page, if present.
 pub(crate) fn metric(page: &str, name: &str) -> Option<f64> {
     page.lines()
@@ -461,12 +506,212 @@ pub(crate) fn metric(page: &str, name: &str) -> Option<f64> {
 
 /// How many threads a process has (`Threads:` of /proc/PID/status), 0 when unknown.
 pub(crate) fn threads(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Threads:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+    status_field(pid, "Threads")
+}
+
+// ---------------------------------------------------------------------------------------
+// The contact-centre mix and what it must show (the soak and the load generator)
+
+/// A draw in `0..n`.
+pub(crate) fn below(rng: &mut presence_model::random::SplitMix64, n: usize) -> usize {
+    (rng.next_u64() % n.max(1) as u64) as usize
+}
+
+/// One of `items`, drawn.
+pub(crate) fn pick<'a, T>(rng: &mut presence_model::random::SplitMix64, items: &'a [T]) -> &'a T {
+    &items[below(rng, items.len())]
+}
+
+/// The contact-centre side of one push DN, as the events sent make it.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct AgentDn {
+    /// The agent state.
+    pub(crate) agent: presence_model::AgentState,
+    /// The calls on the device.
+    pub(crate) calls: std::collections::BTreeSet<String>,
+    /// Out of service.
+    pub(crate) oos: bool,
+    /// Calls that may be open at the bridge: every call not known released (an
+    /// `EventReleased` answered).
+    pub(crate) maybe_open: std::collections::BTreeSet<String>,
+}
+
+impl AgentDn {
+    /// The engine's rule (docs/cti-protocol.md): OOS wins over Busy; Busy while a call is on.
+    pub(crate) fn device(&self) -> presence_model::DeviceState {
+        use presence_model::DeviceState;
+        if self.oos {
+            DeviceState::Oos
+        } else if self.calls.is_empty() {
+            DeviceState::Idle
+        } else {
+            DeviceState::Busy
+        }
+    }
+}
+
+/// The agent state right after a login (docs/cti-protocol.md, a decision of the bridge).
+pub(crate) fn login_state(workmode: Option<presence_tlib::WorkMode>) -> presence_model::AgentState {
+    use presence_model::AgentState;
+    use presence_tlib::WorkMode;
+    match workmode {
+        Some(WorkMode::AutoIn | WorkMode::ManualIn) => AgentState::Ready,
+        Some(mode) => mode.agent_state(),
+        None => AgentState::NotReady,
+    }
+}
+
+/// One random agent or device event for push DN `dn` in `state` that is valid there (so
+/// that its answer must be a success): login (in any work mode), logout, ready, not ready
+/// (ACW, walk away, aux work...), calls ringing or dialled, established and released, out
+/// of service and back. Agent events more often than device events; a device leaves OOS
+/// and its calls end more often than it enters them, so that every combination is common.
+/// `new_call` names a new call. Returns the request, the DN's state after it, and the
+/// call it releases.
+pub(crate) fn mix_event(
+    rng: &mut presence_model::random::SplitMix64,
+    dn: &str,
+    state: &AgentDn,
+    mut new_call: impl FnMut() -> String,
+) -> Result<(presence_tlib::ClientRequest, AgentDn, Option<String>), Error> {
+    use presence_model::AgentState;
+    use presence_tlib::{ClientRequest, Extensions, WorkMode};
+    let this_dn: presence_model::DnNumber = dn.parse()?;
+    let mut next = state.clone();
+    let idle = state.calls.is_empty() && !state.oos;
+    let agent_event = rng.next_f64() < if idle { 0.75 } else { 0.5 };
+    let mut released = None;
+    let mut call = |next: &mut AgentDn, ringing: bool| -> Result<ClientRequest, Error> {
+        let call = new_call();
+        next.calls.insert(call.clone());
+        next.maybe_open.insert(call.clone());
+        let conn_id = call.parse()?;
+        Ok(if ringing {
+            ClientRequest::EventRinging {
+                this_dn: this_dn.clone(),
+                conn_id,
+            }
+        } else {
+            ClientRequest::EventDialing {
+                this_dn: this_dn.clone(),
+                conn_id,
+            }
         })
-        .unwrap_or(0)
+    };
+    let body = if agent_event {
+        if state.agent == AgentState::Logout {
+            let workmode = *pick(
+                rng,
+                &[
+                    None,
+                    Some(WorkMode::AutoIn),
+                    Some(WorkMode::ManualIn),
+                    Some(WorkMode::AfterCallWork),
+                    Some(WorkMode::WalkAway),
+                    Some(WorkMode::AuxWork),
+                ],
+            );
+            next.agent = login_state(workmode);
+            ClientRequest::RequestAgentLogin {
+                this_dn,
+                agent_id: format!("agent{dn}").parse()?,
+                workmode,
+                extensions: Extensions::new(),
+            }
+        } else {
+            let r = rng.next_f64();
+            if r < 0.1 {
+                next.agent = AgentState::Logout;
+                ClientRequest::RequestAgentLogout { this_dn }
+            } else if r < 0.5 {
+                next.agent = AgentState::Ready;
+                ClientRequest::RequestAgentReady { this_dn }
+            } else {
+                let workmode = *pick(
+                    rng,
+                    &[
+                        None,
+                        Some(WorkMode::AfterCallWork),
+                        Some(WorkMode::WalkAway),
+                        Some(WorkMode::AuxWork),
+                        Some(WorkMode::Unknown),
+                    ],
+                );
+                next.agent = workmode.map_or(AgentState::NotReady, WorkMode::agent_state);
+                ClientRequest::RequestAgentNotReady { this_dn, workmode }
+            }
+        }
+    } else {
+        let r = rng.next_f64();
+        let calls: Vec<String> = state.calls.iter().cloned().collect();
+        if (state.oos && r < 0.5) || (!state.oos && r < 0.06) {
+            next.oos = !state.oos;
+            if state.oos {
+                ClientRequest::EventDNBackInService { this_dn }
+            } else {
+                ClientRequest::EventDNOutOfService { this_dn }
+            }
+        } else if calls.is_empty() {
+            call(&mut next, r < 0.7)?
+        } else if r < 0.3 {
+            let call = pick(rng, &calls).clone();
+            ClientRequest::EventEstablished {
+                this_dn,
+                conn_id: call.parse()?,
+            }
+        } else if r < 0.85 || calls.len() >= 2 {
+            let call = pick(rng, &calls).clone();
+            next.calls.remove(&call);
+            released = Some(call.clone());
+            ClientRequest::EventReleased {
+                this_dn,
+                conn_id: call.parse()?,
+            }
+        } else {
+            call(&mut next, true)?
+        }
+    };
+    Ok((body, next, released))
+}
+
+/// A value of a profile's `annex.TServer` in [`PROFILES`].
+pub(crate) fn profile_option(profile: &str, key: &str) -> Result<String, Error> {
+    let profiles: toml::Table =
+        toml::from_str(PROFILES).map_err(|e| format!("support::PROFILES does not parse: {e}"))?;
+    profiles
+        .get("dn")
+        .and_then(|d| d.get(profile))
+        .and_then(|p| p.get("annex"))
+        .and_then(|a| a.get("TServer"))
+        .and_then(|t| t.get(key))
+        .and_then(|v| v.as_str())
+        .map(str::to_owned)
+        .ok_or_else(|| format!("support::PROFILES has no `{key}` in profile {profile}").into())
+}
+
+/// What each (agent, device) combination of `PushProfile` publishes, compiled by the
+/// project's own `presence-push` from the map at `map` (the example map): the expectation,
+/// computed independently of the daemon.
+pub(crate) fn push_table(map: &Path) -> Result<presence_push::PushTable, Error> {
+    let xml = std::fs::read(map).map_err(|e| format!("cannot read {}: {e}", map.display()))?;
+    let map = presence_map::AgentPresenceMap::parse(&xml)
+        .map_err(|e| format!("the example map does not parse: {e}"))?
+        .map;
+    let states = presence_config::options::parse_aggregated_states(&profile_option(
+        "PushProfile",
+        "aggregated-states",
+    )?)
+    .map_err(|e| format!("PushProfile's aggregated-states: {e}"))?;
+    presence_push::PushTable::compile(&states, &map)
+        .map_err(|e| format!("PushProfile does not compile against the map: {e}").into())
+}
+
+/// `PullProfile`'s mapping of availability to DND, by `presence-pull`.
+pub(crate) fn pull_mapper() -> Result<presence_pull::PullMapper, Error> {
+    let ranges = presence_config::options::parse_availability_ranges(&profile_option(
+        "PullProfile",
+        "presence-availability-range",
+    )?)
+    .map_err(|e| format!("PullProfile's ranges: {e}"))?;
+    Ok(presence_pull::PullMapper::new(&ranges))
 }

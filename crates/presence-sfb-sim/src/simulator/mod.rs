@@ -7,7 +7,7 @@ mod rng;
 mod tests;
 mod world;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -178,6 +178,10 @@ pub struct Simulator {
     held: VecDeque<Held>,
     world: World,
     dialogs: BTreeMap<DialogKey, Dialog>,
+    /// For each watched user, the dialogs whose `resources` hold it: a change marks
+    /// those dialogs without scanning every dialog (kept by [`Simulator::watch`] and
+    /// [`Simulator::unwatch`]).
+    watchers: HashMap<SipUri, Vec<DialogKey>>,
     faults: Faults,
     events: VecDeque<SimEvent>,
     published: u64,
@@ -213,6 +217,7 @@ impl Simulator {
             held: VecDeque::new(),
             world: World::default(),
             dialogs: BTreeMap::new(),
+            watchers: HashMap::new(),
             faults: Faults::default(),
             events: VecDeque::new(),
             published: 0,
@@ -278,7 +283,7 @@ impl Simulator {
             .map(|(k, _)| k.clone())
             .collect();
         for key in gone {
-            self.dialogs.remove(&key);
+            self.forget_dialog(&key);
             self.event(SimEvent::SubscriptionEnded {
                 call_id: key.0,
                 reason: "connection closed".to_owned(),
@@ -391,7 +396,7 @@ impl Simulator {
             .collect();
         for key in expired {
             self.send_notify(&key, "terminated;reason=timeout", None, true, &[], &[]);
-            self.dialogs.remove(&key);
+            self.forget_dialog(&key);
             self.event(SimEvent::SubscriptionEnded {
                 call_id: key.0,
                 reason: "timeout".to_owned(),
@@ -587,8 +592,10 @@ impl Simulator {
         if after == before {
             return;
         }
-        for dialog in self.dialogs.values_mut() {
-            if dialog.resources.contains_key(user) {
+        for key in self.watchers.get(user).into_iter().flatten() {
+            if let Some(dialog) = self.dialogs.get_mut(key)
+                && dialog.resources.contains_key(user)
+            {
                 dialog.pending.insert(user.clone());
             }
         }
@@ -597,6 +604,54 @@ impl Simulator {
             shown: after,
             source,
         });
+    }
+
+    /// `key` now watches `user`.
+    fn watch(&mut self, user: &SipUri, key: &DialogKey) {
+        let keys = self.watchers.entry(user.clone()).or_default();
+        if !keys.contains(key) {
+            keys.push(key.clone());
+        }
+    }
+
+    /// `key` no longer watches `user`.
+    fn unwatch(&mut self, user: &SipUri, key: &DialogKey) {
+        if let Some(keys) = self.watchers.get_mut(user) {
+            keys.retain(|k| k != key);
+            if keys.is_empty() {
+                self.watchers.remove(user);
+            }
+        }
+    }
+
+    /// Whether [`Simulator::watchers`] is exactly the index of the dialogs' resources.
+    #[cfg(test)]
+    fn watchers_match_dialogs(&self) -> bool {
+        let mut index: HashMap<SipUri, BTreeSet<DialogKey>> = HashMap::new();
+        for (key, dialog) in &self.dialogs {
+            for user in dialog.resources.keys() {
+                index.entry(user.clone()).or_default().insert(key.clone());
+            }
+        }
+        let kept: HashMap<SipUri, BTreeSet<DialogKey>> = self
+            .watchers
+            .iter()
+            .map(|(user, keys)| (user.clone(), keys.iter().cloned().collect()))
+            .collect();
+        index == kept
+            && self
+                .watchers
+                .values()
+                .all(|keys| keys.len() == keys.iter().collect::<BTreeSet<_>>().len())
+    }
+
+    /// Removes a dialog and its users from [`Simulator::watchers`].
+    fn forget_dialog(&mut self, key: &DialogKey) {
+        if let Some(dialog) = self.dialogs.remove(key) {
+            for user in dialog.resources.keys() {
+                self.unwatch(user, key);
+            }
+        }
     }
 
     fn flush_notifications(&mut self, now: Instant) {
@@ -689,7 +744,7 @@ impl Simulator {
         let keys: Vec<DialogKey> = self.dialogs.keys().cloned().collect();
         for key in keys {
             self.send_notify(&key, "terminated;reason=deactivated", None, true, &[], &[]);
-            self.dialogs.remove(&key);
+            self.forget_dialog(&key);
             self.event(SimEvent::SubscriptionEnded {
                 call_id: key.0,
                 reason: "deactivated".to_owned(),
@@ -716,6 +771,7 @@ impl Simulator {
                 d.resources.remove(user);
                 d.pending.remove(user);
             }
+            self.unwatch(user, &key);
         }
         self.reap();
     }
@@ -738,7 +794,7 @@ impl Simulator {
                 .cloned()
                 .collect();
             for key in gone {
-                self.dialogs.remove(&key);
+                self.forget_dialog(&key);
                 self.event(SimEvent::SubscriptionEnded {
                     call_id: key.0,
                     reason: "rejected by the subscriber".to_owned(),
@@ -1092,6 +1148,9 @@ impl Simulator {
         }
         let users: Vec<SipUri> = resources.keys().cloned().collect();
         let key = (call_id.clone(), local_tag.clone());
+        for user in &users {
+            self.watch(user, &key);
+        }
         self.dialogs.insert(
             key.clone(),
             Dialog {
@@ -1170,7 +1229,7 @@ impl Simulator {
             return;
         }
         if granted == 0 {
-            self.dialogs.remove(&key);
+            self.forget_dialog(&key);
             self.event(SimEvent::SubscriptionEnded {
                 call_id: key.0,
                 reason: "unsubscribed".to_owned(),
@@ -1201,6 +1260,7 @@ impl Simulator {
             }
         }
         let mut added = Vec::new();
+        let mut dropped = Vec::new();
         if let Some(dialog) = self.dialogs.get_mut(&key) {
             dialog.conn = conn;
             dialog.expires_at = now
@@ -1216,8 +1276,20 @@ impl Simulator {
                     resources.entry(user).or_insert(id);
                 }
                 dialog.pending.retain(|u| resources.contains_key(u));
+                dropped = dialog
+                    .resources
+                    .keys()
+                    .filter(|u| !resources.contains_key(*u))
+                    .cloned()
+                    .collect();
                 dialog.resources = resources;
             }
+        }
+        for user in &dropped {
+            self.unwatch(user, &key);
+        }
+        for user in &added {
+            self.watch(user, &key);
         }
         for user in added {
             if self.world.shown(&user).is_some()

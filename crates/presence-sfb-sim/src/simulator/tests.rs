@@ -693,6 +693,50 @@ fn a_refresh_with_a_new_list_notifies_the_added_users() {
 }
 
 #[test]
+fn a_change_notifies_exactly_the_dialogs_watching_the_user() {
+    let mut app = App::default();
+    let (a, b, c) = (uri("a"), uri("b"), uri("c"));
+    let (mut d1, _, _) = app.subscribe(&[a.clone(), b.clone()], 300, "eventlist");
+    let (d2, _, _) = app.subscribe(&[b.clone(), c.clone()], 300, "eventlist");
+    assert!(app.sim.watchers_match_dialogs());
+    let notified = |app: &mut App, user: &SipUri| -> Vec<String> {
+        app.sim.set_user_presence(user, 6500, None, app.now);
+        let mut ids: Vec<String> = app
+            .messages()
+            .iter()
+            .filter_map(|m| m.as_request())
+            .map(|r| r.headers().call_id().unwrap().to_owned())
+            .collect();
+        ids.sort();
+        app.sim.set_user_presence(user, 3500, None, app.now);
+        app.messages();
+        ids
+    };
+    let mut both = vec![d1.call_id.clone(), d2.call_id.clone()];
+    both.sort();
+    assert_eq!(notified(&mut app, &b), both);
+    assert_eq!(notified(&mut app, &a), [d1.call_id.clone()]);
+    // d1 drops `b` and takes `c`.
+    d1.cseq += 1;
+    let refresh = app.subscribe_request(&d1, &[a, c.clone()], 300, "eventlist");
+    app.send(refresh);
+    app.messages();
+    assert!(app.sim.watchers_match_dialogs());
+    assert_eq!(notified(&mut app, &b), std::slice::from_ref(&d2.call_id));
+    let mut d1_d2 = vec![d1.call_id, d2.call_id];
+    d1_d2.sort();
+    assert_eq!(notified(&mut app, &c), d1_d2);
+    // One user's subscription ended, then a whole dialog.
+    app.sim.terminate_resource(&c);
+    app.messages();
+    assert!(app.sim.watchers_match_dialogs());
+    assert!(notified(&mut app, &c).is_empty());
+    app.sim.close(app.conn);
+    assert!(app.sim.watchers_match_dialogs());
+    assert_eq!(app.sim.dialog_count(), 0);
+}
+
+#[test]
 fn dialogs_not_refreshed_expire_with_a_final_notify() {
     let mut app = App::default();
     let agent = uri("agent1");

@@ -144,7 +144,15 @@ pub struct Endpoint {
     awaiting_pong: bool,
     received_since_ping: bool,
     cseq: u32,
+    /// SUBSCRIBE transactions on the wire (see [`SUBSCRIBES_IN_FLIGHT`]).
+    subscribes_in_flight: usize,
 }
+
+/// The most SUBSCRIBE requests waiting for their answer. Each new batch's answer brings
+/// the state of all its users (100 by default): sending every batch of a large set at once
+/// (500 for 50,000 users) makes the pool queue tens of MiB of notifications for one
+/// connection, which a pool may cut (the simulator resets at 16 MiB).
+const SUBSCRIBES_IN_FLIGHT: usize = 16;
 
 /// The most bytes waiting to be written before the connection is reset: a peer that stops
 /// reading must not make memory grow without bound.
@@ -172,6 +180,7 @@ impl Endpoint {
             awaiting_pong: false,
             received_since_ping: false,
             cseq: 0,
+            subscribes_in_flight: 0,
         }
     }
 
@@ -228,6 +237,7 @@ impl Endpoint {
         self.out.clear();
         self.out_bytes = 0;
         self.transactions.clear();
+        self.subscribes_in_flight = 0;
         self.timers.clear();
         self.awaiting_pong = false;
         self.received_since_ping = false;
@@ -321,7 +331,7 @@ impl Endpoint {
         while let Some(timer) = self.timers.pop_due(now) {
             match timer {
                 Timer::Transaction(branch) => {
-                    if let Some(tx) = self.transactions.remove(&branch) {
+                    if let Some(tx) = self.remove_transaction(&branch) {
                         self.on_failure(tx.kind, None, "no response in time".to_owned(), None, now);
                     }
                 }
@@ -420,9 +430,21 @@ impl Endpoint {
             };
             self.send_publish(user, request, now);
         }
-        while let Some(work) = self.subscriptions.next_work() {
+        while self.subscribes_in_flight < SUBSCRIBES_IN_FLIGHT {
+            let Some(work) = self.subscriptions.next_work() else {
+                break;
+            };
             self.send_subscribe(work, now);
         }
+    }
+
+    /// Ends a transaction (answered or given up on).
+    fn remove_transaction(&mut self, branch: &str) -> Option<Transaction> {
+        let tx = self.transactions.remove(branch)?;
+        if matches!(tx.kind, TxKind::Subscribe { .. }) {
+            self.subscribes_in_flight = self.subscribes_in_flight.saturating_sub(1);
+        }
+        Some(tx)
     }
 
     fn new_branch(&mut self) -> String {
@@ -541,6 +563,7 @@ impl Endpoint {
         match built {
             Ok((request, branch)) => {
                 self.subscriptions.sent(work.batch, call_id, from_tag, cseq);
+                self.subscribes_in_flight += 1;
                 self.start_transaction(
                     branch,
                     TxKind::Subscribe { batch: work.batch },
@@ -684,7 +707,7 @@ impl Endpoint {
         let Some(branch) = response.headers().via_branch().ok().flatten() else {
             return;
         };
-        let Some(tx) = self.transactions.remove(&branch) else {
+        let Some(tx) = self.remove_transaction(&branch) else {
             return; // a late answer to a request given up on, or not ours
         };
         self.timers.cancel(&Timer::Transaction(branch));

@@ -667,3 +667,28 @@ mod properties {
         assert!(seen.presence >= 2, "{seen:?}");
     }
 }
+
+#[test]
+fn at_most_sixteen_subscribes_wait_for_their_answer() {
+    let now = Instant::now();
+    let mut ep = Endpoint::new(config(), 21);
+    let mut peer = Peer::new();
+    ep.connected(now);
+    // 40 users in batches of 2: 20 SUBSCRIBEs, 16 at first.
+    ep.subscribe((0..40).map(|i| uri(&format!("sip:u{i}@x.com"))), now);
+    let first = peer.requests(&mut ep);
+    assert_eq!(first.len(), 16);
+    assert!(first.iter().all(|r| r.method() == &Method::Subscribe));
+    // Each answer (or a request given up on) lets the next one go.
+    answer(&mut ep, &first[0], 200, now);
+    answer(&mut ep, &first[1], 503, now);
+    let next = peer.requests(&mut ep);
+    assert_eq!(next.len(), 2, "{next:?}");
+    ep.handle_timeout(now + Duration::from_secs(3600));
+    let rest: Vec<Request> = peer
+        .requests(&mut ep)
+        .into_iter()
+        .filter(|r| r.method() == &Method::Subscribe)
+        .collect();
+    assert!(!rest.is_empty() && rest.len() <= 16, "{}", rest.len());
+}
