@@ -361,13 +361,7 @@ fn failure(error: reqwest::Error) -> Failure {
     if error.is_timeout() {
         return Failure::Timeout;
     }
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(&error);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
+    let mut text = presence_model::error_chain(&error);
     let host = error
         .url()
         .and_then(|url| url.host_str())
