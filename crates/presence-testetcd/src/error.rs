@@ -36,12 +36,9 @@ pub enum HarnessError {
         #[source]
         source: std::io::Error,
     },
-    /// No loopback port was free.
-    #[error("no free loopback TCP port after {attempts} attempts")]
-    NoFreePort {
-        /// How many ports were tried.
-        attempts: u32,
-    },
+    /// A port, folder or file for the peer could not be had.
+    #[error(transparent)]
+    Proc(#[from] presence_testproc::ProcError),
     /// A member exited when it should have kept running.
     #[error("etcd member {member} died ({status}); last lines of its log:\n{log_tail}")]
     Died {

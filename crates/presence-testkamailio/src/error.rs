@@ -47,12 +47,9 @@ pub enum HarnessError {
         #[source]
         source: std::io::Error,
     },
-    /// No loopback port was free for both UDP and TCP.
-    #[error("no free loopback port for both UDP and TCP after {attempts} attempts")]
-    NoFreePort {
-        /// How many ports were tried.
-        attempts: u32,
-    },
+    /// A port, folder or file for the peer could not be had.
+    #[error(transparent)]
+    Proc(#[from] presence_testproc::ProcError),
     /// A started process exited when it should have kept running.
     #[error("{program} died ({status}); last lines of its log:\n{log_tail}")]
     Died {

@@ -822,7 +822,8 @@ impl Kamailio {
         write_file(
             &self.tls_config_path(),
             &render_tls_config(&dir, tls.client_ca_pem.is_some()),
-        )
+        )?;
+        Ok(())
     }
 
     fn create_database(&self) -> Result<(), HarnessError> {
