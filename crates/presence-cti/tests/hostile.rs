@@ -24,9 +24,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use peak_alloc::PeakAlloc;
 use presence_cti::listener::REFUSING;
 use presence_cti::{CtiConfig, CtiError, CtiServer, CtiSink};
+use presence_testproc::heap::{self, PeakAlloc};
 use presence_tlib::{ClientId, ClientSink, ErrorCode, LinkInput, ServerEvent};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
@@ -44,16 +44,12 @@ async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
     SERIAL.lock().await
 }
 
-/// Runs `case`, returning its result, the peak of heap bytes it added, and its time;
-/// prints one `HOSTILE` line for the report.
+/// Runs `case` under a [`heap::Probe`]: its result, the peak of heap bytes it added (both
+/// ends of the link are in this process), and its time.
 async fn measure<T>(name: &str, case: impl Future<Output = T>) -> (T, usize, Duration) {
-    let base = ALLOC.current_usage();
-    ALLOC.reset_peak_usage();
-    let started = Instant::now();
+    let probe = heap::Probe::start();
     let value = case.await;
-    let elapsed = started.elapsed();
-    let peak = ALLOC.peak_usage().saturating_sub(base);
-    println!("HOSTILE\tpresence-cti\t{name}\t{peak}\t{elapsed:?}");
+    let (peak, elapsed) = probe.report(env!("CARGO_PKG_NAME"), name);
     (value, peak, elapsed)
 }
 

@@ -11,10 +11,8 @@
 //! a number) and the proptests arbitrary bytes; here every field of every answer is given
 //! a wrong type, and the core is driven with the answers.
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use peak_alloc::PeakAlloc;
 use presence_graph::core::{
     CoreConfig, Event, GraphCore, HttpRequest, HttpResponse, MAX_BODY, MAX_TOKEN_LIFETIME,
     RequestKind,
@@ -22,29 +20,15 @@ use presence_graph::core::{
 use presence_graph::settings::Secret;
 use presence_graph::wire;
 use presence_model::{EntraId, Platform, UserAddress, UserId};
+use presence_testproc::heap::{self, PeakAlloc, serial};
 use presence_transport::TransportEvent;
 
 #[global_allocator]
 static ALLOC: PeakAlloc = PeakAlloc;
 
-static SERIAL: Mutex<()> = Mutex::new(());
-
-/// Held by every test of this binary for its whole run: only one case allocates at a time.
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Runs `case`, returning its result, the peak of heap bytes it added, and its time;
-/// prints one `HOSTILE` line for the report.
+/// [`heap::measure`] for this crate's cases.
 fn measure<T>(name: &str, case: impl FnOnce() -> T) -> (T, usize, Duration) {
-    let base = ALLOC.current_usage();
-    ALLOC.reset_peak_usage();
-    let started = Instant::now();
-    let value = case();
-    let elapsed = started.elapsed();
-    let peak = ALLOC.peak_usage().saturating_sub(base);
-    println!("HOSTILE\tpresence-graph\t{name}\t{peak}\t{elapsed:?}");
-    (value, peak, elapsed)
+    heap::measure(env!("CARGO_PKG_NAME"), name, case)
 }
 
 const KIB: usize = 1024;

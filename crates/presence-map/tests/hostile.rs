@@ -8,33 +8,17 @@
 //! `tests/bad_input.rs` checks the error texts and locations of the DOCTYPE and billion
 //! laughs cases in detail; here they are measured.
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use peak_alloc::PeakAlloc;
 use presence_map::{AgentPresenceMap, DEFAULT_MAX_SIZE, MapError, NAMESPACE, ParseOptions};
+use presence_testproc::heap::{self, PeakAlloc, serial};
 
 #[global_allocator]
 static ALLOC: PeakAlloc = PeakAlloc;
 
-static SERIAL: Mutex<()> = Mutex::new(());
-
-/// Held by every test of this binary for its whole run: only one case allocates at a time.
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Runs `case`, returning its result, the peak of heap bytes it added, and its time;
-/// prints one `HOSTILE` line for the report.
+/// [`heap::measure`] for this crate's cases.
 fn measure<T>(name: &str, case: impl FnOnce() -> T) -> (T, usize, Duration) {
-    let base = ALLOC.current_usage();
-    ALLOC.reset_peak_usage();
-    let started = Instant::now();
-    let value = case();
-    let elapsed = started.elapsed();
-    let peak = ALLOC.peak_usage().saturating_sub(base);
-    println!("HOSTILE\tpresence-map\t{name}\t{peak}\t{elapsed:?}");
-    (value, peak, elapsed)
+    heap::measure(env!("CARGO_PKG_NAME"), name, case)
 }
 
 const KIB: usize = 1024;

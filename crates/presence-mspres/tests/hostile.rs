@@ -12,54 +12,26 @@
 //! refusal and its location; here the same classes are driven through
 //! [`parse_notification`] and measured.
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use peak_alloc::PeakAlloc;
 use presence_mspres::{
     Fault, Limits, MAX_BODY_BYTES, MsPresError, content_type, parse_notification,
     parse_notification_with,
 };
+use presence_testproc::heap::{self, PeakAlloc, serial};
 
 #[global_allocator]
 static ALLOC: PeakAlloc = PeakAlloc;
 
-static SERIAL: Mutex<()> = Mutex::new(());
-
-/// Held by every test of this binary for its whole run: only one case allocates at a time.
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Runs `case`, returning its result, the peak of heap bytes it added, and its time;
-/// prints one `HOSTILE` line for the report.
+/// [`heap::measure`] for this crate's cases.
 fn measure<T>(name: &str, case: impl FnOnce() -> T) -> (T, usize, Duration) {
-    let base = ALLOC.current_usage();
-    ALLOC.reset_peak_usage();
-    let started = Instant::now();
-    let value = case();
-    let elapsed = started.elapsed();
-    let peak = ALLOC.peak_usage().saturating_sub(base);
-    println!("HOSTILE\tpresence-mspres\t{name}\t{peak}\t{elapsed:?}");
-    (value, peak, elapsed)
+    heap::measure(env!("CARGO_PKG_NAME"), name, case)
 }
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * 1024;
 
 const CATEGORIES_NS: &str = "http://schemas.microsoft.com/2006/09/sip/categories";
-
-/// The error's text and every source's, on one line.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
 
 #[test]
 fn nesting_100000_deep_is_refused_at_the_depth_limit() {
@@ -179,7 +151,7 @@ fn a_10_mb_attribute_is_refused_by_size_and_quoted_briefly_when_read() {
         Fault::parse_with(fault.as_bytes(), &roomy)
     });
     let err = result.unwrap_err();
-    let text = chain(&err);
+    let text = presence_model::error_chain(&err);
     assert!(
         matches!(err, MsPresError::InvalidAttribute { .. }),
         "{text:.200}"

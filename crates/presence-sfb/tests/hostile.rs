@@ -10,36 +10,20 @@
 //! `src/endpoint/tests.rs` (`garbage_asks_for_a_reset_and_keepalives_expect_an_answer`)
 //! checks the reset on garbage; presence-sip's `tests/hostile.rs` the framer's errors.
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use peak_alloc::PeakAlloc;
 use presence_model::{Activities, ActivityText, Availability, Lcid, Presence, SipUri};
 use presence_sfb::settings::Transport;
 use presence_sfb::{Endpoint, EndpointConfig, Event};
 use presence_sip::{Message, Method, Response};
+use presence_testproc::heap::{self, PeakAlloc, serial};
 
 #[global_allocator]
 static ALLOC: PeakAlloc = PeakAlloc;
 
-static SERIAL: Mutex<()> = Mutex::new(());
-
-/// Held by every test of this binary for its whole run: only one case allocates at a time.
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Runs `case`, returning its result, the peak of heap bytes it added, and its time;
-/// prints one `HOSTILE` line for the report.
+/// [`heap::measure`] for this crate's cases.
 fn measure<T>(name: &str, case: impl FnOnce() -> T) -> (T, usize, Duration) {
-    let base = ALLOC.current_usage();
-    ALLOC.reset_peak_usage();
-    let started = Instant::now();
-    let value = case();
-    let elapsed = started.elapsed();
-    let peak = ALLOC.peak_usage().saturating_sub(base);
-    println!("HOSTILE\tpresence-sfb\t{name}\t{peak}\t{elapsed:?}");
-    (value, peak, elapsed)
+    heap::measure(env!("CARGO_PKG_NAME"), name, case)
 }
 
 const KIB: usize = 1024;

@@ -11,35 +11,19 @@
 //! The PIDF reader's unit tests (`src/pidf/tests.rs`) check its error texts and limits one
 //! by one; `src/endpoint/tests.rs` checks that garbage on the stream resets the connection.
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use peak_alloc::PeakAlloc;
 use presence_simple::pidf::{self, Limits};
 use presence_simple::{Endpoint, EndpointConfig, Event, SimpleError, Transport};
 use presence_sip::{Message, Method, Response};
+use presence_testproc::heap::{self, PeakAlloc, serial};
 
 #[global_allocator]
 static ALLOC: PeakAlloc = PeakAlloc;
 
-static SERIAL: Mutex<()> = Mutex::new(());
-
-/// Held by every test of this binary for its whole run: only one case allocates at a time.
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Runs `case`, returning its result, the peak of heap bytes it added, and its time;
-/// prints one `HOSTILE` line for the report.
+/// [`heap::measure`] for this crate's cases.
 fn measure<T>(name: &str, case: impl FnOnce() -> T) -> (T, usize, Duration) {
-    let base = ALLOC.current_usage();
-    ALLOC.reset_peak_usage();
-    let started = Instant::now();
-    let value = case();
-    let elapsed = started.elapsed();
-    let peak = ALLOC.peak_usage().saturating_sub(base);
-    println!("HOSTILE\tpresence-simple\t{name}\t{peak}\t{elapsed:?}");
-    (value, peak, elapsed)
+    heap::measure(env!("CARGO_PKG_NAME"), name, case)
 }
 
 const KIB: usize = 1024;

@@ -6,7 +6,8 @@
 //! lacks), signals sent by PID, and waits with a timeout. One set of ports is handed out per
 //! process, so that a test starting Kamailio and etcd side by side never gives both the same
 //! port. Linux only (`/proc`, the `kill` program: the workspace forbids the unsafe code a
-//! direct `kill(2)` would need).
+//! direct `kill(2)` would need). Module [`heap`] measures the heap and time of one
+//! hostile-input case, for the `tests/hostile.rs` binaries.
 //!
 //! ```
 //! let port = presence_testproc::free_port(presence_testproc::Ports::TcpAndUdp)?;
@@ -19,6 +20,8 @@
 //! # Ok::<(), presence_testproc::ProcError>(())
 //! ```
 #![deny(missing_docs)]
+
+pub mod heap;
 
 use std::collections::HashSet;
 use std::net::{TcpListener, UdpSocket};
