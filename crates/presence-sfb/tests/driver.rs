@@ -16,6 +16,7 @@ use presence_push::{Publisher, PublisherConfig, Ticket};
 use presence_sfb::{SfbError, SfbSettings, SfbTransport};
 use presence_sfb_sim::tls::TestPki;
 use presence_sfb_sim::{ServerConfig, SimConfig, SimServer};
+use presence_transport::testkit::Logs;
 use presence_transport::{
     EventReceiver, PresenceTransport, TransportError, TransportEvent, event_channel,
 };
@@ -922,55 +923,6 @@ async fn a_peer_that_stops_reading_does_not_block_the_driver() {
         Some(4000)
     );
     transport.shutdown(Duration::from_secs(1)).await;
-}
-
-/// The log lines written while a test runs (a `tracing` subscriber on this thread: the
-/// driver task runs on the test's current-thread runtime).
-#[derive(Clone, Default)]
-struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Logs {
-    fn capture(&self) -> tracing::subscriber::DefaultGuard {
-        let logs = self.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_max_level(tracing::Level::WARN)
-            .with_writer(move || logs.clone())
-            .finish();
-        tracing::subscriber::set_default(subscriber)
-    }
-
-    /// The `retry_in` of the first line with `message`, in seconds.
-    fn retry_in(&self, message: &str) -> f64 {
-        let text = String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned();
-        let line = text
-            .lines()
-            .find(|l| l.contains(message))
-            .unwrap_or_else(|| panic!("a line with {message:?} in:\n{text}"));
-        let value = line
-            .split("retry_in=")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_else(|| panic!("`retry_in=` in {line}"));
-        match value.strip_suffix("ms") {
-            Some(ms) => ms.parse::<f64>().unwrap() / 1000.0,
-            None => value
-                .strip_suffix('s')
-                .unwrap_or_else(|| panic!("a duration: {line}"))
-                .parse()
-                .unwrap(),
-        }
-    }
 }
 
 /// A failed connection attempt, and a lost connection, say when the next attempt comes

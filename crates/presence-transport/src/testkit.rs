@@ -11,7 +11,7 @@
 //! Each check panics with a message that names the rule it found broken. The suite needs no
 //! async runtime of its own: waiting is the harness's job.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use presence_model::{
@@ -392,4 +392,63 @@ macro_rules! conformance_suite {
             }
         )*
     };
+}
+
+/// The log lines written while a transport test runs, at WARN and above: a `tracing`
+/// subscriber set as this thread's default by [`capture`](Self::capture) (a driver task on
+/// the test's current-thread runtime logs here too). For the reconnect warnings, whose
+/// `retry_in` field says when the next attempt comes.
+#[derive(Clone, Debug, Default)]
+pub struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    /// Captures this thread's log lines until the guard is dropped.
+    pub fn capture(&self) -> tracing::subscriber::DefaultGuard {
+        let logs = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::WARN)
+            .with_writer(move || logs.clone())
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+
+    /// The `retry_in` of the first line with `message`, in seconds.
+    ///
+    /// # Panics
+    /// When no line has `message`, or its `retry_in` is not a duration.
+    pub fn retry_in(&self, message: &str) -> f64 {
+        let text = String::from_utf8_lossy(&self.0.lock().unwrap_or_else(PoisonError::into_inner))
+            .into_owned();
+        let line = text
+            .lines()
+            .find(|l| l.contains(message))
+            .unwrap_or_else(|| panic!("a line with {message:?} in:\n{text}"));
+        let value = line
+            .split("retry_in=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("`retry_in=` in {line}"));
+        match value.strip_suffix("ms") {
+            Some(ms) => ms.parse::<f64>().expect("milliseconds") / 1000.0,
+            None => value
+                .strip_suffix('s')
+                .unwrap_or_else(|| panic!("a duration: {line}"))
+                .parse()
+                .expect("seconds"),
+        }
+    }
 }
