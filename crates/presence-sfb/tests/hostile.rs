@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use presence_model::{Activities, ActivityText, Availability, Lcid, Presence, SipUri};
 use presence_sfb::settings::Transport;
 use presence_sfb::{Endpoint, EndpointConfig, Event};
+use presence_sip::fuzzing::{feed_until_refused, hostile_streams};
 use presence_sip::{Message, Method, Response};
 use presence_testproc::heap::{self, PeakAlloc, serial};
 
@@ -27,50 +28,8 @@ fn measure<T>(name: &str, case: impl FnOnce() -> T) -> (T, usize, Duration) {
 }
 
 const KIB: usize = 1024;
-const MIB: usize = 1024 * 1024;
 
 const HEAD: &str = "SIP/2.0 200 OK\r\nVia: SIP/2.0/TCP 10.0.0.5:5061;branch=z9hG4bKx\r\nFrom: <sip:bridge@contoso.com>;tag=a\r\nTo: <sip:agent1@contoso.com>;tag=b\r\nCall-ID: hostile\r\nCSeq: 1 SERVICE\r\n";
-
-/// The hostile streams a pool could send, each as the bytes on the wire.
-fn hostile_streams() -> Vec<(&'static str, Vec<u8>)> {
-    let with = |extra: &str| format!("{HEAD}{extra}\r\n").into_bytes();
-    let mut endless = HEAD.as_bytes().to_vec();
-    while endless.len() < 4 * MIB {
-        endless.extend_from_slice(b"X-Endless: more and more and more\r\n");
-    }
-    let mut big_body = with("Content-Length: 8388608\r\n");
-    big_body.resize(big_body.len() + 8 * MIB, b'x');
-    let mut utf8 = with("X-Evil: caf#\r\nContent-Length: 0\r\n");
-    if let Some(at) = utf8.iter().position(|&b| b == b'#') {
-        utf8[at] = 0xC3;
-    }
-    vec![
-        (
-            "Content-Length 10^12",
-            with("Content-Length: 1000000000000\r\n"),
-        ),
-        ("Content-Length -1", with("Content-Length: -1\r\n")),
-        ("Content-Length missing", with("")),
-        (
-            "Content-Length twice, 0 and 9",
-            with("Content-Length: 0\r\nl: 9\r\n"),
-        ),
-        ("endless header lines (4 MiB offered)", endless),
-        (
-            "NUL byte in a header",
-            with("X-Evil: a\0b\r\nContent-Length: 0\r\n"),
-        ),
-        ("invalid UTF-8 in a header", utf8),
-        (
-            "10,000 Via headers",
-            with(&format!(
-                "{}Content-Length: 0\r\n",
-                "Via: SIP/2.0/TCP proxy.contoso.com;branch=z9hG4bKv\r\n".repeat(10_000)
-            )),
-        ),
-        ("8 MiB body", big_body),
-    ]
-}
 
 fn user() -> SipUri {
     SipUri::new("sip:agent1@contoso.com").unwrap()
@@ -125,16 +84,9 @@ fn hostile_streams_reset_the_connection_and_the_next_one_publishes() {
         publish_and_accept(&mut ep, now, 1);
     });
     assert!(peak < 64 * KIB, "{peak} bytes");
-    for (name, stream) in hostile_streams() {
+    for (name, stream) in hostile_streams(HEAD) {
         let ((error, fed), peak, _) = measure(name, || {
-            let mut fed = 0;
-            for piece in stream.chunks(64 * KIB) {
-                fed += piece.len();
-                if let Err(error) = ep.handle_bytes(piece, now) {
-                    return (Some(error), fed);
-                }
-            }
-            (None, fed)
+            feed_until_refused(&stream, |piece| ep.handle_bytes(piece, now))
         });
         let error = error.unwrap_or_else(|| panic!("{name}: accepted"));
         let events: Vec<Event> = std::iter::from_fn(|| ep.poll_event()).collect();

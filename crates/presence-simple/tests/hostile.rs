@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use presence_simple::pidf::{self, Limits};
 use presence_simple::{Endpoint, EndpointConfig, Event, SimpleError, Transport};
+use presence_sip::fuzzing::{feed_until_refused, hostile_streams};
 use presence_sip::{Message, Method, Response};
 use presence_testproc::heap::{self, PeakAlloc, serial};
 
@@ -131,45 +132,6 @@ fn a_pidf_10_mb_attribute_is_refused_by_size_and_by_text_limit() {
 
 const HEAD: &str = "SIP/2.0 200 OK\r\nVia: SIP/2.0/TCP 127.0.0.1:40000;branch=z9hG4bKx\r\nFrom: <sip:presence-bridge@test.local>;tag=a\r\nTo: <sip:test.local>;tag=b\r\nCall-ID: hostile\r\nCSeq: 1 OPTIONS\r\n";
 
-/// The hostile streams a server could send, each as the bytes on the wire.
-fn hostile_streams() -> Vec<(&'static str, Vec<u8>)> {
-    let with = |extra: &str| format!("{HEAD}{extra}\r\n").into_bytes();
-    let mut endless = HEAD.as_bytes().to_vec();
-    while endless.len() < 4 * MIB {
-        endless.extend_from_slice(b"X-Endless: more and more and more\r\n");
-    }
-    let mut big_body = with("Content-Length: 8388608\r\n");
-    big_body.resize(big_body.len() + 8 * MIB, b'x');
-    let nul = with("X-Evil: a\0b\r\nContent-Length: 0\r\n");
-    let mut utf8 = with("X-Evil: caf#\r\nContent-Length: 0\r\n");
-    if let Some(at) = utf8.iter().position(|&b| b == b'#') {
-        utf8[at] = 0xC3;
-    }
-    vec![
-        (
-            "Content-Length 10^12",
-            with("Content-Length: 1000000000000\r\n"),
-        ),
-        ("Content-Length -1", with("Content-Length: -1\r\n")),
-        ("Content-Length missing", with("")),
-        (
-            "Content-Length twice, 0 and 9",
-            with("Content-Length: 0\r\nl: 9\r\n"),
-        ),
-        ("endless header lines (4 MiB offered)", endless),
-        ("NUL byte in a header", nul),
-        ("invalid UTF-8 in a header", utf8),
-        (
-            "10,000 Via headers",
-            with(&format!(
-                "{}Content-Length: 0\r\n",
-                "Via: SIP/2.0/TCP proxy.test.local;branch=z9hG4bKv\r\n".repeat(10_000)
-            )),
-        ),
-        ("8 MiB body", big_body),
-    ]
-}
-
 /// Connects `ep` and answers its probe with a 200 delivered `chunk` bytes per read; the
 /// endpoint must then be ready.
 fn connect_and_probe(ep: &mut Endpoint, now: Instant, chunk: usize) {
@@ -200,16 +162,9 @@ fn hostile_streams_reset_the_connection_and_the_next_one_is_served() {
         connect_and_probe(&mut ep, now, 1);
     });
     assert!(peak < 64 * KIB, "{peak} bytes");
-    for (name, stream) in hostile_streams() {
+    for (name, stream) in hostile_streams(HEAD) {
         let ((error, fed), peak, _) = measure(name, || {
-            let mut fed = 0;
-            for piece in stream.chunks(64 * KIB) {
-                fed += piece.len();
-                if let Err(error) = ep.handle_bytes(piece, now) {
-                    return (Some(error), fed);
-                }
-            }
-            (None, fed)
+            feed_until_refused(&stream, |piece| ep.handle_bytes(piece, now))
         });
         let error = error.unwrap_or_else(|| panic!("{name}: accepted"));
         let events: Vec<Event> = std::iter::from_fn(|| ep.poll_event()).collect();
@@ -242,7 +197,7 @@ fn hostile_datagrams_are_dropped_and_the_next_one_is_served() {
     let Message::Request(probe) = Message::parse(&probe).unwrap() else {
         panic!("the probe is a request");
     };
-    for (name, datagram) in hostile_streams() {
+    for (name, datagram) in hostile_streams(HEAD) {
         // A datagram is at most 64 KiB.
         let datagram = &datagram[..datagram.len().min(64 * KIB)];
         let (_, peak, _) = measure(&format!("{name} (UDP)"), || {

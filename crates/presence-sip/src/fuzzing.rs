@@ -1,7 +1,8 @@
 //! The bodies of the fuzz targets `sip_framer` and `sip_message` (in the repository's
 //! `fuzz/` folder), also run by this crate's proptests: one function, two callers, so the
 //! fuzzer and CI check the same property and cannot drift apart. Each panics when the
-//! property does not hold.
+//! property does not hold. Also the hostile streams the SfB and SIP SIMPLE endpoints'
+//! hostile-input tests feed ([`hostile_streams`], [`feed_until_refused`]).
 
 use crate::{Framer, Limits, Message, SipError};
 
@@ -182,4 +183,65 @@ impl Peer {
         }
         Some(response)
     }
+}
+
+/// The hostile streams a peer could send after `head` (a response's start line and headers,
+/// each line ending in CRLF, without `Content-Length`), named, as the bytes on the wire:
+/// `Content-Length` huge, negative, missing or given twice, endless header lines, NUL and
+/// invalid UTF-8 in a header, 10,000 `Via` headers, an 8 MiB body.
+pub fn hostile_streams(head: &str) -> Vec<(&'static str, Vec<u8>)> {
+    const MIB: usize = 1024 * 1024;
+    let with = |extra: &str| format!("{head}{extra}\r\n").into_bytes();
+    let mut endless = head.as_bytes().to_vec();
+    while endless.len() < 4 * MIB {
+        endless.extend_from_slice(b"X-Endless: more and more and more\r\n");
+    }
+    let mut big_body = with("Content-Length: 8388608\r\n");
+    big_body.resize(big_body.len() + 8 * MIB, b'x');
+    let mut utf8 = with("X-Evil: caf#\r\nContent-Length: 0\r\n");
+    if let Some(at) = utf8.iter().position(|&b| b == b'#') {
+        utf8[at] = 0xC3;
+    }
+    vec![
+        (
+            "Content-Length 10^12",
+            with("Content-Length: 1000000000000\r\n"),
+        ),
+        ("Content-Length -1", with("Content-Length: -1\r\n")),
+        ("Content-Length missing", with("")),
+        (
+            "Content-Length twice, 0 and 9",
+            with("Content-Length: 0\r\nl: 9\r\n"),
+        ),
+        ("endless header lines (4 MiB offered)", endless),
+        (
+            "NUL byte in a header",
+            with("X-Evil: a\0b\r\nContent-Length: 0\r\n"),
+        ),
+        ("invalid UTF-8 in a header", utf8),
+        (
+            "10,000 Via headers",
+            with(&format!(
+                "{}Content-Length: 0\r\n",
+                "Via: SIP/2.0/TCP proxy.example.com;branch=z9hG4bKv\r\n".repeat(10_000)
+            )),
+        ),
+        ("8 MiB body", big_body),
+    ]
+}
+
+/// Feeds `stream` to `handle` in reads of 64 KiB, as a socket would, until it refuses one:
+/// its error, if any, and the bytes fed up to and including the refused read.
+pub fn feed_until_refused<E>(
+    stream: &[u8],
+    mut handle: impl FnMut(&[u8]) -> Result<(), E>,
+) -> (Option<E>, usize) {
+    let mut fed = 0;
+    for piece in stream.chunks(64 * 1024) {
+        fed += piece.len();
+        if let Err(error) = handle(piece) {
+            return (Some(error), fed);
+        }
+    }
+    (None, fed)
 }
