@@ -341,7 +341,7 @@ async fn client(
     counters: Arc<Counters>,
     seed: u64,
 ) -> Result<Log, Error> {
-    let (ws, _) = tokio_tungstenite::connect_async(cti.as_str())
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(cti.as_str(), None, true)
         .await
         .map_err(|e| format!("client {id}: cannot connect to {cti}: {e}"))?;
     let (mut sink, mut stream) = ws.split();

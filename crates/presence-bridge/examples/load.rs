@@ -109,7 +109,8 @@ async fn main() -> Result<(), support::Error> {
     for c in 0..clients {
         let cti = cti.clone();
         tasks.push(tokio::spawn(async move {
-            let (ws, _) = tokio_tungstenite::connect_async(cti.as_str()).await?;
+            let (ws, _) =
+                tokio_tungstenite::connect_async_with_config(cti.as_str(), None, true).await?;
             let (mut sink, mut stream) = ws.split();
             let mine: Vec<String> = (0..dns)
                 .filter(|i| i % 2 == 0 && (i / 2) % clients == c)

@@ -119,7 +119,7 @@ async fn main() -> Result<(), support::Error> {
     });
 
     // The contact-centre client: log every agent in NotReady, answers read on the side.
-    let (ws, _) = tokio_tungstenite::connect_async(cti.as_str()).await?;
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(cti.as_str(), None, true).await?;
     let (mut sink, mut stream) = ws.split();
     let answers = tokio::spawn(async move {
         let mut n = 0u64;

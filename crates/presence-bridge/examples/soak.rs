@@ -613,7 +613,8 @@ impl Client {
     async fn connect(&self) -> Result<WsStream, Error> {
         let mut last = String::new();
         for _ in 0..50 {
-            match tokio_tungstenite::connect_async(self.cti.as_str()).await {
+            match tokio_tungstenite::connect_async_with_config(self.cti.as_str(), None, true).await
+            {
                 Ok((ws, _)) => return Ok(ws),
                 Err(e) => last = e.to_string(),
             }

@@ -96,7 +96,7 @@ async fn restart(agents: usize) -> Result<(), support::Error> {
     let started = Instant::now();
     let (child, cti) = support::spawn(&dir, &config)?;
     // The contact centre logs every agent in and makes it Ready, as fast as it can.
-    let (ws, _) = tokio_tungstenite::connect_async(cti.as_str()).await?;
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(cti.as_str(), None, true).await?;
     let (mut sink, mut stream) = ws.split();
     let reader = tokio::spawn(async move {
         let mut answers = 0usize;

@@ -269,6 +269,9 @@ fn admit(
     over_limit: &mut Throttle,
 ) {
     let config = &state.config;
+    // Events are small and each is due now: Nagle's algorithm would hold one back until
+    // the client acknowledged the one before (tens of milliseconds with delayed ACKs).
+    let _ = stream.set_nodelay(true);
     if let Some(slot) = state.open.take() {
         let routed = routed.clone();
         let service = service_fn(move |mut request: Request<Incoming>| {
