@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, close_code};
+use futures_util::SinkExt;
 use governor::DefaultDirectRateLimiter;
 use presence_tlib::{ClientId, ClientMessage, ErrorCode, LinkInput, MessageError, ServerEvent};
 use tokio::sync::{Notify, mpsc};
@@ -15,6 +16,9 @@ use crate::sink::Route;
 
 /// How long a close frame may take to go out before the socket is dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The most queued events written, after the one the connection woke for, before a flush.
+const EVENT_BATCH: usize = 64;
 
 /// Why a connection ends.
 #[derive(Debug)]
@@ -138,7 +142,7 @@ impl Connection {
                 () = async { drop(stop.wait_for(|stopping| *stopping).await) } => return End::Shutdown,
                 event = events.recv() => match event {
                     Some(event) => {
-                        if let Err(error) = self.socket.send(Message::text(event.to_json())).await {
+                        if let Err(error) = self.write_events(event, events).await {
                             return End::Failed(error);
                         }
                     }
@@ -242,6 +246,21 @@ impl Connection {
     async fn refuse(&mut self, err: MessageError) -> Result<(), axum::Error> {
         tracing::debug!(client = %self.client, code = %err.code(), error = %err, "message refused");
         self.answer(err.to_event()).await
+    }
+
+    /// Writes `first` and the events already queued behind it, with one flush: a burst
+    /// of answers costs one write to the socket, not one each.
+    async fn write_events(
+        &mut self,
+        first: ServerEvent,
+        events: &mut mpsc::Receiver<ServerEvent>,
+    ) -> Result<(), axum::Error> {
+        self.socket.feed(Message::text(first.to_json())).await?;
+        for _ in 0..EVENT_BATCH {
+            let Ok(event) = events.try_recv() else { break };
+            self.socket.feed(Message::text(event.to_json())).await?;
+        }
+        self.socket.flush().await
     }
 
     async fn answer(&mut self, event: ServerEvent) -> Result<(), axum::Error> {

@@ -31,6 +31,10 @@ use crate::{
 /// call beyond it is refused with `EventError` 8; calls already known are accepted.
 pub const MAX_CALLS_PER_DN: usize = 64;
 
+/// The most inputs the engine takes, after the one it woke for, before it flushes: enough
+/// to make a burst one flush, few enough that its timers are not starved.
+const BATCH: usize = 256;
+
 /// The outcome of a call handed to the transport, sent back by its task.
 enum Completion {
     Publish {
@@ -158,6 +162,23 @@ impl<S: ClientSink> Engine<S> {
                     for lane in self.lanes.values_mut() {
                         lane.publisher.handle_timeout(now);
                     }
+                }
+            }
+            // What is already waiting is taken before the next flush: a burst costs one
+            // flush (and, in the drivers, one write) instead of one per input. Bounded,
+            // so that timers and control still come round under saturation.
+            for _ in 0..BATCH {
+                if let Ok(done) = self.completions.try_recv() {
+                    self.on_completion(done);
+                } else if let Some(input) = (link_open && self.shutdown.is_none())
+                    .then(|| link.try_recv().ok())
+                    .flatten()
+                {
+                    self.on_link(input);
+                } else if let Some(event) = events_open.then(|| events.try_recv()).flatten() {
+                    self.on_transport(event);
+                } else {
+                    break;
                 }
             }
         }

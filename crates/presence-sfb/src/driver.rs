@@ -27,6 +27,9 @@ use presence_model::random::{Backoff, SplitMix64};
 
 type Reply = oneshot::Sender<Result<(), TransportError>>;
 
+/// The most queued commands the session takes, after the one it woke for, into one write.
+const COMMAND_BATCH: usize = 256;
+
 /// Commands from the handle to the driver task.
 enum Command {
     Publish {
@@ -709,6 +712,15 @@ impl Driver {
                 command = self.commands.recv(), if self.shutdown.is_none() => {
                     if !self.apply(command) {
                         break End::Shutdown;
+                    }
+                    // The commands already queued go into the same write.
+                    let mut more = COMMAND_BATCH;
+                    while more > 0 && self.shutdown.is_none() {
+                        let Ok(command) = self.commands.try_recv() else { break };
+                        if !self.apply(Some(command)) {
+                            break;
+                        }
+                        more -= 1;
                     }
                 }
                 read = reader.read(&mut read_buf) => match read {
