@@ -26,6 +26,9 @@ use crate::settings::{Severity, SimpleSettings, Transport};
 
 type Reply = oneshot::Sender<Result<(), TransportError>>;
 
+/// The most queued commands the session takes, after the one it woke for, into one write.
+const COMMAND_BATCH: usize = 256;
+
 enum Command {
     Publish {
         user: SipUri,
@@ -691,6 +694,15 @@ impl Driver {
                 command = self.commands.recv(), if self.shutdown.is_none() => {
                     if !self.apply(command) {
                         break End::Shutdown;
+                    }
+                    // The commands already queued go into the same write.
+                    let mut more = COMMAND_BATCH;
+                    while more > 0 && self.shutdown.is_none() {
+                        let Ok(command) = self.commands.try_recv() else { break };
+                        if !self.apply(Some(command)) {
+                            break;
+                        }
+                        more -= 1;
                     }
                 }
                 read = async {
