@@ -2,6 +2,7 @@
 //! and demos (not a server). It listens on TCP or TLS, logs every request and answer on
 //! stderr (one line each) and takes commands on stdin.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,7 +16,8 @@ use tokio::io::AsyncBufReadExt;
 use tokio::sync::broadcast::error::RecvError;
 
 const COMMANDS: &str = "\
-COMMANDS (one per line on stdin):
+COMMANDS (one per line on stdin; lines that arrive together run in order, and `set`s in a
+row change those users at the same moment: one notification per dialog):
   set <sip-uri> <availability> [\"activity text\"]
                       the user picks a state in their own client (3500 Online,
                       6500 Busy, 9500 Do not disturb, 15500 Away, ...)
@@ -308,6 +310,53 @@ fn parse_command(line: &str) -> Result<Option<Command>, String> {
     Ok(Some(command))
 }
 
+/// The most stdin lines taken in one turn.
+const MAX_BATCH: usize = 1024;
+
+/// Runs command lines in order, consecutive `set`s together; `false` to stop.
+fn run_lines(server: &SimServer, lines: &[String]) -> bool {
+    let mut sets: Vec<(SipUri, u32, Option<String>)> = Vec::new();
+    let apply = |sets: &mut Vec<(SipUri, u32, Option<String>)>| {
+        if sets.is_empty() {
+            return;
+        }
+        let changes: Vec<(SipUri, u32, Option<&str>)> = sets
+            .iter()
+            .map(|(user, availability, activity)| {
+                (user.clone(), *availability, activity.as_deref())
+            })
+            .collect();
+        server.set_users_presence(&changes);
+        let mut out = std::io::stdout().lock();
+        for (user, availability, _) in sets.drain(..) {
+            let _ = writeln!(out, "{user} set to {availability}");
+        }
+        let _ = out.flush();
+    };
+    for line in lines {
+        match parse_command(line) {
+            Ok(Some(Command::Set(user, availability, activity))) => {
+                sets.push((user, availability, activity));
+            }
+            Ok(Some(command)) => {
+                apply(&mut sets);
+                match run(server, command) {
+                    Ok(true) => {}
+                    Ok(false) => return false,
+                    Err(message) => eprintln!("presence-sfb-sim: {message}"),
+                }
+            }
+            Ok(None) => {}
+            Err(message) => {
+                apply(&mut sets);
+                eprintln!("presence-sfb-sim: {message}");
+            }
+        }
+    }
+    apply(&mut sets);
+    true
+}
+
 /// Runs a command; `false` to stop.
 fn run(server: &SimServer, command: Command) -> Result<bool, String> {
     match command {
@@ -435,14 +484,22 @@ async fn main() -> ExitCode {
     loop {
         tokio::select! {
             line = lines.next_line(), if stdin_open => match line {
-                Ok(Some(line)) => match parse_command(&line).and_then(|c| match c {
-                    Some(command) => run(&server, command),
-                    None => Ok(true),
-                }) {
-                    Ok(true) => {}
-                    Ok(false) => break,
-                    Err(message) => eprintln!("presence-sfb-sim: {message}"),
-                },
+                Ok(Some(line)) => {
+                    // The whole lines already read take one turn: `set`s in a row are
+                    // applied together (one notification per dialog, as when users change
+                    // at the same moment), which lets a load generator drive many
+                    // thousands of changes a second.
+                    let mut batch = vec![line];
+                    while batch.len() < MAX_BATCH && lines.get_ref().buffer().contains(&b'\n') {
+                        match lines.next_line().await {
+                            Ok(Some(line)) => batch.push(line),
+                            Ok(None) | Err(_) => break,
+                        }
+                    }
+                    if !run_lines(&server, &batch) {
+                        break;
+                    }
+                }
                 // Without stdin (closed or unreadable), serve until Ctrl-C.
                 Ok(None) | Err(_) => stdin_open = false,
             },

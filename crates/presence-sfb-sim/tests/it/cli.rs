@@ -117,3 +117,45 @@ fn serves_tcp_takes_commands_and_logs_requests() {
     assert!(log.contains("-> 200 OK to OPTIONS (Call-ID cli1)"), "{log}");
     assert!(log.contains("unknown command `bogus`"), "{log}");
 }
+
+#[test]
+fn commands_written_at_once_run_in_order() {
+    let mut running = Running(
+        Command::new(BIN)
+            .args(["--listen", "127.0.0.1:0", "--quiet"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let child = &mut running.0;
+    // One write: the simulator reads the lines in one go and applies the `set`s in a row
+    // together; what each `show` sees must still be the state set before it.
+    let mut stdin = child.stdin.take().unwrap();
+    let script = "set sip:u@x 3500\nset sip:u@x 6500\nshow sip:u@x\nset sip:v@x 9500\nset sip:u@x 15500\nbogus\nshow sip:u@x\nshow sip:v@x\nquit\n";
+    stdin.write_all(script.as_bytes()).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "sip:u@x set to 3500",
+            "sip:u@x set to 6500",
+            "sip:u@x shows 6500",
+            "sip:v@x set to 9500",
+            "sip:u@x set to 15500",
+            "sip:u@x shows 15500",
+            "sip:v@x shows 9500",
+        ],
+        "{stdout}"
+    );
+}
