@@ -357,6 +357,22 @@ fn bench(filter: Option<&str>) -> Result<()> {
         &["--dns", "10000", "--rate", "20000"][..],
         &["--dns", "10000", "--max"],
         &["--dns", "100000", "--rate", "20000"],
+        &[
+            "--dns",
+            "10000",
+            "--mix",
+            "pull",
+            "--presence-rate",
+            "20000",
+        ],
+        &[
+            "--dns",
+            "10000",
+            "--mix",
+            "pull",
+            "--presence-rate",
+            "60000",
+        ],
         &["--dns", "10000", "--rate", "20000", "--overload", "stall"],
         &["--dns", "10000", "--rate", "20000", "--overload", "503"],
     ] {
@@ -504,6 +520,42 @@ fn bench_load(args: &[&str]) -> Result<Vec<Row>> {
             &["idle_rss_mib"],
             "MiB",
             "≤ 100 (100,000 DNs)",
+        );
+        return Ok(rows);
+    }
+    if json["events"].as_u64() == Some(0) {
+        // A pull-only run: presence changes in, DND events out.
+        let rate = json["presence_changes_per_s"].as_f64().unwrap_or(0.0);
+        let what = format!("{n} DNs, pull only at {:.0},000 changes/s", rate / 1000.0);
+        row(
+            format!("{what}: presence changes/s in"),
+            &["presence_changes_per_s"],
+            "/s",
+            "≥ 50,000",
+        );
+        row(format!("{what}: DND events out"), &["dnd_events"], "", "—");
+        for p in ["p50_ms", "p99_ms", "p99_9_ms", "max_ms"] {
+            row(
+                format!(
+                    "{what}: NOTIFY -> EventDND {}",
+                    p.trim_end_matches("_ms").replace('_', ".")
+                ),
+                &["pull_latency", p],
+                "ms",
+                "p99 ≤ 5 (20,000/s)",
+            );
+        }
+        row(
+            format!("{what}: bridge CPU per presence change"),
+            &["cpu_us_per_change"],
+            "µs",
+            "—",
+        );
+        row(
+            format!("{what}: converged after the load"),
+            &["converged_after_s"],
+            "s",
+            "converges",
         );
         return Ok(rows);
     }

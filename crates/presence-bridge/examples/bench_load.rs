@@ -806,22 +806,33 @@ async fn run(
     }
     let pull_latency = latencies(&notified, &dnd_arrivals);
 
+    let dnd_events: usize = dnd_arrivals.values().map(Vec::len).sum();
     let events_per_s = sent as f64 / load_time.as_secs_f64();
-    let cpu_us = if sent > 0 {
-        cpu.as_secs_f64() * 1e6 / sent as f64
-    } else {
-        0.0
+    let changes_per_s = sent_changes as f64 / load_time.as_secs_f64();
+    let per = |n: u64| {
+        if n > 0 {
+            ((cpu.as_secs_f64() * 1e6 / n as f64) * 100.0).round() / 100.0
+        } else {
+            0.0
+        }
     };
+    let cpu_us = per(sent);
     let obj = figures.as_object_mut().ok_or("figures")?;
     obj.insert("events".into(), sent.into());
     obj.insert("events_per_s".into(), events_per_s.round().into());
     obj.insert("presence_changes".into(), sent_changes.into());
+    obj.insert(
+        "presence_changes_per_s".into(),
+        changes_per_s.round().into(),
+    );
+    obj.insert("dnd_events".into(), dnd_events.into());
+    if sent == 0 {
+        // A pull-only run: the bridge's CPU per presence change taken in.
+        obj.insert("cpu_us_per_change".into(), per(sent_changes).into());
+    }
     obj.insert("state_changing_events".into(), changing.into());
     obj.insert("writes_accepted".into(), written.into());
-    obj.insert(
-        "cpu_us_per_event".into(),
-        ((cpu_us * 100.0).round() / 100.0).into(),
-    );
+    obj.insert("cpu_us_per_event".into(), cpu_us.into());
     obj.insert("peak_rss_mib".into(), (peak_kib as f64 / 1024.0).into());
     obj.insert("push_latency".into(), summary(&push_latency));
     obj.insert("pull_latency".into(), summary(&pull_latency));
@@ -847,8 +858,13 @@ async fn run(
         );
     }
     let p = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap_or(0.0);
+    let cpu_text = if sent > 0 {
+        format!("{cpu_us:.2} µs per agent event")
+    } else {
+        format!("{:.2} µs per presence change", per(sent_changes))
+    };
     println!(
-        "load: {sent} agent events in {load_time:.2?} ({events_per_s:.0}/s) over {} clients, {sent_changes} presence changes; {changing} changed a user's state, {written} publications accepted (the rest coalesced); bridge CPU {cpu:.2?} = {cpu_us:.2} µs per event; RSS idle {:.1} MiB, peak {:.1} MiB",
+        "load: {sent} agent events in {load_time:.2?} ({events_per_s:.0}/s) over {} clients, {sent_changes} presence changes ({changes_per_s:.0}/s, {dnd_events} DND events out); {changing} changed a user's state, {written} publications accepted (the rest coalesced); bridge CPU {cpu:.2?} = {cpu_text}; RSS idle {:.1} MiB, peak {:.1} MiB",
         args.clients,
         idle_kib as f64 / 1024.0,
         peak_kib as f64 / 1024.0
