@@ -422,6 +422,7 @@ impl<S: ClientSink> Engine<S> {
             LinkInput::Connected(client, peer) => {
                 tracing::info!(%client, %peer, "contact-centre client connected");
                 self.clients.entry(client).or_default();
+                metrics::gauge!(metric::CLIENTS).set(self.clients.len() as f64);
             }
             LinkInput::Disconnected(client) => {
                 tracing::info!(%client, "contact-centre client disconnected");
@@ -433,10 +434,10 @@ impl<S: ClientSink> Engine<S> {
                         state.compact();
                     }
                 }
+                metrics::gauge!(metric::CLIENTS).set(self.clients.len() as f64);
             }
             LinkInput::Message(client, message) => self.on_message(client, message),
         }
-        metrics::gauge!(metric::CLIENTS).set(self.clients.len() as f64);
     }
 
     fn refuse(&self, client: ClientId, reference_id: u64, code: ErrorCode, message: String) {
