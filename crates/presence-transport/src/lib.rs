@@ -30,6 +30,7 @@
 //! | **subscription upkeep** (refresh before expiry, re-subscribe after the platform ends one or after a reconnect) | transport | the caller states the subscription set once |
 //! | **protocol state** (SfB category versions, Teams sessions and their refresh, SIP ETags) | transport | — |
 //! | **logging a failed publication** (warn once, then one line per 10 s per platform with the count, and a line when publications succeed again) | caller (the engine) | a transport logs each failure at debug level only: it returns the error, which is the caller's to report |
+//! | **batching writes** (requests handed over together leave in one socket write) | transport: a session takes the commands already queued before it writes | the caller hands over everything that is due in one turn, then waits |
 //! | **fencing** (only the leader of a hot-standby group writes to a platform) | the [`Gate`], in front of every transport of the node | a transport is started for one leadership term and shut down when it ends; it never asks who leads |
 //!
 //! In detail:
