@@ -79,8 +79,22 @@ const ROW_AVAILABILITY: [u32; 15] = [
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_flow_through_all_fifteen_combinations() {
+    push_flow(&[]).await;
+}
+
+/// The same on tokio's multi-thread scheduler (`run --threads 2`; one thread is the default).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_flow_on_two_threads() {
+    push_flow(&["--threads", "2"]).await;
+}
+
+async fn push_flow(run_args: &[&str]) {
     let sim = sim().await;
-    let daemon = Daemon::start_sfb("push", &sim.local_addr().to_string());
+    let daemon = Daemon::start_args("push", &config(&sim.local_addr().to_string()), run_args);
+    if run_args.contains(&"--threads") {
+        // The main thread and two workers, at least.
+        assert!(daemon.threads() >= 3, "{} threads", daemon.threads());
+    }
     let mut client = Client::connect(&daemon).await;
     let agent = SipUri::new("sip:agent1@contoso.com").unwrap();
     assert!(

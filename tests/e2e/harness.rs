@@ -51,12 +51,22 @@ impl Daemon {
 
     /// The daemon on `config` (with the example map as `map.xml` beside it).
     pub(crate) fn start(name: &str, config: &str) -> Daemon {
+        Daemon::start_args(name, config, &[])
+    }
+
+    /// [`Daemon::start`] with more arguments for `run` (such as `--threads 2`).
+    pub(crate) fn start_args(name: &str, config: &str, extra: &[&str]) -> Daemon {
         let level = std::env::var(LOG_LEVEL_ENV).unwrap_or_else(|_| "info".to_owned());
-        Daemon::start_at(name, config, &level)
+        Daemon::start_with(name, config, &level, extra)
     }
 
     /// [`Daemon::start`] with this `--log-level`.
     pub(crate) fn start_at(name: &str, config: &str, level: &str) -> Daemon {
+        Daemon::start_with(name, config, level, &[])
+    }
+
+    /// [`Daemon::start_at`] with more arguments for `run`.
+    fn start_with(name: &str, config: &str, level: &str, extra: &[&str]) -> Daemon {
         let dir = Scratch::new(name);
         std::fs::write(
             dir.0.join("map.xml"),
@@ -74,6 +84,7 @@ impl Daemon {
                 "--log-level",
                 level,
             ])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -177,6 +188,17 @@ impl Daemon {
             .unwrap()
             .success();
         assert!(ok, "kill -{signal}");
+    }
+
+    /// The daemon's thread count (`Threads:` of /proc/PID/status).
+    pub(crate) fn threads(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("the daemon's /proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Threads:"))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("a Threads line")
     }
 
     pub(crate) fn stop(mut self) -> std::process::ExitStatus {
