@@ -158,6 +158,7 @@ pub(crate) fn parse_state(ctx: &Ctx<'_>, el: Element<'_>) -> Result<StateBody, M
 
 /// Writes `<state ...>...</state>` with its own namespace declarations.
 pub(crate) fn write_state(out: &mut String, state: &StateBody) {
+    use std::fmt::Write as _;
     out.push_str("<state xmlns=\"");
     out.push_str(ns::STATE);
     out.push_str("\" xmlns:xsi=\"");
@@ -181,7 +182,8 @@ pub(crate) fn write_state(out: &mut String, state: &StateBody) {
     out.push('>');
     if let Some(availability) = state.availability {
         out.push_str("<availability>");
-        out.push_str(&availability.to_string());
+        // Writing to a String cannot fail.
+        let _ = write!(out, "{availability}");
         out.push_str("</availability>");
     }
     if state.activity_token.is_some() || !state.custom.is_empty() {

@@ -1144,40 +1144,75 @@ fn is_xml_char(c: char) -> bool {
     matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
 }
 
+/// Appends `s`, copying the runs of bytes `special` passes over at once and handing every
+/// character that starts with a byte it flags to `escape`. `special` must flag only ASCII
+/// bytes and UTF-8 lead bytes, so that every flagged byte starts a character.
+#[inline]
+fn push_escaped(
+    out: &mut String,
+    s: &str,
+    special: impl Fn(u8) -> bool,
+    escape: impl Fn(&mut String, char),
+) {
+    out.reserve(s.len());
+    let mut rest = s;
+    while let Some(at) = rest.bytes().position(&special) {
+        let (plain, tail) = rest.split_at(at);
+        out.push_str(plain);
+        let mut chars = tail.chars();
+        if let Some(c) = chars.next() {
+            escape(out, c);
+        }
+        rest = chars.as_str();
+    }
+    out.push_str(rest);
+}
+
+/// Whether `b` may start a character that is escaped or replaced in element content:
+/// `&`, `<`, `>`, a C0 control (carriage return and the forbidden ones), or `0xEF`, the
+/// lead byte of U+FFFE and U+FFFF.
+#[inline]
+fn special_in_text(b: u8) -> bool {
+    matches!(b, b'&' | b'<' | b'>' | 0xEF) || (b < 0x20 && b != b'\t' && b != b'\n')
+}
+
+/// Whether `b` may start a character that is escaped or replaced in an attribute value:
+/// as [`special_in_text`], plus the quotes, tab and line feed.
+#[inline]
+fn special_in_attr(b: u8) -> bool {
+    matches!(b, b'&' | b'<' | b'>' | b'"' | b'\'' | 0xEF) || b < 0x20
+}
+
 /// Appends `text` escaped for element content: `&`, `<`, `>` as entities, carriage
 /// return as `&#13;` (so it survives line-end normalization), characters XML 1.0 forbids
 /// as U+FFFD.
 pub(crate) fn push_text(out: &mut String, text: &str) {
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '\r' => out.push_str("&#13;"),
-            c if is_xml_char(c) => out.push(c),
-            _ => out.push('\u{FFFD}'),
-        }
-    }
+    push_escaped(out, text, special_in_text, |out, c| match c {
+        '&' => out.push_str("&amp;"),
+        '<' => out.push_str("&lt;"),
+        '>' => out.push_str("&gt;"),
+        '\r' => out.push_str("&#13;"),
+        c if is_xml_char(c) => out.push(c),
+        _ => out.push('\u{FFFD}'),
+    });
 }
 
 /// Appends `value` escaped for a double-quoted attribute value: `&`, `<`, `>`, `"`, `'` as
 /// entities, tab, line feed and carriage return as character references (so they survive
 /// attribute-value normalization), characters XML 1.0 forbids as U+FFFD.
 pub(crate) fn push_attr_value(out: &mut String, value: &str) {
-    for c in value.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\t' => out.push_str("&#9;"),
-            '\n' => out.push_str("&#10;"),
-            '\r' => out.push_str("&#13;"),
-            c if is_xml_char(c) => out.push(c),
-            _ => out.push('\u{FFFD}'),
-        }
-    }
+    push_escaped(out, value, special_in_attr, |out, c| match c {
+        '&' => out.push_str("&amp;"),
+        '<' => out.push_str("&lt;"),
+        '>' => out.push_str("&gt;"),
+        '"' => out.push_str("&quot;"),
+        '\'' => out.push_str("&apos;"),
+        '\t' => out.push_str("&#9;"),
+        '\n' => out.push_str("&#10;"),
+        '\r' => out.push_str("&#13;"),
+        c if is_xml_char(c) => out.push(c),
+        _ => out.push('\u{FFFD}'),
+    });
 }
 
 /// Appends ` name="value"` with the value escaped.
@@ -1192,8 +1227,12 @@ pub(crate) fn push_attr(out: &mut String, name: &str, value: &str) {
 /// Appends ` name="n"` for a number.
 pub(crate) fn push_attr_num(out: &mut String, name: &str, value: impl std::fmt::Display) {
     use std::fmt::Write as _;
+    out.push(' ');
+    out.push_str(name);
+    out.push_str("=\"");
     // Writing to a String cannot fail.
-    let _ = write!(out, " {name}=\"{value}\"");
+    let _ = write!(out, "{value}");
+    out.push('"');
 }
 
 /// The string as the parsers give it back after the writers escaped it: characters XML 1.0
@@ -1210,6 +1249,41 @@ mod tests {
 
     fn tree(body: &str) -> Result<Tree<'_>, MsPresError> {
         read_tree(body.as_bytes(), &Limits::DEFAULT, "test", ("urn:x", "r"))
+    }
+
+    /// The escaping writers, one character at a time: what `push_text` and
+    /// `push_attr_value` must give.
+    fn escaped_by_char(s: &str, attr: bool) -> String {
+        let mut out = String::new();
+        for c in s.chars() {
+            match c {
+                '&' => out.push_str("&amp;"),
+                '<' => out.push_str("&lt;"),
+                '>' => out.push_str("&gt;"),
+                '"' if attr => out.push_str("&quot;"),
+                '\'' if attr => out.push_str("&apos;"),
+                '\t' if attr => out.push_str("&#9;"),
+                '\n' if attr => out.push_str("&#10;"),
+                '\r' => out.push_str("&#13;"),
+                c if is_xml_char(c) => out.push(c),
+                _ => out.push('\u{FFFD}'),
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn escaping_copies_runs_as_the_character_writer_would(
+            s in "(.|[\\x00-\\x20&<>\"'\u{FFFE}\u{FFFF}\u{FFFD}\u{E000}\u{EFFF}\u{1F600}])*"
+        ) {
+            let mut text = String::from("x");
+            push_text(&mut text, &s);
+            proptest::prop_assert_eq!(&text[1..], escaped_by_char(&s, false));
+            let mut attr = String::from("x");
+            push_attr_value(&mut attr, &s);
+            proptest::prop_assert_eq!(&attr[1..], escaped_by_char(&s, true));
+        }
     }
 
     #[test]
