@@ -1,52 +1,57 @@
 //! The MS-PRES bodies the endpoint writes and reads, on top of `presence-mspres`.
 
 use presence_model::{Presence, SipUri};
-use presence_mspres::{BatchSubscribe, Fault, Publication, Publish, StateBody, SubscribeAction};
+use presence_mspres::{BatchSubscribe, Fault, Publish, StateBody, SubscribeAction};
 
 use crate::settings::PublicationSettings;
 
-/// A category-publish body: the presence in each configured container, with that
-/// container's version.
+/// Appends a category-publish body to `out`: the presence in each configured container,
+/// with that container's version.
 pub(crate) fn publish(
+    out: &mut String,
     user: &SipUri,
     settings: &PublicationSettings,
     versions: &[u32],
     presence: &Presence,
-) -> String {
+) {
     let mut state = StateBody::user_state(u32::from(presence.availability.get()));
     state.state_type.clone_from(&settings.state_type);
     state.manual = settings.manual;
     for (lcid, text) in presence.activities.iter() {
         state = state.with_custom(lcid.get(), text.as_str());
     }
-    let publications = settings
+    let containers = settings
         .containers
         .iter()
-        .zip(versions)
-        .map(|(&container, &version)| {
-            let mut p = Publication::state(settings.instance, container, version, state.clone());
-            p.expire_type = settings.expire_type;
-            p
-        })
-        .collect();
-    Publish {
-        uri: user.to_string(),
-        publications,
-    }
-    .to_xml()
+        .copied()
+        .zip(versions.iter().copied());
+    Publish::write_state_in_containers(
+        out,
+        user.as_str(),
+        settings.instance,
+        settings.expire_type,
+        &state,
+        containers,
+    );
 }
 
-/// A category-publish body that removes the bridge's instance (category `state`, the
-/// configured instance) from each configured container, with that container's version:
-/// `expireType="time" expires="0"` and no content.
-pub(crate) fn removal(user: &SipUri, settings: &PublicationSettings, versions: &[u32]) -> String {
+/// Appends a category-publish body that removes the bridge's instance (category `state`,
+/// the configured instance) from each configured container, with that container's
+/// version, to `out`: `expireType="time" expires="0"` and no content.
+pub(crate) fn removal(
+    out: &mut String,
+    user: &SipUri,
+    settings: &PublicationSettings,
+    versions: &[u32],
+) {
     let containers: Vec<(u32, u32)> = settings
         .containers
         .iter()
         .copied()
         .zip(versions.iter().copied())
         .collect();
-    Publish::remove_state_in_containers(user.to_string(), settings.instance, &containers).to_xml()
+    Publish::remove_state_in_containers(user.as_str(), settings.instance, &containers)
+        .write_xml(out);
 }
 
 /// A batched SUBSCRIBE body for the `state` category of `users`.

@@ -146,6 +146,9 @@ pub struct Endpoint {
     cseq: u32,
     /// SUBSCRIBE transactions on the wire (see [`SUBSCRIBES_IN_FLIGHT`]).
     subscribes_in_flight: usize,
+    /// The body of the publication being sent: written by [`Publications`], taken by
+    /// `send_publish` (empty in between).
+    body: String,
 }
 
 /// The most SUBSCRIBE requests waiting for their answer. Each new batch's answer brings
@@ -181,6 +184,7 @@ impl Endpoint {
             received_since_ping: false,
             cseq: 0,
             subscribes_in_flight: 0,
+            body: String::new(),
         }
     }
 
@@ -425,10 +429,10 @@ impl Endpoint {
             return;
         }
         while self.publications.in_flight() < self.config.max_in_flight {
-            let Some((user, request)) = self.publications.next_to_send() else {
+            let Some(user) = self.publications.next_to_send(&mut self.body) else {
                 break;
             };
-            self.send_publish(user, request, now);
+            self.send_publish(user, now);
         }
         while self.subscribes_in_flight < SUBSCRIBES_IN_FLIGHT {
             let Some(work) = self.subscriptions.next_work() else {
@@ -507,7 +511,9 @@ impl Endpoint {
         self.transactions.insert(branch, Transaction { kind });
     }
 
-    fn send_publish(&mut self, user: SipUri, body: String, now: Instant) {
+    /// Sends the publication whose body is in `self.body`.
+    fn send_publish(&mut self, user: SipUri, now: Instant) {
+        let body = std::mem::take(&mut self.body);
         let call_id = self.rng.hex(24);
         let tag = self.rng.hex(10);
         let cseq = self.next_cseq();
@@ -761,8 +767,11 @@ impl Endpoint {
             // The fix-up completes this one publication: same operation, the pool's
             // versions, sent again at once (it keeps its place in the window).
             let max = self.config.max_conflict_retries;
-            match self.publications.on_conflict(user, &operations, max) {
-                Ok(body) => self.send_publish(user.clone(), body, now),
+            match self
+                .publications
+                .on_conflict(user, &operations, max, &mut self.body)
+            {
+                Ok(()) => self.send_publish(user.clone(), now),
                 Err(()) => {
                     let error = TransportError::Rejected {
                         status,
