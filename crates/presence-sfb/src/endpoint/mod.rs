@@ -20,6 +20,7 @@ mod publish;
 mod subscribe;
 #[cfg(test)]
 mod tests;
+mod wire;
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -146,9 +147,12 @@ pub struct Endpoint {
     cseq: u32,
     /// SUBSCRIBE transactions on the wire (see [`SUBSCRIBES_IN_FLIGHT`]).
     subscribes_in_flight: usize,
-    /// The body of the publication being sent: written by [`Publications`], taken by
-    /// `send_publish` (empty in between).
+    /// The body of the publication being sent: written by [`Publications`], used by
+    /// `send_publish` (empty in between; kept for its capacity).
     body: String,
+    /// The header fields of a publication that only depend on the settings; `None` when
+    /// they would be refused (requests are then built field by field, and fail).
+    head: Option<wire::Head>,
 }
 
 /// The most SUBSCRIBE requests waiting for their answer. Each new batch's answer brings
@@ -166,6 +170,7 @@ impl Endpoint {
     pub fn new(config: EndpointConfig, seed: u64) -> Self {
         let mut rng = SplitMix64::new(seed);
         let epid = rng.hex(10);
+        let head = wire::Head::new(&config);
         Endpoint {
             framer: Framer::new(Limits::default()),
             publications: Publications::new(config.publication.clone()),
@@ -185,6 +190,7 @@ impl Endpoint {
             cseq: 0,
             subscribes_in_flight: 0,
             body: String::new(),
+            head,
         }
     }
 
@@ -197,6 +203,7 @@ impl Endpoint {
     /// each connection unless one is configured).
     pub fn set_local_host(&mut self, host: String) {
         self.config.local_host = host;
+        self.head = wire::Head::new(&self.config);
     }
 
     /// Whether a connection is up.
@@ -451,8 +458,8 @@ impl Endpoint {
         Some(tx)
     }
 
-    fn new_branch(&mut self) -> String {
-        format!("z9hG4bK{}", self.rng.hex(16))
+    fn new_branch(rng: &mut SplitMix64) -> String {
+        format!("z9hG4bK{}", rng.hex(16))
     }
 
     fn next_cseq(&mut self) -> u32 {
@@ -470,7 +477,7 @@ impl Endpoint {
         to_tag: Option<&str>,
         cseq: u32,
     ) -> Result<(Request, String), presence_sip::SipError> {
-        let branch = self.new_branch();
+        let branch = Self::new_branch(&mut self.rng);
         let c = &self.config;
         let mut to = format!("<{target}>");
         if let Some(tag) = to_tag {
@@ -502,8 +509,8 @@ impl Endpoint {
         Ok((request, branch))
     }
 
-    fn start_transaction(&mut self, branch: String, kind: TxKind, request: &Request, now: Instant) {
-        self.queue(request.to_bytes());
+    fn start_transaction(&mut self, branch: String, kind: TxKind, bytes: Vec<u8>, now: Instant) {
+        self.queue(bytes);
         self.timers.set(
             Timer::Transaction(branch.clone()),
             now + self.config.request_timeout,
@@ -513,19 +520,37 @@ impl Endpoint {
 
     /// Sends the publication whose body is in `self.body`.
     fn send_publish(&mut self, user: SipUri, now: Instant) {
-        let body = std::mem::take(&mut self.body);
         let call_id = self.rng.hex(24);
         let tag = self.rng.hex(10);
         let cseq = self.next_cseq();
+        let head = self.head.as_ref();
+        if let Some(head) = head.filter(|_| wire::Head::accepts(user.as_str())) {
+            // What base_request and with_body would build, written at once.
+            let branch = Self::new_branch(&mut self.rng);
+            let bytes = head.write_publish(&wire::Publication {
+                target: user.as_str(),
+                branch: &branch,
+                call_id: &call_id,
+                from_tag: &tag,
+                epid: &self.epid,
+                cseq,
+                body: &self.body,
+            });
+            self.body.clear();
+            self.start_transaction(branch, TxKind::Publish { user }, bytes, now);
+            return;
+        }
+        let body = std::mem::take(&mut self.body);
         let built = self
             .base_request(Method::Service, user.as_str(), &call_id, &tag, None, cseq)
             .and_then(|(r, branch)| {
-                r.with_body("application/msrtc-category-publish+xml", body.into_bytes())
+                r.with_body(wire::PUBLISH_CONTENT_TYPE, body.into_bytes())
                     .map(|r| (r, branch))
             });
         match built {
             Ok((request, branch)) => {
-                self.start_transaction(branch, TxKind::Publish { user }, &request, now);
+                let bytes = request.to_bytes();
+                self.start_transaction(branch, TxKind::Publish { user }, bytes, now);
             }
             Err(error) => {
                 let error = TransportError::Rejected {
@@ -573,7 +598,7 @@ impl Endpoint {
                 self.start_transaction(
                     branch,
                     TxKind::Subscribe { batch: work.batch },
-                    &request,
+                    request.to_bytes(),
                     now,
                 );
             }
