@@ -2,7 +2,7 @@
 
 use crate::MsPresError;
 use crate::ns;
-use crate::xml::{Ctx, Element, push_attr, push_attr_num, push_text};
+use crate::xml::{Ctx, Element, push_attr, push_attr_num, push_decimal, push_text};
 
 /// The `state` value: an availability number, an activity and per-locale texts.
 ///
@@ -158,7 +158,6 @@ pub(crate) fn parse_state(ctx: &Ctx<'_>, el: Element<'_>) -> Result<StateBody, M
 
 /// Writes `<state ...>...</state>` with its own namespace declarations.
 pub(crate) fn write_state(out: &mut String, state: &StateBody) {
-    use std::fmt::Write as _;
     out.push_str("<state xmlns=\"");
     out.push_str(ns::STATE);
     out.push_str("\" xmlns:xsi=\"");
@@ -182,8 +181,7 @@ pub(crate) fn write_state(out: &mut String, state: &StateBody) {
     out.push('>');
     if let Some(availability) = state.availability {
         out.push_str("<availability>");
-        // Writing to a String cannot fail.
-        let _ = write!(out, "{availability}");
+        push_decimal(out, availability.into());
         out.push_str("</availability>");
     }
     if state.activity_token.is_some() || !state.custom.is_empty() {
@@ -197,7 +195,7 @@ pub(crate) fn write_state(out: &mut String, state: &StateBody) {
             out.push('>');
             for (lcid, text) in &state.custom {
                 out.push_str("<custom");
-                push_attr_num(out, "LCID", lcid);
+                push_attr_num(out, "LCID", *lcid);
                 out.push('>');
                 push_text(out, text);
                 out.push_str("</custom>");

@@ -1168,19 +1168,44 @@ fn push_escaped(
     out.push_str(rest);
 }
 
-/// Whether `b` may start a character that is escaped or replaced in element content:
-/// `&`, `<`, `>`, a C0 control (carriage return and the forbidden ones), or `0xEF`, the
-/// lead byte of U+FFFE and U+FFFF.
-#[inline]
-fn special_in_text(b: u8) -> bool {
-    matches!(b, b'&' | b'<' | b'>' | 0xEF) || (b < 0x20 && b != b'\t' && b != b'\n')
+/// For each byte, whether it may start a character that is escaped or replaced in element
+/// content: `&`, `<`, `>`, a C0 control (carriage return and the forbidden ones), or
+/// `0xEF`, the lead byte of U+FFFE and U+FFFF.
+static SPECIAL_IN_TEXT: [bool; 256] = byte_table(b"&<>\xEF", b"\t\n");
+
+/// For each byte, whether it may start a character that is escaped or replaced in an
+/// attribute value: as [`SPECIAL_IN_TEXT`], plus the quotes, tab and line feed.
+static SPECIAL_IN_ATTR: [bool; 256] = byte_table(b"&<>\xEF\"'", b"");
+
+/// A table that flags the C0 controls but `spared`, and `listed`.
+const fn byte_table(listed: &[u8], spared: &[u8]) -> [bool; 256] {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = true;
+        b += 1;
+    }
+    let mut i = 0;
+    while i < spared.len() {
+        table[spared[i] as usize] = false;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < listed.len() {
+        table[listed[i] as usize] = true;
+        i += 1;
+    }
+    table
 }
 
-/// Whether `b` may start a character that is escaped or replaced in an attribute value:
-/// as [`special_in_text`], plus the quotes, tab and line feed.
+#[inline]
+fn special_in_text(b: u8) -> bool {
+    SPECIAL_IN_TEXT[usize::from(b)]
+}
+
 #[inline]
 fn special_in_attr(b: u8) -> bool {
-    matches!(b, b'&' | b'<' | b'>' | b'"' | b'\'' | 0xEF) || b < 0x20
+    SPECIAL_IN_ATTR[usize::from(b)]
 }
 
 /// Appends `text` escaped for element content: `&`, `<`, `>` as entities, carriage
@@ -1225,14 +1250,30 @@ pub(crate) fn push_attr(out: &mut String, name: &str, value: &str) {
 }
 
 /// Appends ` name="n"` for a number.
-pub(crate) fn push_attr_num(out: &mut String, name: &str, value: impl std::fmt::Display) {
-    use std::fmt::Write as _;
+pub(crate) fn push_attr_num(out: &mut String, name: &str, value: impl Into<u64>) {
     out.push(' ');
     out.push_str(name);
     out.push_str("=\"");
-    // Writing to a String cannot fail.
-    let _ = write!(out, "{value}");
+    push_decimal(out, value.into());
     out.push('"');
+}
+
+/// Appends `n` in decimal, as `n.to_string()` writes it (without the formatter).
+pub(crate) fn push_decimal(out: &mut String, n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        // `n % 10` is below 10, so the cast cannot truncate.
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // ASCII digits: always UTF-8.
+    out.push_str(std::str::from_utf8(digits.get(i..).unwrap_or_default()).unwrap_or_default());
 }
 
 /// The string as the parsers give it back after the writers escaped it: characters XML 1.0
@@ -1270,6 +1311,26 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn numbers_are_written_as_to_string_writes_them() {
+        for n in [
+            0,
+            1,
+            9,
+            10,
+            99,
+            100,
+            7001,
+            536_870_912,
+            u64::MAX - 1,
+            u64::MAX,
+        ] {
+            let mut out = String::from("x");
+            push_decimal(&mut out, n);
+            assert_eq!(out, format!("x{n}"));
+        }
     }
 
     proptest::proptest! {
