@@ -9,6 +9,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use presence_model::{Presence, SipUri};
+use presence_mspres::StateBody;
 
 use super::PublishId;
 use crate::settings::PublicationSettings;
@@ -71,6 +72,8 @@ pub(super) struct Publications {
     ready: VecDeque<SipUri>,
     in_flight: usize,
     waiting: usize,
+    /// The state being written into a body (kept for its strings).
+    state: StateBody,
 }
 
 impl Publications {
@@ -81,6 +84,7 @@ impl Publications {
             ready: VecDeque::new(),
             in_flight: 0,
             waiting: 0,
+            state: StateBody::default(),
         }
     }
 
@@ -122,13 +126,20 @@ impl Publications {
         Self::mark_ready(&mut self.ready, &user, slot);
     }
 
-    /// Appends the body of `what` for `user` at `versions` to `out`.
-    fn body(&self, user: &SipUri, versions: &[u32], what: &What, out: &mut String) {
+    /// Appends the body of `what` for `user` at `versions` to `out` (`state`: scratch space).
+    fn body(
+        settings: &PublicationSettings,
+        state: &mut StateBody,
+        user: &SipUri,
+        versions: &[u32],
+        what: &What,
+        out: &mut String,
+    ) {
         match what {
             What::Publish(presence) => {
-                crate::bodies::publish(out, user, &self.settings, versions, presence);
+                crate::bodies::publish(out, user, settings, versions, presence, state);
             }
-            What::Remove => crate::bodies::removal(out, user, &self.settings, versions),
+            What::Remove => crate::bodies::removal(out, user, settings, versions),
         }
     }
 
@@ -152,10 +163,15 @@ impl Publications {
             self.waiting -= 1;
             self.in_flight += 1;
             ops.conflicts = 0;
-            ops.in_flight = Some(op);
-            let slot = &self.users[&user];
-            let what = &slot.in_flight().expect("set above").what;
-            self.body(&user, &slot.versions, what, body);
+            let what = &ops.in_flight.insert(op).what;
+            Self::body(
+                &self.settings,
+                &mut self.state,
+                &user,
+                &slot.versions,
+                what,
+                body,
+            );
             return Some(user);
         }
         None
@@ -222,9 +238,15 @@ impl Publications {
         if ops.conflicts > max {
             return Err(());
         }
-        let slot = &self.users[user];
-        let what = &slot.in_flight().expect("checked above").what;
-        self.body(user, &slot.versions, what, body);
+        let what = &ops.in_flight.as_ref().ok_or(())?.what;
+        Self::body(
+            &self.settings,
+            &mut self.state,
+            user,
+            &slot.versions,
+            what,
+            body,
+        );
         Ok(())
     }
 
