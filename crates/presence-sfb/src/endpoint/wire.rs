@@ -2,8 +2,6 @@
 //! [`presence_sip::Request`] and serializing it gives, without the `format!`s, the header
 //! table and the copy of the body into it.
 
-use std::fmt::Write as _;
-
 use presence_sip::Method;
 
 use crate::settings::EndpointConfig;
@@ -105,18 +103,58 @@ impl Head {
         ] {
             out.push_str(part);
         }
-        // Writing to a String cannot fail.
-        let _ = write!(out, "{} {method}\r\n", p.cseq);
-        out.push_str(&self.contact_and_agent);
+        push_decimal(&mut out, u64::from(p.cseq));
+        for part in [" ", method, "\r\n", &self.contact_and_agent] {
+            out.push_str(part);
+        }
         if self.p_asserted_identity {
             for part in ["P-Asserted-Identity: <", target, ">\r\n"] {
                 out.push_str(part);
             }
         }
-        out.push_str("Content-Type: ");
-        out.push_str(PUBLISH_CONTENT_TYPE);
-        let _ = write!(out, "\r\nContent-Length: {}\r\n\r\n", p.body.len());
+        for part in [
+            "Content-Type: ",
+            PUBLISH_CONTENT_TYPE,
+            "\r\nContent-Length: ",
+        ] {
+            out.push_str(part);
+        }
+        // A usize always fits in a u64 on the targets Rust supports.
+        push_decimal(&mut out, p.body.len() as u64);
+        out.push_str("\r\n\r\n");
         out.push_str(p.body);
         out.into_bytes()
+    }
+}
+
+/// Appends `n` in decimal, as `n.to_string()` writes it (without the formatter).
+fn push_decimal(out: &mut String, n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        // `n % 10` is below 10, so the cast cannot truncate.
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // ASCII digits: always UTF-8.
+    out.push_str(std::str::from_utf8(digits.get(i..).unwrap_or_default()).unwrap_or_default());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_written_as_to_string_writes_them() {
+        for n in [0, 1, 9, 10, 99, 100, 1234, u64::from(u32::MAX), u64::MAX] {
+            let mut out = String::from("x");
+            push_decimal(&mut out, n);
+            assert_eq!(out, format!("x{n}"));
+        }
     }
 }
