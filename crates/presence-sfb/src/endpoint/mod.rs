@@ -115,8 +115,8 @@ struct Transaction {
 /// Timer keys.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum Timer {
-    /// A request's response is overdue.
-    Transaction(String),
+    /// A request's response is overdue (the transaction's [`branch_id`]).
+    Transaction(u64),
     /// A subscription batch is due for refresh or re-subscription.
     Batch(u64),
     /// Send a keep-alive.
@@ -137,7 +137,9 @@ pub struct Endpoint {
     out: VecDeque<Vec<u8>>,
     out_bytes: usize,
     events: VecDeque<Event>,
-    transactions: HashMap<String, Transaction>,
+    /// The requests waiting for their answer, by the number their branch was made from
+    /// (see [`branch_id`]).
+    transactions: HashMap<u64, Transaction>,
     timers: Timers<Timer>,
     publications: Publications,
     subscriptions: Subscriptions,
@@ -160,6 +162,21 @@ pub struct Endpoint {
 /// (500 for 50,000 users) makes the pool queue tens of MiB of notifications for one
 /// connection, which a pool may cut (the simulator resets at 16 MiB).
 const SUBSCRIBES_IN_FLIGHT: usize = 16;
+
+/// What every branch the endpoint makes starts with (RFC 3261's magic cookie).
+const BRANCH_MAGIC: &str = "z9hG4bK";
+
+/// The number a branch of ours was made from ([`Endpoint::new_branch`]: the magic cookie
+/// and 16 lowercase hex digits); `None` for any other branch, which is not ours. One
+/// number gives one branch and back, so transactions are keyed by the number.
+fn branch_id(branch: &str) -> Option<u64> {
+    let digits = branch.strip_prefix(BRANCH_MAGIC)?;
+    let lower_hex = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
+    if digits.len() != 16 || !digits.bytes().all(lower_hex) {
+        return None;
+    }
+    u64::from_str_radix(digits, 16).ok()
+}
 
 /// The most bytes waiting to be written before the connection is reset: a peer that stops
 /// reading must not make memory grow without bound.
@@ -341,8 +358,8 @@ impl Endpoint {
     pub fn handle_timeout(&mut self, now: Instant) {
         while let Some(timer) = self.timers.pop_due(now) {
             match timer {
-                Timer::Transaction(branch) => {
-                    if let Some(tx) = self.remove_transaction(&branch) {
+                Timer::Transaction(id) => {
+                    if let Some(tx) = self.remove_transaction(id) {
                         self.on_failure(tx.kind, None, "no response in time".to_owned(), None, now);
                     }
                 }
@@ -450,16 +467,19 @@ impl Endpoint {
     }
 
     /// Ends a transaction (answered or given up on).
-    fn remove_transaction(&mut self, branch: &str) -> Option<Transaction> {
-        let tx = self.transactions.remove(branch)?;
+    fn remove_transaction(&mut self, id: u64) -> Option<Transaction> {
+        let tx = self.transactions.remove(&id)?;
         if matches!(tx.kind, TxKind::Subscribe { .. }) {
             self.subscribes_in_flight = self.subscribes_in_flight.saturating_sub(1);
         }
         Some(tx)
     }
 
-    fn new_branch(rng: &mut SplitMix64) -> String {
-        format!("z9hG4bK{}", rng.hex(16))
+    /// A new branch, and the number it is made from (its key in the transactions and
+    /// timers). The digits are those of `rng.hex(16)`: one draw, 16 lowercase hex digits.
+    fn new_branch(rng: &mut SplitMix64) -> (String, u64) {
+        let id = rng.next_u64();
+        (format!("{BRANCH_MAGIC}{id:016x}"), id)
     }
 
     fn next_cseq(&mut self) -> u32 {
@@ -476,8 +496,8 @@ impl Endpoint {
         from_tag: &str,
         to_tag: Option<&str>,
         cseq: u32,
-    ) -> Result<(Request, String), presence_sip::SipError> {
-        let branch = Self::new_branch(&mut self.rng);
+    ) -> Result<(Request, u64), presence_sip::SipError> {
+        let (branch, id) = Self::new_branch(&mut self.rng);
         let c = &self.config;
         let mut to = format!("<{target}>");
         if let Some(tag) = to_tag {
@@ -506,16 +526,14 @@ impl Endpoint {
         if c.p_asserted_identity {
             request = request.header("P-Asserted-Identity", format!("<{target}>"))?;
         }
-        Ok((request, branch))
+        Ok((request, id))
     }
 
-    fn start_transaction(&mut self, branch: String, kind: TxKind, bytes: Vec<u8>, now: Instant) {
+    fn start_transaction(&mut self, id: u64, kind: TxKind, bytes: Vec<u8>, now: Instant) {
         self.queue(bytes);
-        self.timers.set(
-            Timer::Transaction(branch.clone()),
-            now + self.config.request_timeout,
-        );
-        self.transactions.insert(branch, Transaction { kind });
+        self.timers
+            .set(Timer::Transaction(id), now + self.config.request_timeout);
+        self.transactions.insert(id, Transaction { kind });
     }
 
     /// Sends the publication whose body is in `self.body`.
@@ -526,7 +544,7 @@ impl Endpoint {
         let head = self.head.as_ref();
         if let Some(head) = head.filter(|_| wire::Head::accepts(user.as_str())) {
             // What base_request and with_body would build, written at once.
-            let branch = Self::new_branch(&mut self.rng);
+            let (branch, id) = Self::new_branch(&mut self.rng);
             let bytes = head.write_publish(&wire::Publication {
                 target: user.as_str(),
                 branch: &branch,
@@ -537,20 +555,20 @@ impl Endpoint {
                 body: &self.body,
             });
             self.body.clear();
-            self.start_transaction(branch, TxKind::Publish { user }, bytes, now);
+            self.start_transaction(id, TxKind::Publish { user }, bytes, now);
             return;
         }
         let body = std::mem::take(&mut self.body);
         let built = self
             .base_request(Method::Service, user.as_str(), &call_id, &tag, None, cseq)
-            .and_then(|(r, branch)| {
+            .and_then(|(r, id)| {
                 r.with_body(wire::PUBLISH_CONTENT_TYPE, body.into_bytes())
-                    .map(|r| (r, branch))
+                    .map(|r| (r, id))
             });
         match built {
-            Ok((request, branch)) => {
+            Ok((request, id)) => {
                 let bytes = request.to_bytes();
-                self.start_transaction(branch, TxKind::Publish { user }, bytes, now);
+                self.start_transaction(id, TxKind::Publish { user }, bytes, now);
             }
             Err(error) => {
                 let error = TransportError::Rejected {
@@ -578,7 +596,7 @@ impl Endpoint {
         let expires = self.config.subscription.expires.as_secs().to_string();
         let built = self
             .base_request(Method::Subscribe, &app, &call_id, &from_tag, to_tag.as_deref(), cseq)
-            .and_then(|(r, branch)| {
+            .and_then(|(r, id)| {
                 r.header("Event", "presence")?
                     .header(
                         "Accept",
@@ -589,14 +607,14 @@ impl Endpoint {
                     .header("Require", "adhoclist, categoryList")?
                     .header("Expires", &expires)?
                     .with_body("application/msrtc-adrl-categorylist+xml", body.into_bytes())
-                    .map(|r| (r, branch))
+                    .map(|r| (r, id))
             });
         match built {
-            Ok((request, branch)) => {
+            Ok((request, id)) => {
                 self.subscriptions.sent(work.batch, call_id, from_tag, cseq);
                 self.subscribes_in_flight += 1;
                 self.start_transaction(
-                    branch,
+                    id,
                     TxKind::Subscribe { batch: work.batch },
                     request.to_bytes(),
                     now,
@@ -622,16 +640,17 @@ impl Endpoint {
                 Some(remote_tag),
                 dialog.cseq,
             )
-            .and_then(|(r, branch)| {
+            .and_then(|(r, id)| {
                 r.header("Event", "presence")?
                     .header("Expires", "0")
-                    .map(|r| (r, branch))
+                    .map(|r| (r, id))
             });
-        if let Ok((request, branch)) = built {
+        if let Ok((request, id)) = built {
             self.queue(request.to_bytes());
-            // The answer does not matter; remember the branch so that it is not "unknown".
+            // The answer does not matter; remember the transaction so that it is not
+            // "unknown".
             self.transactions.insert(
-                branch,
+                id,
                 Transaction {
                     kind: TxKind::Unsubscribe,
                 },
@@ -738,10 +757,14 @@ impl Endpoint {
         let Some(branch) = response.headers().via_branch().ok().flatten() else {
             return;
         };
-        let Some(tx) = self.remove_transaction(&branch) else {
+        // A branch we did not make is not ours.
+        let Some(id) = branch_id(&branch) else {
+            return;
+        };
+        let Some(tx) = self.remove_transaction(id) else {
             return; // a late answer to a request given up on, or not ours
         };
-        self.timers.cancel(&Timer::Transaction(branch));
+        self.timers.cancel(&Timer::Transaction(id));
         let status = response.status().as_u16();
         if (200..300).contains(&status) {
             match tx.kind {

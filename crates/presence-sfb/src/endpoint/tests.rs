@@ -786,3 +786,27 @@ fn a_user_agent_refused_as_a_header_value_fails_each_publication() {
         "{event:?}"
     );
 }
+
+#[test]
+fn branches_are_the_hex_draws_and_read_back_to_their_number() {
+    let (mut a, mut b) = (SplitMix64::new(3), SplitMix64::new(3));
+    for _ in 0..100 {
+        let (branch, id) = Endpoint::new_branch(&mut a);
+        assert_eq!(branch, format!("z9hG4bK{}", b.hex(16)));
+        assert_eq!(branch_id(&branch), Some(id));
+    }
+    assert_eq!(branch_id("z9hG4bK00000000000000ff"), Some(255));
+    assert_eq!(branch_id("z9hG4bKffffffffffffffff"), Some(u64::MAX));
+    for not_ours in [
+        "z9hG4bK00000000000000FF",
+        "z9hG4bK+0000000000000ff",
+        "z9hG4bK00000000000000f",
+        "z9hG4bK00000000000000fff",
+        "z9hg4bK00000000000000ff",
+        "00000000000000ff",
+        "z9hG4bK",
+        "",
+    ] {
+        assert_eq!(branch_id(not_ours), None, "{not_ours}");
+    }
+}
