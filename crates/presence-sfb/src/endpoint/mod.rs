@@ -538,18 +538,20 @@ impl Endpoint {
 
     /// Sends the publication whose body is in `self.body`.
     fn send_publish(&mut self, user: SipUri, now: Instant) {
-        let call_id = self.rng.hex(24);
-        let tag = self.rng.hex(10);
+        // The digits are drawn now and written where they go.
+        let call_id = wire::Hex::draw(&mut self.rng, 24);
+        let tag = wire::Hex::draw(&mut self.rng, 10);
         let cseq = self.next_cseq();
         let head = self.head.as_ref();
         if let Some(head) = head.filter(|_| wire::Head::accepts(user.as_str())) {
-            // What base_request and with_body would build, written at once.
-            let (branch, id) = Self::new_branch(&mut self.rng);
+            // What base_request and with_body would build, written at once; the branch
+            // is drawn as new_branch draws it.
+            let id = self.rng.next_u64();
             let bytes = head.write_publish(&wire::Publication {
                 target: user.as_str(),
-                branch: &branch,
-                call_id: &call_id,
-                from_tag: &tag,
+                branch: wire::Hex::of_word(id),
+                call_id,
+                from_tag: tag,
                 epid: &self.epid,
                 cseq,
                 body: &self.body,
@@ -559,6 +561,7 @@ impl Endpoint {
             return;
         }
         let body = std::mem::take(&mut self.body);
+        let (call_id, tag) = (call_id.to_string(), tag.to_string());
         let built = self
             .base_request(Method::Service, user.as_str(), &call_id, &tag, None, cseq)
             .and_then(|(r, id)| {
