@@ -257,7 +257,10 @@ impl Publish {
         containers: impl IntoIterator<Item = (u32, u32)>,
     ) {
         write_open(out, uri);
-        for (container, version) in containers {
+        // The same state in every publication: written (and escaped) once, then copied.
+        let mut state_xml: Option<String> = None;
+        let mut containers = containers.into_iter().peekable();
+        while let Some((container, version)) = containers.next() {
             let head = PublicationHead {
                 category: "state",
                 instance,
@@ -266,7 +269,19 @@ impl Publish {
                 expire_type,
                 expires: None,
             };
-            write_publication(out, head, Some(state));
+            write_publication_attrs(out, head);
+            out.push('>');
+            match &state_xml {
+                Some(xml) => out.push_str(xml),
+                None => {
+                    let start = out.len();
+                    write_state(out, state);
+                    if containers.peek().is_some() {
+                        state_xml = out.get(start..).map(str::to_owned);
+                    }
+                }
+            }
+            out.push_str("</publication>");
         }
         write_close(out);
     }
@@ -305,6 +320,19 @@ fn write_open(out: &mut String, uri: &str) {
 }
 
 fn write_publication(out: &mut String, p: PublicationHead<'_>, state: Option<&StateBody>) {
+    write_publication_attrs(out, p);
+    match state {
+        Some(state) => {
+            out.push('>');
+            write_state(out, state);
+            out.push_str("</publication>");
+        }
+        None => out.push_str("/>"),
+    }
+}
+
+/// `<publication` and its attributes, the start tag left open.
+fn write_publication_attrs(out: &mut String, p: PublicationHead<'_>) {
     out.push_str("<publication");
     push_attr(out, "categoryName", p.category);
     push_attr_num(out, "instance", p.instance);
@@ -313,14 +341,6 @@ fn write_publication(out: &mut String, p: PublicationHead<'_>, state: Option<&St
     push_attr(out, "expireType", p.expire_type.as_str());
     if let Some(expires) = p.expires {
         push_attr_num(out, "expires", expires);
-    }
-    match state {
-        Some(state) => {
-            out.push('>');
-            write_state(out, state);
-            out.push_str("</publication>");
-        }
-        None => out.push_str("/>"),
     }
 }
 
