@@ -218,33 +218,134 @@ impl Publish {
     /// Writes the body (UTF-8, no XML declaration, no insignificant white space).
     pub fn to_xml(&self) -> String {
         let mut out = String::with_capacity(256 + 512 * self.publications.len());
-        out.push_str("<publish xmlns=\"");
-        out.push_str(ns::RICH_PRESENCE);
-        out.push_str("\"><publications");
-        push_attr(&mut out, "uri", &self.uri);
-        out.push('>');
-        for p in &self.publications {
-            out.push_str("<publication");
-            push_attr(&mut out, "categoryName", &p.category);
-            push_attr_num(&mut out, "instance", p.instance);
-            push_attr_num(&mut out, "container", p.container);
-            push_attr_num(&mut out, "version", p.version);
-            push_attr(&mut out, "expireType", p.expire_type.as_str());
-            if let Some(expires) = p.expires {
-                push_attr_num(&mut out, "expires", expires);
-            }
-            match &p.state {
-                Some(state) => {
-                    out.push('>');
-                    write_state(&mut out, state);
-                    out.push_str("</publication>");
-                }
-                None => out.push_str("/>"),
-            }
-        }
-        out.push_str("</publications></publish>");
+        self.write_xml(&mut out);
         out
     }
+
+    /// Appends the body to `out`, as [`to_xml`](Self::to_xml) writes it.
+    pub fn write_xml(&self, out: &mut String) {
+        write_open(out, &self.uri);
+        for p in &self.publications {
+            write_publication(out, p.head(), p.state.as_ref());
+        }
+        write_close(out);
+    }
+
+    /// Appends the body of [`state_in_containers`](Self::state_in_containers) with
+    /// `expire_type` on every publication to `out`, without building the [`Publish`] (no
+    /// copy of `state` per container): the same text as
+    ///
+    /// ```
+    /// # use presence_mspres::{ExpireType, Publish, StateBody};
+    /// # let (uri, instance, expire_type) = ("sip:a@x", 1, ExpireType::User);
+    /// # let state = StateBody::user_state(3500);
+    /// # let containers = [(2, 0), (3, 1)];
+    /// let mut publish = Publish::state_in_containers(uri, instance, &state, &containers);
+    /// for p in &mut publish.publications {
+    ///     p.expire_type = expire_type;
+    /// }
+    /// let mut out = String::new();
+    /// Publish::write_state_in_containers(&mut out, uri, instance, expire_type, &state, containers);
+    /// assert_eq!(out, publish.to_xml());
+    /// ```
+    pub fn write_state_in_containers(
+        out: &mut String,
+        uri: &str,
+        instance: u32,
+        expire_type: ExpireType,
+        state: &StateBody,
+        containers: impl IntoIterator<Item = (u32, u32)>,
+    ) {
+        write_open(out, uri);
+        // The same state in every publication: written (and escaped) once, then copied.
+        let mut state_xml: Option<String> = None;
+        let mut containers = containers.into_iter().peekable();
+        while let Some((container, version)) = containers.next() {
+            let head = PublicationHead {
+                category: "state",
+                instance,
+                container,
+                version,
+                expire_type,
+                expires: None,
+            };
+            write_publication_attrs(out, head);
+            out.push('>');
+            match &state_xml {
+                Some(xml) => out.push_str(xml),
+                None => {
+                    let start = out.len();
+                    write_state(out, state);
+                    if containers.peek().is_some() {
+                        state_xml = out.get(start..).map(str::to_owned);
+                    }
+                }
+            }
+            out.push_str("</publication>");
+        }
+        write_close(out);
+    }
+}
+
+/// The attributes of a `<publication>`.
+#[derive(Clone, Copy)]
+struct PublicationHead<'a> {
+    category: &'a str,
+    instance: u32,
+    container: u32,
+    version: u32,
+    expire_type: ExpireType,
+    expires: Option<u32>,
+}
+
+impl Publication {
+    fn head(&self) -> PublicationHead<'_> {
+        PublicationHead {
+            category: &self.category,
+            instance: self.instance,
+            container: self.container,
+            version: self.version,
+            expire_type: self.expire_type,
+            expires: self.expires,
+        }
+    }
+}
+
+fn write_open(out: &mut String, uri: &str) {
+    out.push_str("<publish xmlns=\"");
+    out.push_str(ns::RICH_PRESENCE);
+    out.push_str("\"><publications");
+    push_attr(out, "uri", uri);
+    out.push('>');
+}
+
+fn write_publication(out: &mut String, p: PublicationHead<'_>, state: Option<&StateBody>) {
+    write_publication_attrs(out, p);
+    match state {
+        Some(state) => {
+            out.push('>');
+            write_state(out, state);
+            out.push_str("</publication>");
+        }
+        None => out.push_str("/>"),
+    }
+}
+
+/// `<publication` and its attributes, the start tag left open.
+fn write_publication_attrs(out: &mut String, p: PublicationHead<'_>) {
+    out.push_str("<publication");
+    push_attr(out, "categoryName", p.category);
+    push_attr_num(out, "instance", p.instance);
+    push_attr_num(out, "container", p.container);
+    push_attr_num(out, "version", p.version);
+    push_attr(out, "expireType", p.expire_type.as_str());
+    if let Some(expires) = p.expires {
+        push_attr_num(out, "expires", expires);
+    }
+}
+
+fn write_close(out: &mut String) {
+    out.push_str("</publications></publish>");
 }
 
 fn parse_publication(ctx: &Ctx<'_>, p: Element<'_>) -> Result<Publication, MsPresError> {
@@ -326,6 +427,44 @@ mod tests {
         let xml = publish.to_xml();
         insta::assert_snapshot!(xml);
         assert_eq!(Publish::parse(xml.as_bytes()).expect("reads back"), publish);
+    }
+
+    #[test]
+    fn writes_state_in_containers_as_to_xml_does() {
+        let states = [
+            agent_state(),
+            StateBody::user_state(6500)
+                .with_activity_token("a\"b")
+                .with_custom(1033, "<Busy> & \"away\" 'now'\r\n\u{1}\u{FFFF}")
+                .with_custom(1049, "Работа с клиентом"),
+            StateBody {
+                state_type: "{urn:other}machineState".to_owned(),
+                manual: false,
+                last_active: Some("2012-07-12T13:58:54".to_owned()),
+                ..StateBody::default()
+            },
+        ];
+        for state in &states {
+            for expire_type in [ExpireType::Static, ExpireType::Time] {
+                for containers in [&[][..], &[(2, 0)], &[(2, 7), (3, u32::MAX), (400, 1)]] {
+                    let mut publish =
+                        Publish::state_in_containers("sip:o'neil&co@x", 17, state, containers);
+                    for p in &mut publish.publications {
+                        p.expire_type = expire_type;
+                    }
+                    let mut out = String::from("kept");
+                    Publish::write_state_in_containers(
+                        &mut out,
+                        "sip:o'neil&co@x",
+                        17,
+                        expire_type,
+                        state,
+                        containers.iter().copied(),
+                    );
+                    assert_eq!(out, format!("kept{}", publish.to_xml()));
+                }
+            }
+        }
     }
 
     #[test]

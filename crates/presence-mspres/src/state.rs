@@ -2,7 +2,7 @@
 
 use crate::MsPresError;
 use crate::ns;
-use crate::xml::{Ctx, Element, push_attr, push_attr_num, push_text};
+use crate::xml::{Ctx, Element, push_attr, push_attr_num, push_decimal, push_text};
 
 /// The `state` value: an availability number, an activity and per-locale texts.
 ///
@@ -181,7 +181,7 @@ pub(crate) fn write_state(out: &mut String, state: &StateBody) {
     out.push('>');
     if let Some(availability) = state.availability {
         out.push_str("<availability>");
-        out.push_str(&availability.to_string());
+        push_decimal(out, availability.into());
         out.push_str("</availability>");
     }
     if state.activity_token.is_some() || !state.custom.is_empty() {
@@ -195,7 +195,7 @@ pub(crate) fn write_state(out: &mut String, state: &StateBody) {
             out.push('>');
             for (lcid, text) in &state.custom {
                 out.push_str("<custom");
-                push_attr_num(out, "LCID", lcid);
+                push_attr_num(out, "LCID", *lcid);
                 out.push('>');
                 push_text(out, text);
                 out.push_str("</custom>");

@@ -1144,40 +1144,100 @@ fn is_xml_char(c: char) -> bool {
     matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
 }
 
+/// Appends `s`, copying the runs of bytes `special` passes over at once and handing every
+/// character that starts with a byte it flags to `escape`. `special` must flag only ASCII
+/// bytes and UTF-8 lead bytes, so that every flagged byte starts a character.
+#[inline]
+fn push_escaped(
+    out: &mut String,
+    s: &str,
+    special: impl Fn(u8) -> bool,
+    escape: impl Fn(&mut String, char),
+) {
+    out.reserve(s.len());
+    let mut rest = s;
+    while let Some(at) = rest.bytes().position(&special) {
+        let (plain, tail) = rest.split_at(at);
+        out.push_str(plain);
+        let mut chars = tail.chars();
+        if let Some(c) = chars.next() {
+            escape(out, c);
+        }
+        rest = chars.as_str();
+    }
+    out.push_str(rest);
+}
+
+/// For each byte, whether it may start a character that is escaped or replaced in element
+/// content: `&`, `<`, `>`, a C0 control (carriage return and the forbidden ones), or
+/// `0xEF`, the lead byte of U+FFFE and U+FFFF.
+static SPECIAL_IN_TEXT: [bool; 256] = byte_table(b"&<>\xEF", b"\t\n");
+
+/// For each byte, whether it may start a character that is escaped or replaced in an
+/// attribute value: as [`SPECIAL_IN_TEXT`], plus the quotes, tab and line feed.
+static SPECIAL_IN_ATTR: [bool; 256] = byte_table(b"&<>\xEF\"'", b"");
+
+/// A table that flags the C0 controls but `spared`, and `listed`.
+const fn byte_table(listed: &[u8], spared: &[u8]) -> [bool; 256] {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = true;
+        b += 1;
+    }
+    let mut i = 0;
+    while i < spared.len() {
+        table[spared[i] as usize] = false;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < listed.len() {
+        table[listed[i] as usize] = true;
+        i += 1;
+    }
+    table
+}
+
+#[inline]
+fn special_in_text(b: u8) -> bool {
+    SPECIAL_IN_TEXT[usize::from(b)]
+}
+
+#[inline]
+fn special_in_attr(b: u8) -> bool {
+    SPECIAL_IN_ATTR[usize::from(b)]
+}
+
 /// Appends `text` escaped for element content: `&`, `<`, `>` as entities, carriage
 /// return as `&#13;` (so it survives line-end normalization), characters XML 1.0 forbids
 /// as U+FFFD.
 pub(crate) fn push_text(out: &mut String, text: &str) {
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '\r' => out.push_str("&#13;"),
-            c if is_xml_char(c) => out.push(c),
-            _ => out.push('\u{FFFD}'),
-        }
-    }
+    push_escaped(out, text, special_in_text, |out, c| match c {
+        '&' => out.push_str("&amp;"),
+        '<' => out.push_str("&lt;"),
+        '>' => out.push_str("&gt;"),
+        '\r' => out.push_str("&#13;"),
+        c if is_xml_char(c) => out.push(c),
+        _ => out.push('\u{FFFD}'),
+    });
 }
 
 /// Appends `value` escaped for a double-quoted attribute value: `&`, `<`, `>`, `"`, `'` as
 /// entities, tab, line feed and carriage return as character references (so they survive
 /// attribute-value normalization), characters XML 1.0 forbids as U+FFFD.
 pub(crate) fn push_attr_value(out: &mut String, value: &str) {
-    for c in value.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\t' => out.push_str("&#9;"),
-            '\n' => out.push_str("&#10;"),
-            '\r' => out.push_str("&#13;"),
-            c if is_xml_char(c) => out.push(c),
-            _ => out.push('\u{FFFD}'),
-        }
-    }
+    push_escaped(out, value, special_in_attr, |out, c| match c {
+        '&' => out.push_str("&amp;"),
+        '<' => out.push_str("&lt;"),
+        '>' => out.push_str("&gt;"),
+        '"' => out.push_str("&quot;"),
+        '\'' => out.push_str("&apos;"),
+        '\t' => out.push_str("&#9;"),
+        '\n' => out.push_str("&#10;"),
+        '\r' => out.push_str("&#13;"),
+        c if is_xml_char(c) => out.push(c),
+        _ => out.push('\u{FFFD}'),
+    });
 }
 
 /// Appends ` name="value"` with the value escaped.
@@ -1190,10 +1250,30 @@ pub(crate) fn push_attr(out: &mut String, name: &str, value: &str) {
 }
 
 /// Appends ` name="n"` for a number.
-pub(crate) fn push_attr_num(out: &mut String, name: &str, value: impl std::fmt::Display) {
-    use std::fmt::Write as _;
-    // Writing to a String cannot fail.
-    let _ = write!(out, " {name}=\"{value}\"");
+pub(crate) fn push_attr_num(out: &mut String, name: &str, value: impl Into<u64>) {
+    out.push(' ');
+    out.push_str(name);
+    out.push_str("=\"");
+    push_decimal(out, value.into());
+    out.push('"');
+}
+
+/// Appends `n` in decimal, as `n.to_string()` writes it (without the formatter).
+pub(crate) fn push_decimal(out: &mut String, n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        // `n % 10` is below 10, so the cast cannot truncate.
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // ASCII digits: always UTF-8.
+    out.push_str(std::str::from_utf8(digits.get(i..).unwrap_or_default()).unwrap_or_default());
 }
 
 /// The string as the parsers give it back after the writers escaped it: characters XML 1.0
@@ -1210,6 +1290,61 @@ mod tests {
 
     fn tree(body: &str) -> Result<Tree<'_>, MsPresError> {
         read_tree(body.as_bytes(), &Limits::DEFAULT, "test", ("urn:x", "r"))
+    }
+
+    /// The escaping writers, one character at a time: what `push_text` and
+    /// `push_attr_value` must give.
+    fn escaped_by_char(s: &str, attr: bool) -> String {
+        let mut out = String::new();
+        for c in s.chars() {
+            match c {
+                '&' => out.push_str("&amp;"),
+                '<' => out.push_str("&lt;"),
+                '>' => out.push_str("&gt;"),
+                '"' if attr => out.push_str("&quot;"),
+                '\'' if attr => out.push_str("&apos;"),
+                '\t' if attr => out.push_str("&#9;"),
+                '\n' if attr => out.push_str("&#10;"),
+                '\r' => out.push_str("&#13;"),
+                c if is_xml_char(c) => out.push(c),
+                _ => out.push('\u{FFFD}'),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn numbers_are_written_as_to_string_writes_them() {
+        for n in [
+            0,
+            1,
+            9,
+            10,
+            99,
+            100,
+            7001,
+            536_870_912,
+            u64::MAX - 1,
+            u64::MAX,
+        ] {
+            let mut out = String::from("x");
+            push_decimal(&mut out, n);
+            assert_eq!(out, format!("x{n}"));
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn escaping_copies_runs_as_the_character_writer_would(
+            s in "(.|[\\x00-\\x20&<>\"'\u{FFFE}\u{FFFF}\u{FFFD}\u{E000}\u{EFFF}\u{1F600}])*"
+        ) {
+            let mut text = String::from("x");
+            push_text(&mut text, &s);
+            proptest::prop_assert_eq!(&text[1..], escaped_by_char(&s, false));
+            let mut attr = String::from("x");
+            push_attr_value(&mut attr, &s);
+            proptest::prop_assert_eq!(&attr[1..], escaped_by_char(&s, true));
+        }
     }
 
     #[test]

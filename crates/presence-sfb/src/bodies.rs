@@ -1,52 +1,82 @@
 //! The MS-PRES bodies the endpoint writes and reads, on top of `presence-mspres`.
 
 use presence_model::{Presence, SipUri};
-use presence_mspres::{BatchSubscribe, Fault, Publication, Publish, StateBody, SubscribeAction};
+use presence_mspres::{BatchSubscribe, Fault, Publish, StateBody, SubscribeAction};
 
 use crate::settings::PublicationSettings;
 
-/// A category-publish body: the presence in each configured container, with that
-/// container's version.
+/// Appends a category-publish body to `out`: the presence in each configured container,
+/// with that container's version. `state` is scratch space, overwritten (its strings are
+/// reused from one body to the next).
 pub(crate) fn publish(
+    out: &mut String,
     user: &SipUri,
     settings: &PublicationSettings,
     versions: &[u32],
     presence: &Presence,
-) -> String {
-    let mut state = StateBody::user_state(u32::from(presence.availability.get()));
-    state.state_type.clone_from(&settings.state_type);
-    state.manual = settings.manual;
-    for (lcid, text) in presence.activities.iter() {
-        state = state.with_custom(lcid.get(), text.as_str());
-    }
-    let publications = settings
+    state: &mut StateBody,
+) {
+    set_state(state, settings, presence);
+    let containers = settings
         .containers
         .iter()
-        .zip(versions)
-        .map(|(&container, &version)| {
-            let mut p = Publication::state(settings.instance, container, version, state.clone());
-            p.expire_type = settings.expire_type;
-            p
-        })
-        .collect();
-    Publish {
-        uri: user.to_string(),
-        publications,
-    }
-    .to_xml()
+        .copied()
+        .zip(versions.iter().copied());
+    Publish::write_state_in_containers(
+        out,
+        user.as_str(),
+        settings.instance,
+        settings.expire_type,
+        state,
+        containers,
+    );
 }
 
-/// A category-publish body that removes the bridge's instance (category `state`, the
-/// configured instance) from each configured container, with that container's version:
-/// `expireType="time" expires="0"` and no content.
-pub(crate) fn removal(user: &SipUri, settings: &PublicationSettings, versions: &[u32]) -> String {
+/// Makes `state` the state published for `presence`: `StateBody::user_state` with the
+/// settings' type and `manual`, and the activity texts; every field is written.
+fn set_state(state: &mut StateBody, settings: &PublicationSettings, presence: &Presence) {
+    let StateBody {
+        state_type,
+        manual,
+        availability,
+        activity_token,
+        custom,
+        last_active,
+    } = state;
+    state_type.clone_from(&settings.state_type);
+    *manual = settings.manual;
+    *availability = Some(u32::from(presence.availability.get()));
+    *activity_token = None;
+    *last_active = None;
+    custom.truncate(presence.activities.len());
+    for (i, (lcid, text)) in presence.activities.iter().enumerate() {
+        match custom.get_mut(i) {
+            Some((l, t)) => {
+                *l = lcid.get();
+                text.as_str().clone_into(t);
+            }
+            None => custom.push((lcid.get(), text.as_str().to_owned())),
+        }
+    }
+}
+
+/// Appends a category-publish body that removes the bridge's instance (category `state`,
+/// the configured instance) from each configured container, with that container's
+/// version, to `out`: `expireType="time" expires="0"` and no content.
+pub(crate) fn removal(
+    out: &mut String,
+    user: &SipUri,
+    settings: &PublicationSettings,
+    versions: &[u32],
+) {
     let containers: Vec<(u32, u32)> = settings
         .containers
         .iter()
         .copied()
         .zip(versions.iter().copied())
         .collect();
-    Publish::remove_state_in_containers(user.to_string(), settings.instance, &containers).to_xml()
+    Publish::remove_state_in_containers(user.as_str(), settings.instance, &containers)
+        .write_xml(out);
 }
 
 /// A batched SUBSCRIBE body for the `state` category of `users`.
@@ -125,4 +155,60 @@ pub(crate) fn notification(
         .filter_map(|uri| SipUri::new(uri).ok())
         .collect();
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use presence_model::{Activities, ActivityText, Availability, Lcid};
+
+    use super::*;
+
+    fn presence(availability: u32, texts: &[(u32, &str)]) -> Presence {
+        Presence {
+            availability: Availability::new(availability).unwrap(),
+            activities: Activities::new(
+                texts
+                    .iter()
+                    .map(|&(lcid, text)| (Lcid::new(lcid), ActivityText::new(text)))
+                    .collect(),
+            )
+            .unwrap(),
+        }
+    }
+
+    #[test]
+    fn the_scratch_state_is_the_state_built_afresh() {
+        let mut settings = PublicationSettings::default();
+        let mut state = StateBody {
+            activity_token: Some("left over".to_owned()),
+            last_active: Some("left over".to_owned()),
+            ..StateBody::default()
+        };
+        for (machine, p) in [
+            (
+                false,
+                presence(3500, &[(1033, "one"), (3082, "dos"), (1049, "три")]),
+            ),
+            (true, presence(6500, &[(1036, "un")])),
+            (false, presence(18000, &[])),
+            (
+                true,
+                presence(
+                    7001,
+                    &[(1033, "a much longer text than before"), (1031, "b")],
+                ),
+            ),
+        ] {
+            settings.manual = !machine;
+            settings.state_type = if machine { "machineState" } else { "userState" }.to_owned();
+            let mut fresh = StateBody::user_state(u32::from(p.availability.get()));
+            fresh.state_type.clone_from(&settings.state_type);
+            fresh.manual = settings.manual;
+            for (lcid, text) in p.activities.iter() {
+                fresh = fresh.with_custom(lcid.get(), text.as_str());
+            }
+            set_state(&mut state, &settings, &p);
+            assert_eq!(state, fresh);
+        }
+    }
 }

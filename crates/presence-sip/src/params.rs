@@ -106,13 +106,26 @@ fn param_error(text: &str, base: usize, at: usize, expected: &'static str) -> Si
 /// Parses `*( SWS ";" SWS name [ SWS "=" SWS ( token / host / quoted-string ) ] )` up to
 /// the end of `text`. `base` is added to error offsets.
 pub(crate) fn parse_params(text: &str, base: usize) -> Result<Params, SipError> {
-    let bytes = text.as_bytes();
     let mut out = Params::new();
+    scan_params(text, base, |name, value| {
+        out.push((name.to_owned(), value.map(str::to_owned)));
+    })?;
+    Ok(out)
+}
+
+/// Reads a parameter list as [`parse_params`] does, handing each `(name, value)` to `f` as
+/// slices of `text` instead of copying them; the same errors.
+pub(crate) fn scan_params<'a>(
+    text: &'a str,
+    base: usize,
+    mut f: impl FnMut(&'a str, Option<&'a str>),
+) -> Result<(), SipError> {
+    let bytes = text.as_bytes();
     let mut i = 0;
     loop {
         i = skip_wsp(bytes, i);
         let Some(&b) = bytes.get(i) else {
-            return Ok(out);
+            return Ok(());
         };
         if b != b';' {
             return Err(param_error(text, base, i, "`;` before each parameter"));
@@ -130,10 +143,10 @@ pub(crate) fn parse_params(text: &str, base: usize) -> Result<Params, SipError> 
                 "a parameter name (an RFC 3261 token) after `;`",
             ));
         }
-        let name = text.get(name_start..i).unwrap_or_default().to_owned();
+        let name = text.get(name_start..i).unwrap_or_default();
         let after_name = skip_wsp(bytes, i);
         if bytes.get(after_name) != Some(&b'=') {
-            out.push((name, None));
+            f(name, None);
             continue;
         }
         i = skip_wsp(bytes, after_name + 1);
@@ -156,8 +169,7 @@ pub(crate) fn parse_params(text: &str, base: usize) -> Result<Params, SipError> 
                 ));
             }
         }
-        let value = text.get(value_start..i).unwrap_or_default().to_owned();
-        out.push((name, Some(value)));
+        f(name, Some(text.get(value_start..i).unwrap_or_default()));
     }
 }
 

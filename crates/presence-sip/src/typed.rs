@@ -9,7 +9,7 @@ use crate::headers::{Headers, canonical_name};
 use crate::method::Method;
 use crate::name_addr::NameAddr;
 use crate::params::{
-    Params, find_param, parse_params, skip_wsp, split_list, unquote, write_params,
+    Params, find_param, parse_params, scan_params, skip_wsp, split_list, unquote, write_params,
 };
 
 fn value_error(name: &str, text: &str, at: usize, expected: &'static str) -> SipError {
@@ -118,6 +118,42 @@ impl Via {
     /// # Errors
     /// [`SipError::InvalidHeaderValue`] naming `Via`, or [`SipError::InvalidParam`].
     pub fn parse(text: &str) -> Result<Self, SipError> {
+        let parts = ViaParts::read(text)?;
+        let [name, version] = parts.protocol;
+        Ok(Via {
+            protocol: format!("{name}/{version}"),
+            transport: parts.transport.to_owned(),
+            sent_by: parts.sent_by.to_owned(),
+            params: parse_params(parts.params, parts.params_at)?,
+        })
+    }
+
+    /// The `branch` parameter (transaction id; `z9hG4bK…` for RFC 3261 peers).
+    pub fn branch(&self) -> Option<&str> {
+        find_param(&self.params, "branch").flatten()
+    }
+
+    /// The `received` parameter.
+    pub fn received(&self) -> Option<&str> {
+        find_param(&self.params, "received").flatten()
+    }
+}
+
+/// A `via-parm` split as [`Via::parse`] splits it (with its checks), as slices of the
+/// text: the parameters are not read yet.
+struct ViaParts<'a> {
+    /// Protocol name and version.
+    protocol: [&'a str; 2],
+    transport: &'a str,
+    sent_by: &'a str,
+    /// The parameter list, and its offset in the text.
+    params: &'a str,
+    params_at: usize,
+}
+
+impl<'a> ViaParts<'a> {
+    /// Splits `text`, with the checks and errors of [`Via::parse`].
+    fn read(text: &'a str) -> Result<Self, SipError> {
         const EXPECTED: &str = "`SIP/2.0/<transport> <host>[:<port>][;params]`";
         let bytes = text.as_bytes();
         let mut parts: [&str; 3] = [""; 3];
@@ -155,22 +191,13 @@ impl Via {
             return Err(value_error("Via", text, i, EXPECTED));
         }
         let [name, version, transport] = parts;
-        Ok(Via {
-            protocol: format!("{name}/{version}"),
-            transport: transport.to_owned(),
-            sent_by: text.get(sent_by_start..i).unwrap_or_default().to_owned(),
-            params: parse_params(text.get(i..).unwrap_or_default(), i)?,
+        Ok(ViaParts {
+            protocol: [name, version],
+            transport,
+            sent_by: text.get(sent_by_start..i).unwrap_or_default(),
+            params: text.get(i..).unwrap_or_default(),
+            params_at: i,
         })
-    }
-
-    /// The `branch` parameter (transaction id; `z9hG4bK…` for RFC 3261 peers).
-    pub fn branch(&self) -> Option<&str> {
-        find_param(&self.params, "branch").flatten()
-    }
-
-    /// The `received` parameter.
-    pub fn received(&self) -> Option<&str> {
-        find_param(&self.params, "received").flatten()
     }
 }
 
@@ -541,9 +568,19 @@ impl Headers {
     /// # Errors
     /// See [`Via::parse`].
     pub fn via_branch(&self) -> Result<Option<String>, SipError> {
-        Ok(self
-            .top_via()?
-            .and_then(|via| via.branch().map(str::to_owned)))
+        let Some(first) = self.get("Via").and_then(|v| split_list(v).next()) else {
+            return Ok(None);
+        };
+        // What `top_via()?.branch()` gives, without building the Via.
+        let parts = ViaParts::read(first).map_err(|e| e.in_header("Via"))?;
+        let mut branch = None;
+        scan_params(parts.params, parts.params_at, |name, value| {
+            if branch.is_none() && name.eq_ignore_ascii_case("branch") {
+                branch = Some(value);
+            }
+        })
+        .map_err(|e| e.in_header("Via"))?;
+        Ok(branch.flatten().map(str::to_owned))
     }
 
     /// `From` (or `f`).
@@ -629,6 +666,55 @@ mod tests {
             h.append(n, v).unwrap();
         }
         h
+    }
+
+    /// `via_branch` reads the top Via without building it: the same answer, errors
+    /// included, as `top_via()` and `branch()`.
+    fn via_branch_as_top_via(value: &str) -> Result<(), proptest::test_runner::TestCaseError> {
+        let mut h = Headers::new();
+        if h.append("Via", value).is_err() {
+            return Ok(());
+        }
+        let expected = h
+            .top_via()
+            .map(|via| via.and_then(|v| v.branch().map(str::to_owned)));
+        // Errors compared by everything they hold.
+        let debug = |e: SipError| format!("{e:?}");
+        proptest::prop_assert_eq!(
+            h.via_branch().map_err(debug),
+            expected.map_err(debug),
+            "{:?}",
+            value
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn via_branch_reads_the_top_via_like_top_via() {
+        for value in [
+            "SIP/2.0/TCP host:5060;branch=z9hG4bK1",
+            " SIP / 2.0 / TLS [::1]:5061 ; received=1.2.3.4 ; BRANCH = \"q;b\" ;branch=x",
+            "SIP/2.0/TCP h;rport;branch;branch=y, SIP/2.0/UDP other;branch=z",
+            "SIP/2.0/TCP h",
+            "SIP/2.0/TCP h;branch=",
+            "SIP/2.0/TCP h;=x",
+            "SIP/2.0/TCP h;branch=\"open",
+            "SIP/2.0 TCP h;branch=a",
+            "SIP/2.0/TCP ;branch=a",
+            "\"quoted, comma\";branch=a",
+            "",
+        ] {
+            via_branch_as_top_via(value).unwrap();
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn via_branch_agrees_with_top_via(
+            value in "( |SIP|/|2\\.0|TCP|h|:5060|;|=|branch|BRANCH|rport|\"|\\\\|,|x|z9hG4bK[0-9a-f]{4}|\t)*"
+        ) {
+            via_branch_as_top_via(&value)?;
+        }
     }
 
     #[test]

@@ -20,6 +20,7 @@ mod publish;
 mod subscribe;
 #[cfg(test)]
 mod tests;
+mod wire;
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -114,8 +115,8 @@ struct Transaction {
 /// Timer keys.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum Timer {
-    /// A request's response is overdue.
-    Transaction(String),
+    /// A request's response is overdue (the transaction's [`branch_id`]).
+    Transaction(u64),
     /// A subscription batch is due for refresh or re-subscription.
     Batch(u64),
     /// Send a keep-alive.
@@ -136,7 +137,9 @@ pub struct Endpoint {
     out: VecDeque<Vec<u8>>,
     out_bytes: usize,
     events: VecDeque<Event>,
-    transactions: HashMap<String, Transaction>,
+    /// The requests waiting for their answer, by the number their branch was made from
+    /// (see [`branch_id`]).
+    transactions: HashMap<u64, Transaction>,
     timers: Timers<Timer>,
     publications: Publications,
     subscriptions: Subscriptions,
@@ -146,6 +149,12 @@ pub struct Endpoint {
     cseq: u32,
     /// SUBSCRIBE transactions on the wire (see [`SUBSCRIBES_IN_FLIGHT`]).
     subscribes_in_flight: usize,
+    /// The body of the publication being sent: written by [`Publications`], used by
+    /// `send_publish` (empty in between; kept for its capacity).
+    body: String,
+    /// The header fields of a publication that only depend on the settings; `None` when
+    /// they would be refused (requests are then built field by field, and fail).
+    head: Option<wire::Head>,
 }
 
 /// The most SUBSCRIBE requests waiting for their answer. Each new batch's answer brings
@@ -153,6 +162,21 @@ pub struct Endpoint {
 /// (500 for 50,000 users) makes the pool queue tens of MiB of notifications for one
 /// connection, which a pool may cut (the simulator resets at 16 MiB).
 const SUBSCRIBES_IN_FLIGHT: usize = 16;
+
+/// What every branch the endpoint makes starts with (RFC 3261's magic cookie).
+const BRANCH_MAGIC: &str = "z9hG4bK";
+
+/// The number a branch of ours was made from ([`Endpoint::new_branch`]: the magic cookie
+/// and 16 lowercase hex digits); `None` for any other branch, which is not ours. One
+/// number gives one branch and back, so transactions are keyed by the number.
+fn branch_id(branch: &str) -> Option<u64> {
+    let digits = branch.strip_prefix(BRANCH_MAGIC)?;
+    let lower_hex = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
+    if digits.len() != 16 || !digits.bytes().all(lower_hex) {
+        return None;
+    }
+    u64::from_str_radix(digits, 16).ok()
+}
 
 /// The most bytes waiting to be written before the connection is reset: a peer that stops
 /// reading must not make memory grow without bound.
@@ -163,6 +187,7 @@ impl Endpoint {
     pub fn new(config: EndpointConfig, seed: u64) -> Self {
         let mut rng = SplitMix64::new(seed);
         let epid = rng.hex(10);
+        let head = wire::Head::new(&config);
         Endpoint {
             framer: Framer::new(Limits::default()),
             publications: Publications::new(config.publication.clone()),
@@ -181,6 +206,8 @@ impl Endpoint {
             received_since_ping: false,
             cseq: 0,
             subscribes_in_flight: 0,
+            body: String::new(),
+            head,
         }
     }
 
@@ -193,6 +220,7 @@ impl Endpoint {
     /// each connection unless one is configured).
     pub fn set_local_host(&mut self, host: String) {
         self.config.local_host = host;
+        self.head = wire::Head::new(&self.config);
     }
 
     /// Whether a connection is up.
@@ -330,8 +358,8 @@ impl Endpoint {
     pub fn handle_timeout(&mut self, now: Instant) {
         while let Some(timer) = self.timers.pop_due(now) {
             match timer {
-                Timer::Transaction(branch) => {
-                    if let Some(tx) = self.remove_transaction(&branch) {
+                Timer::Transaction(id) => {
+                    if let Some(tx) = self.remove_transaction(id) {
                         self.on_failure(tx.kind, None, "no response in time".to_owned(), None, now);
                     }
                 }
@@ -425,10 +453,10 @@ impl Endpoint {
             return;
         }
         while self.publications.in_flight() < self.config.max_in_flight {
-            let Some((user, request)) = self.publications.next_to_send() else {
+            let Some(user) = self.publications.next_to_send(&mut self.body) else {
                 break;
             };
-            self.send_publish(user, request, now);
+            self.send_publish(user, now);
         }
         while self.subscribes_in_flight < SUBSCRIBES_IN_FLIGHT {
             let Some(work) = self.subscriptions.next_work() else {
@@ -439,16 +467,19 @@ impl Endpoint {
     }
 
     /// Ends a transaction (answered or given up on).
-    fn remove_transaction(&mut self, branch: &str) -> Option<Transaction> {
-        let tx = self.transactions.remove(branch)?;
+    fn remove_transaction(&mut self, id: u64) -> Option<Transaction> {
+        let tx = self.transactions.remove(&id)?;
         if matches!(tx.kind, TxKind::Subscribe { .. }) {
             self.subscribes_in_flight = self.subscribes_in_flight.saturating_sub(1);
         }
         Some(tx)
     }
 
-    fn new_branch(&mut self) -> String {
-        format!("z9hG4bK{}", self.rng.hex(16))
+    /// A new branch, and the number it is made from (its key in the transactions and
+    /// timers). The digits are those of `rng.hex(16)`: one draw, 16 lowercase hex digits.
+    fn new_branch(rng: &mut SplitMix64) -> (String, u64) {
+        let id = rng.next_u64();
+        (format!("{BRANCH_MAGIC}{id:016x}"), id)
     }
 
     fn next_cseq(&mut self) -> u32 {
@@ -465,8 +496,8 @@ impl Endpoint {
         from_tag: &str,
         to_tag: Option<&str>,
         cseq: u32,
-    ) -> Result<(Request, String), presence_sip::SipError> {
-        let branch = self.new_branch();
+    ) -> Result<(Request, u64), presence_sip::SipError> {
+        let (branch, id) = Self::new_branch(&mut self.rng);
         let c = &self.config;
         let mut to = format!("<{target}>");
         if let Some(tag) = to_tag {
@@ -495,31 +526,52 @@ impl Endpoint {
         if c.p_asserted_identity {
             request = request.header("P-Asserted-Identity", format!("<{target}>"))?;
         }
-        Ok((request, branch))
+        Ok((request, id))
     }
 
-    fn start_transaction(&mut self, branch: String, kind: TxKind, request: &Request, now: Instant) {
-        self.queue(request.to_bytes());
-        self.timers.set(
-            Timer::Transaction(branch.clone()),
-            now + self.config.request_timeout,
-        );
-        self.transactions.insert(branch, Transaction { kind });
+    fn start_transaction(&mut self, id: u64, kind: TxKind, bytes: Vec<u8>, now: Instant) {
+        self.queue(bytes);
+        self.timers
+            .set(Timer::Transaction(id), now + self.config.request_timeout);
+        self.transactions.insert(id, Transaction { kind });
     }
 
-    fn send_publish(&mut self, user: SipUri, body: String, now: Instant) {
-        let call_id = self.rng.hex(24);
-        let tag = self.rng.hex(10);
+    /// Sends the publication whose body is in `self.body`.
+    fn send_publish(&mut self, user: SipUri, now: Instant) {
+        // The digits are drawn now and written where they go.
+        let call_id = wire::Hex::draw(&mut self.rng, 24);
+        let tag = wire::Hex::draw(&mut self.rng, 10);
         let cseq = self.next_cseq();
+        let head = self.head.as_ref();
+        if let Some(head) = head.filter(|_| wire::Head::accepts(user.as_str())) {
+            // What base_request and with_body would build, written at once; the branch
+            // is drawn as new_branch draws it.
+            let id = self.rng.next_u64();
+            let bytes = head.write_publish(&wire::Publication {
+                target: user.as_str(),
+                branch: wire::Hex::of_word(id),
+                call_id,
+                from_tag: tag,
+                epid: &self.epid,
+                cseq,
+                body: &self.body,
+            });
+            self.body.clear();
+            self.start_transaction(id, TxKind::Publish { user }, bytes, now);
+            return;
+        }
+        let body = std::mem::take(&mut self.body);
+        let (call_id, tag) = (call_id.to_string(), tag.to_string());
         let built = self
             .base_request(Method::Service, user.as_str(), &call_id, &tag, None, cseq)
-            .and_then(|(r, branch)| {
-                r.with_body("application/msrtc-category-publish+xml", body.into_bytes())
-                    .map(|r| (r, branch))
+            .and_then(|(r, id)| {
+                r.with_body(wire::PUBLISH_CONTENT_TYPE, body.into_bytes())
+                    .map(|r| (r, id))
             });
         match built {
-            Ok((request, branch)) => {
-                self.start_transaction(branch, TxKind::Publish { user }, &request, now);
+            Ok((request, id)) => {
+                let bytes = request.to_bytes();
+                self.start_transaction(id, TxKind::Publish { user }, bytes, now);
             }
             Err(error) => {
                 let error = TransportError::Rejected {
@@ -547,7 +599,7 @@ impl Endpoint {
         let expires = self.config.subscription.expires.as_secs().to_string();
         let built = self
             .base_request(Method::Subscribe, &app, &call_id, &from_tag, to_tag.as_deref(), cseq)
-            .and_then(|(r, branch)| {
+            .and_then(|(r, id)| {
                 r.header("Event", "presence")?
                     .header(
                         "Accept",
@@ -558,16 +610,16 @@ impl Endpoint {
                     .header("Require", "adhoclist, categoryList")?
                     .header("Expires", &expires)?
                     .with_body("application/msrtc-adrl-categorylist+xml", body.into_bytes())
-                    .map(|r| (r, branch))
+                    .map(|r| (r, id))
             });
         match built {
-            Ok((request, branch)) => {
+            Ok((request, id)) => {
                 self.subscriptions.sent(work.batch, call_id, from_tag, cseq);
                 self.subscribes_in_flight += 1;
                 self.start_transaction(
-                    branch,
+                    id,
                     TxKind::Subscribe { batch: work.batch },
-                    &request,
+                    request.to_bytes(),
                     now,
                 );
             }
@@ -591,16 +643,17 @@ impl Endpoint {
                 Some(remote_tag),
                 dialog.cseq,
             )
-            .and_then(|(r, branch)| {
+            .and_then(|(r, id)| {
                 r.header("Event", "presence")?
                     .header("Expires", "0")
-                    .map(|r| (r, branch))
+                    .map(|r| (r, id))
             });
-        if let Ok((request, branch)) = built {
+        if let Ok((request, id)) = built {
             self.queue(request.to_bytes());
-            // The answer does not matter; remember the branch so that it is not "unknown".
+            // The answer does not matter; remember the transaction so that it is not
+            // "unknown".
             self.transactions.insert(
-                branch,
+                id,
                 Transaction {
                     kind: TxKind::Unsubscribe,
                 },
@@ -707,10 +760,14 @@ impl Endpoint {
         let Some(branch) = response.headers().via_branch().ok().flatten() else {
             return;
         };
-        let Some(tx) = self.remove_transaction(&branch) else {
+        // A branch we did not make is not ours.
+        let Some(id) = branch_id(&branch) else {
+            return;
+        };
+        let Some(tx) = self.remove_transaction(id) else {
             return; // a late answer to a request given up on, or not ours
         };
-        self.timers.cancel(&Timer::Transaction(branch));
+        self.timers.cancel(&Timer::Transaction(id));
         let status = response.status().as_u16();
         if (200..300).contains(&status) {
             match tx.kind {
@@ -761,8 +818,11 @@ impl Endpoint {
             // The fix-up completes this one publication: same operation, the pool's
             // versions, sent again at once (it keeps its place in the window).
             let max = self.config.max_conflict_retries;
-            match self.publications.on_conflict(user, &operations, max) {
-                Ok(body) => self.send_publish(user.clone(), body, now),
+            match self
+                .publications
+                .on_conflict(user, &operations, max, &mut self.body)
+            {
+                Ok(()) => self.send_publish(user.clone(), now),
                 Err(()) => {
                     let error = TransportError::Rejected {
                         status,

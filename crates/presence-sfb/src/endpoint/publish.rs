@@ -9,6 +9,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use presence_model::{Presence, SipUri};
+use presence_mspres::StateBody;
 
 use super::PublishId;
 use crate::settings::PublicationSettings;
@@ -71,6 +72,8 @@ pub(super) struct Publications {
     ready: VecDeque<SipUri>,
     in_flight: usize,
     waiting: usize,
+    /// The state being written into a body (kept for its strings).
+    state: StateBody,
 }
 
 impl Publications {
@@ -81,6 +84,7 @@ impl Publications {
             ready: VecDeque::new(),
             in_flight: 0,
             waiting: 0,
+            state: StateBody::default(),
         }
     }
 
@@ -122,18 +126,26 @@ impl Publications {
         Self::mark_ready(&mut self.ready, &user, slot);
     }
 
-    /// The body of `what` for `user` at `versions`.
-    fn body(&self, user: &SipUri, versions: &[u32], what: &What) -> String {
+    /// Appends the body of `what` for `user` at `versions` to `out` (`state`: scratch space).
+    fn body(
+        settings: &PublicationSettings,
+        state: &mut StateBody,
+        user: &SipUri,
+        versions: &[u32],
+        what: &What,
+        out: &mut String,
+    ) {
         match what {
             What::Publish(presence) => {
-                crate::bodies::publish(user, &self.settings, versions, presence)
+                crate::bodies::publish(out, user, settings, versions, presence, state);
             }
-            What::Remove => crate::bodies::removal(user, &self.settings, versions),
+            What::Remove => crate::bodies::removal(out, user, settings, versions),
         }
     }
 
-    /// The next operation to send (the caller checks the window): the user and the body.
-    pub(super) fn next_to_send(&mut self) -> Option<(SipUri, String)> {
+    /// The next operation to send (the caller checks the window): the user, its body
+    /// appended to `body`.
+    pub(super) fn next_to_send(&mut self, body: &mut String) -> Option<SipUri> {
         while let Some(user) = self.ready.pop_front() {
             let Some(slot) = self.users.get_mut(&user) else {
                 continue;
@@ -151,11 +163,16 @@ impl Publications {
             self.waiting -= 1;
             self.in_flight += 1;
             ops.conflicts = 0;
-            ops.in_flight = Some(op);
-            let slot = &self.users[&user];
-            let what = &slot.in_flight().expect("set above").what;
-            let body = self.body(&user, &slot.versions, what);
-            return Some((user, body));
+            let what = &ops.in_flight.insert(op).what;
+            Self::body(
+                &self.settings,
+                &mut self.state,
+                &user,
+                &slot.versions,
+                what,
+                body,
+            );
+            return Some(user);
         }
         None
     }
@@ -189,8 +206,8 @@ impl Publications {
         self.settle(user).map(|(_, id)| id)
     }
 
-    /// 409 WrongDelta: takes the pool's current versions and returns the body to send
-    /// again at once (the operation stays on the wire), up to `max` times for one
+    /// 409 WrongDelta: takes the pool's current versions and appends the body to send
+    /// again at once (the operation stays on the wire) to `body`, up to `max` times for one
     /// operation. `Err` when the re-sends are used up (or nothing is on the wire): the
     /// caller reports the failure.
     pub(super) fn on_conflict(
@@ -198,7 +215,8 @@ impl Publications {
         user: &SipUri,
         operations: &[(u32, u32)],
         max: u32,
-    ) -> Result<String, ()> {
+        body: &mut String,
+    ) -> Result<(), ()> {
         let slot = self.users.get_mut(user).ok_or(())?;
         if slot.in_flight().is_none() {
             return Err(());
@@ -220,9 +238,16 @@ impl Publications {
         if ops.conflicts > max {
             return Err(());
         }
-        let slot = &self.users[user];
-        let what = &slot.in_flight().expect("checked above").what;
-        Ok(self.body(user, &slot.versions, what))
+        let what = &ops.in_flight.as_ref().ok_or(())?.what;
+        Self::body(
+            &self.settings,
+            &mut self.state,
+            user,
+            &slot.versions,
+            what,
+            body,
+        );
+        Ok(())
     }
 
     /// The connection is gone: every operation outstanding (on the wire or waiting) is

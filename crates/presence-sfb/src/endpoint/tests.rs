@@ -692,3 +692,121 @@ fn at_most_sixteen_subscribes_wait_for_their_answer() {
         .collect();
     assert!(!rest.is_empty() && rest.len() <= 16, "{}", rest.len());
 }
+
+/// Every byte the endpoint writes, in order.
+fn written(ep: &mut Endpoint) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(bytes) = ep.poll_transmit() {
+        out.extend_from_slice(&bytes);
+    }
+    out
+}
+
+#[test]
+fn publications_written_at_once_are_the_bytes_the_request_builder_gives() {
+    let now = Instant::now();
+    let mut configs = Vec::new();
+    configs.push(config());
+    let mut c = config();
+    c.transport = Transport::Tls;
+    c.p_asserted_identity = true;
+    c.user_agent = " \tagent with spaces/1.0\t ".to_owned();
+    c.local_host = "[2001:db8::1]:5061".to_owned();
+    c.publication.containers = vec![2, 3, 400];
+    configs.push(c);
+    let mut c = config();
+    c.user_agent = String::new();
+    c.local_host = String::new();
+    configs.push(c);
+    for config in configs {
+        let mut fast = Endpoint::new(config.clone(), 7);
+        let mut built = Endpoint::new(config, 7);
+        for ep in [&mut fast, &mut built] {
+            ep.set_local_host(format!("{}:1234", ep.config().local_host));
+            ep.connected(now);
+        }
+        built.head = None;
+        assert!(fast.head.is_some());
+        for user in ["sip:a@x", "sip:o'neil&co@contoso.com", "sip:a@x"] {
+            for ep in [&mut fast, &mut built] {
+                ep.publish(uri(user), presence(3500, "<Busy> & \"away\""), now);
+                ep.unpublish(uri(user), now);
+            }
+        }
+        // Every request answered as it comes: every third one with a version conflict,
+        // whose body is sent again at once; the others with a 200.
+        let mut peer = Peer::new();
+        let mut answered = 0;
+        loop {
+            let bytes = written(&mut fast);
+            assert_eq!(
+                String::from_utf8_lossy(&bytes),
+                String::from_utf8_lossy(&written(&mut built)),
+                "after {answered} answers"
+            );
+            if bytes.is_empty() {
+                break;
+            }
+            peer.framer.push(&bytes);
+            while let Some(Frame::Message(Message::Request(request))) =
+                peer.framer.next_frame().unwrap()
+            {
+                answered += 1;
+                for ep in [&mut fast, &mut built] {
+                    if answered % 3 == 0 {
+                        conflict(ep, &request, &[(1, 5)], now);
+                    } else {
+                        answer(ep, &request, 200, now);
+                    }
+                }
+            }
+        }
+        assert_eq!(answered, 8, "six operations and two re-sends");
+        assert_eq!(fast.publications_outstanding(), 0);
+    }
+}
+
+#[test]
+fn a_user_agent_refused_as_a_header_value_fails_each_publication() {
+    let now = Instant::now();
+    let mut c = config();
+    c.user_agent = "bad\r\nX: y".to_owned();
+    let mut ep = Endpoint::new(c, 1);
+    assert!(ep.head.is_none());
+    ep.connected(now);
+    let id = ep.publish(uri("sip:a@x"), presence(3500, "x"), now);
+    assert!(written(&mut ep).is_empty());
+    let event = ep.poll_event();
+    assert!(
+        matches!(
+            &event,
+            Some(Event::PublishFailed { id: failed, error: TransportError::Rejected { status: 0, reason, .. }, .. })
+                if *failed == id && reason.starts_with("cannot build the request")
+        ),
+        "{event:?}"
+    );
+}
+
+#[test]
+fn branches_are_the_hex_draws_and_read_back_to_their_number() {
+    let (mut a, mut b) = (SplitMix64::new(3), SplitMix64::new(3));
+    for _ in 0..100 {
+        let (branch, id) = Endpoint::new_branch(&mut a);
+        assert_eq!(branch, format!("z9hG4bK{}", b.hex(16)));
+        assert_eq!(branch_id(&branch), Some(id));
+    }
+    assert_eq!(branch_id("z9hG4bK00000000000000ff"), Some(255));
+    assert_eq!(branch_id("z9hG4bKffffffffffffffff"), Some(u64::MAX));
+    for not_ours in [
+        "z9hG4bK00000000000000FF",
+        "z9hG4bK+0000000000000ff",
+        "z9hG4bK00000000000000f",
+        "z9hG4bK00000000000000fff",
+        "z9hg4bK00000000000000ff",
+        "00000000000000ff",
+        "z9hG4bK",
+        "",
+    ] {
+        assert_eq!(branch_id(not_ours), None, "{not_ours}");
+    }
+}

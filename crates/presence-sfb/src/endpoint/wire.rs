@@ -1,0 +1,219 @@
+//! The publication request written straight into its bytes: what building it with
+//! [`presence_sip::Request`] and serializing it gives, without the `format!`s, the header
+//! table and the copy of the body into it.
+
+use std::fmt;
+
+use presence_model::random::SplitMix64;
+use presence_sip::Method;
+
+use super::BRANCH_MAGIC;
+use crate::settings::EndpointConfig;
+
+/// Up to 32 hex digits drawn as [`SplitMix64::hex`] draws them (one word for each 16
+/// digits, most significant digit first), kept as the words until they are written.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Hex {
+    words: [u64; 2],
+    len: usize,
+}
+
+impl Hex {
+    /// Draws `len` digits (at most 32), as `rng.hex(len)` would.
+    pub(super) fn draw(rng: &mut SplitMix64, len: usize) -> Hex {
+        debug_assert!(len <= 32, "at most two words of digits");
+        let mut words = [0; 2];
+        for word in words.iter_mut().take(len.div_ceil(16)) {
+            *word = rng.next_u64();
+        }
+        Hex { words, len }
+    }
+
+    /// The 16 digits of one word already drawn.
+    pub(super) fn of_word(word: u64) -> Hex {
+        Hex {
+            words: [word, 0],
+            len: 16,
+        }
+    }
+
+    /// The digits, in order.
+    fn digits(self) -> impl Iterator<Item = char> {
+        (0..self.len.min(32)).map(move |i| {
+            let word = self.words.get(i / 16).copied().unwrap_or_default();
+            let nibble = (word >> ((15 - i % 16) * 4)) & 0xf;
+            // A nibble is below 16, so the cast cannot truncate.
+            char::from(b"0123456789abcdef"[nibble as usize])
+        })
+    }
+
+    /// Appends the digits to `out`.
+    pub(super) fn push_to(self, out: &mut String) {
+        out.extend(self.digits());
+    }
+}
+
+impl fmt::Display for Hex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.digits().try_for_each(|c| fmt::Write::write_char(f, c))
+    }
+}
+
+/// The `Content-Type` of a publication.
+pub(super) const PUBLISH_CONTENT_TYPE: &str = "application/msrtc-category-publish+xml";
+
+/// The header fields of a request that only depend on the settings, written and checked
+/// once (as [`presence_sip::Headers::append`] checks and trims them).
+#[derive(Debug)]
+pub(super) struct Head {
+    /// `Via: SIP/2.0/<transport> <host>;branch=z9hG4bK`
+    via: String,
+    /// `Contact: <…>\r\nUser-Agent: …\r\n`
+    contact_and_agent: String,
+    /// Whether to write `P-Asserted-Identity`.
+    p_asserted_identity: bool,
+}
+
+/// One publication request: what changes from one to the next.
+pub(super) struct Publication<'a> {
+    /// The user: Request-URI, `From`, `To` (and `P-Asserted-Identity`).
+    pub(super) target: &'a str,
+    /// The digits of the branch, after the magic cookie.
+    pub(super) branch: Hex,
+    pub(super) call_id: Hex,
+    pub(super) from_tag: Hex,
+    pub(super) epid: &'a str,
+    pub(super) cseq: u32,
+    pub(super) body: &'a str,
+}
+
+impl Head {
+    /// The head for `config`; `None` when a value would be refused as a header value, so
+    /// that requests are built field by field (and fail as such).
+    pub(super) fn new(config: &EndpointConfig) -> Option<Head> {
+        let via_value = format!(
+            "SIP/2.0/{} {};branch={BRANCH_MAGIC}",
+            config.transport.via_token(),
+            config.local_host
+        );
+        let contact = format!("<{}>", config.contact);
+        // A value starting with `S` or `<` and ending in the branch or `>` is not trimmed.
+        for (name, value) in [
+            ("Via", via_value.as_str()),
+            ("Contact", &contact),
+            ("User-Agent", &config.user_agent),
+        ] {
+            presence_sip::check_header(name, value).ok()?;
+        }
+        let agent = config.user_agent.trim_matches([' ', '\t']);
+        Some(Head {
+            via: format!("Via: {via_value}"),
+            contact_and_agent: format!("Contact: {contact}\r\nUser-Agent: {agent}\r\n"),
+            p_asserted_identity: config.p_asserted_identity,
+        })
+    }
+
+    /// Whether `target` is a valid Request-URI (not empty, no white space or control
+    /// characters): then it is a valid header value inside `<…>` too, and
+    /// [`write_publish`](Self::write_publish) writes what the builder would.
+    pub(super) fn accepts(target: &str) -> bool {
+        !target.is_empty() && !target.bytes().any(|b| b <= b' ' || b == 0x7f)
+    }
+
+    /// The bytes of the `SERVICE` request for `p`, for a `target` it
+    /// [`accepts`](Self::accepts): the fields in the order `base_request` appends them,
+    /// then `Content-Type`, `Content-Length`, the empty line and the body.
+    pub(super) fn write_publish(&self, p: &Publication<'_>) -> Vec<u8> {
+        let method = Method::Service.as_str();
+        let target = p.target;
+        let mut out = String::with_capacity(
+            300 + self.via.len()
+                + self.contact_and_agent.len()
+                + 4 * target.len()
+                + 3 * 32
+                + p.epid.len()
+                + p.body.len(),
+        );
+        for part in [method, " ", target, " SIP/2.0\r\n", &self.via] {
+            out.push_str(part);
+        }
+        p.branch.push_to(&mut out);
+        for part in ["\r\nMax-Forwards: 70\r\nFrom: <", target, ">;tag="] {
+            out.push_str(part);
+        }
+        p.from_tag.push_to(&mut out);
+        for part in [";epid=", p.epid, "\r\nTo: <", target, ">\r\nCall-ID: "] {
+            out.push_str(part);
+        }
+        p.call_id.push_to(&mut out);
+        out.push_str("\r\nCSeq: ");
+        push_decimal(&mut out, u64::from(p.cseq));
+        for part in [" ", method, "\r\n", &self.contact_and_agent] {
+            out.push_str(part);
+        }
+        if self.p_asserted_identity {
+            for part in ["P-Asserted-Identity: <", target, ">\r\n"] {
+                out.push_str(part);
+            }
+        }
+        for part in [
+            "Content-Type: ",
+            PUBLISH_CONTENT_TYPE,
+            "\r\nContent-Length: ",
+        ] {
+            out.push_str(part);
+        }
+        // A usize always fits in a u64 on the targets Rust supports.
+        push_decimal(&mut out, p.body.len() as u64);
+        out.push_str("\r\n\r\n");
+        out.push_str(p.body);
+        out.into_bytes()
+    }
+}
+
+/// Appends `n` in decimal, as `n.to_string()` writes it (without the formatter).
+fn push_decimal(out: &mut String, n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        // `n % 10` is below 10, so the cast cannot truncate.
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // ASCII digits: always UTF-8.
+    out.push_str(std::str::from_utf8(digits.get(i..).unwrap_or_default()).unwrap_or_default());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_digits_are_those_of_split_mix_hex() {
+        let (mut a, mut b) = (SplitMix64::new(11), SplitMix64::new(11));
+        for len in [24, 10, 16, 0, 1, 15, 17, 32, 24, 10] {
+            let hex = Hex::draw(&mut a, len);
+            let expected = b.hex(len);
+            let mut pushed = String::from("x");
+            hex.push_to(&mut pushed);
+            assert_eq!(pushed, format!("x{expected}"), "{len} digits");
+            assert_eq!(hex.to_string(), expected);
+        }
+        let word = a.next_u64();
+        assert_eq!(Hex::of_word(word).to_string(), format!("{word:016x}"));
+    }
+
+    #[test]
+    fn numbers_are_written_as_to_string_writes_them() {
+        for n in [0, 1, 9, 10, 99, 100, 1234, u64::from(u32::MAX), u64::MAX] {
+            let mut out = String::from("x");
+            push_decimal(&mut out, n);
+            assert_eq!(out, format!("x{n}"));
+        }
+    }
+}
