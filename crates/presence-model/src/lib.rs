@@ -29,6 +29,7 @@
 #![deny(missing_docs)]
 
 mod availability;
+mod decimal;
 mod error;
 mod ids;
 mod presence;
@@ -39,6 +40,7 @@ pub mod timers;
 mod user;
 
 pub use availability::{Availability, AvailabilityClass, AvailabilityRange};
+pub use decimal::Decimal;
 pub use error::{ModelError, error_chain};
 pub use ids::{ActivityText, AggregatedStateId, DnNumber, Lcid, SipUri};
 pub use presence::{Activities, AggregatedStates, Presence, Publication};

@@ -1260,20 +1260,7 @@ pub(crate) fn push_attr_num(out: &mut String, name: &str, value: impl Into<u64>)
 
 /// Appends `n` in decimal, as `n.to_string()` writes it (without the formatter).
 pub(crate) fn push_decimal(out: &mut String, n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        // `n % 10` is below 10, so the cast cannot truncate.
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    // ASCII digits: always UTF-8.
-    out.push_str(std::str::from_utf8(digits.get(i..).unwrap_or_default()).unwrap_or_default());
+    out.push_str(presence_model::Decimal::new(n).as_str());
 }
 
 /// The string as the parsers give it back after the writers escaped it: characters XML 1.0

@@ -4,6 +4,7 @@
 
 use std::fmt;
 
+use presence_model::Decimal;
 use presence_model::random::SplitMix64;
 use presence_sip::Method;
 
@@ -147,7 +148,7 @@ impl Head {
         }
         p.call_id.push_to(&mut out);
         out.push_str("\r\nCSeq: ");
-        push_decimal(&mut out, u64::from(p.cseq));
+        out.push_str(Decimal::new(u64::from(p.cseq)).as_str());
         for part in [" ", method, "\r\n", &self.contact_and_agent] {
             out.push_str(part);
         }
@@ -164,29 +165,11 @@ impl Head {
             out.push_str(part);
         }
         // A usize always fits in a u64 on the targets Rust supports.
-        push_decimal(&mut out, p.body.len() as u64);
+        out.push_str(Decimal::new(p.body.len() as u64).as_str());
         out.push_str("\r\n\r\n");
         out.push_str(p.body);
         out.into_bytes()
     }
-}
-
-/// Appends `n` in decimal, as `n.to_string()` writes it (without the formatter).
-fn push_decimal(out: &mut String, n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        // `n % 10` is below 10, so the cast cannot truncate.
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    // ASCII digits: always UTF-8.
-    out.push_str(std::str::from_utf8(digits.get(i..).unwrap_or_default()).unwrap_or_default());
 }
 
 #[cfg(test)]
@@ -206,14 +189,5 @@ mod tests {
         }
         let word = a.next_u64();
         assert_eq!(Hex::of_word(word).to_string(), format!("{word:016x}"));
-    }
-
-    #[test]
-    fn numbers_are_written_as_to_string_writes_them() {
-        for n in [0, 1, 9, 10, 99, 100, 1234, u64::from(u32::MAX), u64::MAX] {
-            let mut out = String::from("x");
-            push_decimal(&mut out, n);
-            assert_eq!(out, format!("x{n}"));
-        }
     }
 }
