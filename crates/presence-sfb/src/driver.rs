@@ -30,6 +30,9 @@ type Reply = oneshot::Sender<Result<(), TransportError>>;
 /// The most queued commands the session takes, after the one it woke for, into one write.
 const COMMAND_BATCH: usize = 256;
 
+/// How long closing the write side may take when a session ends.
+const CLOSE_WRITE: Duration = Duration::from_secs(1);
+
 /// Commands from the handle to the driver task.
 enum Command {
     Publish {
@@ -695,9 +698,12 @@ impl Driver {
                     None => break,
                 }
             }
+            // Shutting down: done once nothing is outstanding and everything is written,
+            // or at the grace deadline in any case (a pool that stopped reading must not
+            // hold the shutdown up).
             if let Some((deadline, _)) = &self.shutdown
-                && (self.endpoint.publications_outstanding() == 0 || Instant::now() >= *deadline)
-                && out.is_empty()
+                && ((self.endpoint.publications_outstanding() == 0 && out.is_empty())
+                    || Instant::now() >= *deadline)
             {
                 break End::Shutdown;
             }
@@ -743,7 +749,8 @@ impl Driver {
                 }
             }
         };
-        let _ = writer.shutdown().await;
+        // Bounded: over TLS the close_notify may find the socket full.
+        let _ = timeout(CLOSE_WRITE, writer.shutdown()).await;
         // Credit ends with the connection: what the loss fails grants nothing.
         self.set_epoch(0);
         self.endpoint.disconnected(now());

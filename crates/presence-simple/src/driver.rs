@@ -29,6 +29,9 @@ type Reply = oneshot::Sender<Result<(), TransportError>>;
 /// The most queued commands the session takes, after the one it woke for, into one write.
 const COMMAND_BATCH: usize = 256;
 
+/// How long closing the write side may take when a session ends.
+const CLOSE_WRITE: Duration = Duration::from_secs(1);
+
 enum Command {
     Publish {
         user: SipUri,
@@ -675,10 +678,14 @@ impl Driver {
                     }
                 }
             }
+            // Shutting down: done once nothing is outstanding and everything is written,
+            // or at the grace deadline in any case (a server that stopped reading must not
+            // hold the shutdown up).
             if let Some((deadline, _)) = &self.shutdown
-                && (self.endpoint.publications_outstanding() == 0 || Instant::now() >= *deadline)
-                && out.is_empty()
-                && datagrams.is_empty()
+                && ((self.endpoint.publications_outstanding() == 0
+                    && out.is_empty()
+                    && datagrams.is_empty())
+                    || Instant::now() >= *deadline)
             {
                 break End::Shutdown;
             }
@@ -755,7 +762,8 @@ impl Driver {
             }
         };
         if let Some(w) = writer.as_mut() {
-            let _ = w.shutdown().await;
+            // Bounded: over TLS the close_notify may find the socket full.
+            let _ = timeout(CLOSE_WRITE, w.shutdown()).await;
         }
         drop(udp.take());
         self.set_epoch(0);
