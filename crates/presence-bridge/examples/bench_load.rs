@@ -340,6 +340,7 @@ async fn client(
     stop: Arc<AtomicBool>,
     counters: Arc<Counters>,
     seed: u64,
+    registered: Arc<tokio::sync::Barrier>,
 ) -> Result<Log, Error> {
     let (ws, _) = tokio_tungstenite::connect_async_with_config(cti.as_str(), None, true)
         .await
@@ -397,6 +398,9 @@ async fn client(
     while answered.load(Ordering::Relaxed) < reference {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    // The load starts when every client has registered: a presence change of a DN not
+    // registered yet would reach its client only with the registration.
+    registered.wait().await;
     let mut log = Log::default();
     let mut rng = SplitMix64::new(seed);
     let mut calls = 0u64;
@@ -583,9 +587,7 @@ async fn run(
     // The load.
     let stop = Arc::new(AtomicBool::new(false));
     let counters = Arc::new(Counters::default());
-    let cpu_before = support::cpu_time(pid);
-    let load_start_ns = wall_ns();
-    let t0 = Instant::now();
+    let registered = Arc::new(tokio::sync::Barrier::new(args.clients + 1));
     let mut tasks = Vec::new();
     for c in 0..args.clients {
         let mine = |dns: &[u32]| -> Vec<u32> {
@@ -604,8 +606,16 @@ async fn run(
             Arc::clone(&stop),
             Arc::clone(&counters),
             args.seed.wrapping_mul(1_000).wrapping_add(c as u64),
+            Arc::clone(&registered),
         )));
     }
+    // The clients connect and register their pull DNs; then the load starts.
+    tokio::time::timeout(Duration::from_secs(60), registered.wait())
+        .await
+        .map_err(|_| "the clients did not register their DNs within 60 s")?;
+    let cpu_before = support::cpu_time(pid);
+    let load_start_ns = wall_ns();
+    let t0 = Instant::now();
     // Presence changes of the pull users: each flips between Online and Busy.
     let mut changed: HashMap<u32, u32> = pull.iter().map(|dn| (*dn, INITIAL_PULL)).collect();
     let mut rng = SplitMix64::new(args.seed ^ 0x5eed);
