@@ -50,6 +50,21 @@ fn bad_tls_files_are_reported() {
 /// Kills the simulator if a test fails before it quits.
 struct Running(Child);
 
+impl Running {
+    /// The simulator with `args`, its stdin and stdout piped.
+    fn start(args: &[&str], stderr: Stdio) -> Running {
+        Running(
+            Command::new(BIN)
+                .args(args)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(stderr)
+                .spawn()
+                .unwrap(),
+        )
+    }
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -59,15 +74,7 @@ impl Drop for Running {
 
 #[test]
 fn serves_tcp_takes_commands_and_logs_requests() {
-    let mut running = Running(
-        Command::new(BIN)
-            .args(["--listen", "127.0.0.1:0", "--seed", "3"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+    let mut running = Running::start(&["--listen", "127.0.0.1:0", "--seed", "3"], Stdio::piped());
     let child = &mut running.0;
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut banner = String::new();
@@ -120,15 +127,7 @@ fn serves_tcp_takes_commands_and_logs_requests() {
 
 #[test]
 fn commands_written_at_once_run_in_order() {
-    let mut running = Running(
-        Command::new(BIN)
-            .args(["--listen", "127.0.0.1:0", "--quiet"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut running = Running::start(&["--listen", "127.0.0.1:0", "--quiet"], Stdio::null());
     let child = &mut running.0;
     // One write: the simulator reads the lines in one go and applies the `set`s in a row
     // together; what each `show` sees must still be the state set before it.
