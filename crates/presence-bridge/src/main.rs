@@ -81,7 +81,7 @@ struct RunArgs {
     /// Threads that run the bridge's work. 1 (the default): one thread does it all, which
     /// costs the least CPU per event (no hand-over between threads) and sustains more than
     /// 100,000 agent events/s. More threads spread CPU-heavy bursts (many clients' TLS
-    /// handshakes at once) over cores, at about a quarter more CPU per event. A reload's
+    /// handshakes at once) over cores, at about a third more CPU per event. A reload's
     /// parse always runs on a thread of its own.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     threads: u16,
