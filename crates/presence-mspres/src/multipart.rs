@@ -89,8 +89,30 @@ impl fmt::Display for ContentType {
 
 /// A token character of RFC 2045: printable ASCII except space and the tspecials.
 fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?=".contains(&b)
+    TOKEN_BYTES[usize::from(b)]
 }
+
+/// [`is_token_byte`] as a table (it is asked of every byte of every header name and
+/// content type).
+const TOKEN_BYTES: [bool; 256] = {
+    let specials = b"()<>@,;:\\\"/[]?=";
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        let mut special = false;
+        let mut i = 0;
+        while i < specials.len() {
+            if specials[i] == c {
+                special = true;
+            }
+            i += 1;
+        }
+        table[b] = c.is_ascii_graphic() && !special;
+        b += 1;
+    }
+    table
+};
 
 fn is_space(b: u8) -> bool {
     b == b' ' || b == b'\t'
@@ -542,7 +564,7 @@ fn parse_part(body: &[u8], start: usize, slice: &[u8]) -> Result<Part, MsPresErr
     let (head, content) = if let Some(rest) = slice.strip_prefix(b"\r\n") {
         (&[][..], rest)
     } else {
-        match memmem::find(slice, b"\r\n\r\n") {
+        match find_crlf_crlf(slice) {
             Some(i) => (
                 slice.get(..i).unwrap_or_default(),
                 slice.get(i + 4..).unwrap_or_default(),
@@ -607,7 +629,7 @@ fn split_crlf(head: &[u8]) -> impl Iterator<Item = &[u8]> {
     let mut rest = (!head.is_empty()).then_some(head);
     std::iter::from_fn(move || {
         let current = rest?;
-        match memmem::find(current, b"\r\n") {
+        match find_crlf(current) {
             Some(i) => {
                 rest = current.get(i + 2..);
                 current.get(..i)
@@ -620,9 +642,56 @@ fn split_crlf(head: &[u8]) -> impl Iterator<Item = &[u8]> {
     })
 }
 
+/// The offset of the first CRLF in `bytes` (as `memmem::find(bytes, b"\r\n")`, without
+/// building a searcher for each call).
+fn find_crlf(bytes: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(i) = memchr::memchr(b'\r', bytes.get(from..)?) {
+        let at = from + i;
+        if bytes.get(at + 1) == Some(&b'\n') {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
+/// The offset of the first CRLF CRLF in `bytes` (as `memmem::find(bytes, b"\r\n\r\n")`).
+fn find_crlf_crlf(bytes: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(i) = find_crlf(bytes.get(from..)?) {
+        let at = from + i;
+        if bytes.get(at + 2..at + 4) == Some(&b"\r\n"[..]) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn crlf_searches_agree_with_memmem() {
+        // Every string of up to 8 bytes from `\r`, `\n` and `a`.
+        for len in 0..=8u32 {
+            for mut n in 0..3usize.pow(len) {
+                let mut bytes = Vec::new();
+                for _ in 0..len {
+                    bytes.push([b'\r', b'\n', b'a'][n % 3]);
+                    n /= 3;
+                }
+                assert_eq!(find_crlf(&bytes), memmem::find(&bytes, b"\r\n"));
+                assert_eq!(find_crlf_crlf(&bytes), memmem::find(&bytes, b"\r\n\r\n"));
+            }
+        }
+        for b in 0..=255u8 {
+            let listed = b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?=".contains(&b);
+            assert_eq!(is_token_byte(b), listed, "{b}");
+        }
+    }
 
     #[test]
     fn content_types() {
