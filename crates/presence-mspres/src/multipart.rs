@@ -1,6 +1,7 @@
 //! `multipart/related` (RFC 2046 section 5.1, RFC 2387): the framing of batched
 //! notifications, and the `Content-Type` header value that announces it.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use memchr::memmem;
@@ -89,8 +90,30 @@ impl fmt::Display for ContentType {
 
 /// A token character of RFC 2045: printable ASCII except space and the tspecials.
 fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?=".contains(&b)
+    TOKEN_BYTES[usize::from(b)]
 }
+
+/// [`is_token_byte`] as a table (it is asked of every byte of every header name and
+/// content type).
+const TOKEN_BYTES: [bool; 256] = {
+    let specials = b"()<>@,;:\\\"/[]?=";
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        let mut special = false;
+        let mut i = 0;
+        while i < specials.len() {
+            if specials[i] == c {
+                special = true;
+            }
+            i += 1;
+        }
+        table[b] = c.is_ascii_graphic() && !special;
+        b += 1;
+    }
+    table
+};
 
 fn is_space(b: u8) -> bool {
     b == b' ' || b == b'\t'
@@ -387,91 +410,107 @@ impl Multipart {
         body: &[u8],
         limits: &Limits,
     ) -> Result<Multipart, MsPresError> {
-        if body.len() > limits.max_body_bytes {
-            return Err(MsPresError::TooLarge {
-                body: "multipart/related",
-                size: body.len(),
-                limit: limits.max_body_bytes,
-            });
-        }
-        validate_boundary(boundary)?;
-        let dash = format!("--{boundary}");
-        let delimiter = format!("\r\n--{boundary}");
-        let finder = memmem::Finder::new(delimiter.as_bytes());
-        let error = |offset: usize, expected: &'static str| MsPresError::Multipart {
-            at: Location::of(body, offset),
-            found: quote(body, offset),
-            expected,
-        };
-        // `pos` is where a `--boundary` starts.
-        let mut pos = if body.starts_with(dash.as_bytes()) {
-            0
-        } else {
-            match finder.find(body) {
-                Some(i) => i + 2,
-                None => {
-                    return Err(error(
-                        body.len(),
-                        "a delimiter line: `--` and the boundary at the start of a line",
-                    ));
-                }
-            }
-        };
-        let mut parts = Vec::new();
-        loop {
-            let after = pos + dash.len();
-            let rest = body.get(after..).unwrap_or_default();
-            if rest.starts_with(b"--") {
-                if parts.is_empty() {
-                    return Err(error(pos, "a body part before the close delimiter"));
-                }
-                let mut end = after + 2;
-                while body.get(end).copied().is_some_and(is_space) {
-                    end += 1;
-                }
-                let tail = body.get(end..).unwrap_or_default();
-                if !tail.is_empty() && !tail.starts_with(b"\r\n") {
-                    return Err(error(
-                        end,
-                        "CRLF or the end of the body after the close delimiter",
-                    ));
-                }
-                return Ok(Multipart { parts });
-            }
-            let mut line_end = after;
-            while body.get(line_end).copied().is_some_and(is_space) {
-                line_end += 1;
-            }
-            if !body
-                .get(line_end..)
-                .unwrap_or_default()
-                .starts_with(b"\r\n")
-            {
-                return Err(error(
-                    line_end,
-                    "CRLF after the boundary, or `--` to close the body",
-                ));
-            }
-            let start = line_end + 2;
-            if parts.len() >= limits.max_parts {
-                return Err(MsPresError::TooManyParts {
-                    at: Location::of(body, start),
-                    limit: limits.max_parts,
-                });
-            }
-            let content = body.get(start..).unwrap_or_default();
-            let Some(len) = finder.find(content) else {
+        Ok(Multipart {
+            parts: parse_parts(boundary, body, limits)?
+                .into_iter()
+                .map(RawPart::into_part)
+                .collect(),
+        })
+    }
+}
+
+/// [`Multipart::parse_with`] without copying: the parts borrow from `body`.
+pub(crate) fn parse_parts<'a>(
+    boundary: &str,
+    body: &'a [u8],
+    limits: &Limits,
+) -> Result<Vec<RawPart<'a>>, MsPresError> {
+    if body.len() > limits.max_body_bytes {
+        return Err(MsPresError::TooLarge {
+            body: "multipart/related",
+            size: body.len(),
+            limit: limits.max_body_bytes,
+        });
+    }
+    validate_boundary(boundary)?;
+    let dash = format!("--{boundary}");
+    let delimiter = format!("\r\n--{boundary}");
+    let finder = memmem::Finder::new(delimiter.as_bytes());
+    let error = |offset: usize, expected: &'static str| MsPresError::Multipart {
+        at: Location::of(body, offset),
+        found: quote(body, offset),
+        expected,
+    };
+    // `pos` is where a `--boundary` starts.
+    let mut pos = if body.starts_with(dash.as_bytes()) {
+        0
+    } else {
+        match finder.find(body) {
+            Some(i) => i + 2,
+            None => {
                 return Err(error(
                     body.len(),
-                    "the close delimiter: `--`, the boundary and `--`",
+                    "a delimiter line: `--` and the boundary at the start of a line",
                 ));
-            };
-            let slice = content.get(..len).unwrap_or_default();
-            parts.push(parse_part(body, start, slice)?);
-            pos = start + len + 2;
+            }
         }
+    };
+    let mut parts = Vec::new();
+    loop {
+        let after = pos + dash.len();
+        let rest = body.get(after..).unwrap_or_default();
+        if rest.starts_with(b"--") {
+            if parts.is_empty() {
+                return Err(error(pos, "a body part before the close delimiter"));
+            }
+            let mut end = after + 2;
+            while body.get(end).copied().is_some_and(is_space) {
+                end += 1;
+            }
+            let tail = body.get(end..).unwrap_or_default();
+            if !tail.is_empty() && !tail.starts_with(b"\r\n") {
+                return Err(error(
+                    end,
+                    "CRLF or the end of the body after the close delimiter",
+                ));
+            }
+            return Ok(parts);
+        }
+        let mut line_end = after;
+        while body.get(line_end).copied().is_some_and(is_space) {
+            line_end += 1;
+        }
+        if !body
+            .get(line_end..)
+            .unwrap_or_default()
+            .starts_with(b"\r\n")
+        {
+            return Err(error(
+                line_end,
+                "CRLF after the boundary, or `--` to close the body",
+            ));
+        }
+        let start = line_end + 2;
+        if parts.len() >= limits.max_parts {
+            return Err(MsPresError::TooManyParts {
+                at: Location::of(body, start),
+                limit: limits.max_parts,
+            });
+        }
+        let content = body.get(start..).unwrap_or_default();
+        let Some(len) = finder.find(content) else {
+            return Err(error(
+                body.len(),
+                "the close delimiter: `--`, the boundary and `--`",
+            ));
+        };
+        let slice = content.get(..len).unwrap_or_default();
+        parts.push(parse_part(body, start, slice)?);
+        pos = start + len + 2;
     }
+}
 
+impl Multipart {
     /// Writes the body with `boundary`: no preamble, each part as a delimiter line, its
     /// header fields, an empty line and its content, then the close delimiter and CRLF.
     ///
@@ -538,11 +577,11 @@ impl Multipart {
 
 /// Reads one part: `slice` (at `start` in `body`) is everything between the CRLF that ends
 /// its delimiter line and the CRLF that starts the next delimiter.
-fn parse_part(body: &[u8], start: usize, slice: &[u8]) -> Result<Part, MsPresError> {
+fn parse_part<'a>(body: &[u8], start: usize, slice: &'a [u8]) -> Result<RawPart<'a>, MsPresError> {
     let (head, content) = if let Some(rest) = slice.strip_prefix(b"\r\n") {
         (&[][..], rest)
     } else {
-        match memmem::find(slice, b"\r\n\r\n") {
+        match find_crlf_crlf(slice) {
             Some(i) => (
                 slice.get(..i).unwrap_or_default(),
                 slice.get(i + 4..).unwrap_or_default(),
@@ -555,7 +594,7 @@ fn parse_part(body: &[u8], start: usize, slice: &[u8]) -> Result<Part, MsPresErr
         found: quote(body, offset),
         expected,
     };
-    let mut headers: Vec<(String, String)> = Vec::new();
+    let mut headers: Vec<(&'a str, Cow<'a, str>)> = Vec::new();
     let mut line_start = start;
     for line in split_crlf(head) {
         if let Some(bad) = line.iter().position(|&b| b == b'\r' || b == b'\n') {
@@ -574,8 +613,9 @@ fn parse_part(body: &[u8], start: usize, slice: &[u8]) -> Result<Part, MsPresErr
             // A folded line continues the previous field.
             match headers.last_mut() {
                 Some((_, value)) => {
-                    value.push_str(text);
-                    *value = value.trim_matches([' ', '\t']).to_owned();
+                    let joined = value.to_mut();
+                    joined.push_str(text);
+                    *value = Cow::Owned(joined.trim_matches([' ', '\t']).to_owned());
                 }
                 None => return Err(error(line_start, "a header field `Name: value`")),
             }
@@ -592,14 +632,45 @@ fn parse_part(body: &[u8], start: usize, slice: &[u8]) -> Result<Part, MsPresErr
             if headers.len() >= MAX_PART_HEADERS {
                 return Err(error(line_start, "at most 64 header fields in a part"));
             }
-            headers.push((name.to_owned(), value.trim_matches([' ', '\t']).to_owned()));
+            headers.push((name, Cow::Borrowed(value.trim_matches([' ', '\t']))));
         }
         line_start += line.len() + 2;
     }
-    Ok(Part {
+    Ok(RawPart {
         headers,
-        body: content.to_vec(),
+        body: content,
     })
+}
+
+/// A [`Part`] that borrows from the body it was read from.
+#[derive(Debug)]
+pub(crate) struct RawPart<'a> {
+    /// As [`Part::headers`].
+    pub(crate) headers: Vec<(&'a str, Cow<'a, str>)>,
+    /// As [`Part::body`].
+    pub(crate) body: &'a [u8],
+}
+
+impl RawPart<'_> {
+    /// As [`Part::header`].
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| &**v)
+    }
+
+    /// The owned part.
+    fn into_part(self) -> Part {
+        Part {
+            headers: self
+                .headers
+                .into_iter()
+                .map(|(n, v)| (n.to_owned(), v.into_owned()))
+                .collect(),
+            body: self.body.to_vec(),
+        }
+    }
 }
 
 /// The lines of `head`, split on CRLF (none for an empty head).
@@ -607,7 +678,7 @@ fn split_crlf(head: &[u8]) -> impl Iterator<Item = &[u8]> {
     let mut rest = (!head.is_empty()).then_some(head);
     std::iter::from_fn(move || {
         let current = rest?;
-        match memmem::find(current, b"\r\n") {
+        match find_crlf(current) {
             Some(i) => {
                 rest = current.get(i + 2..);
                 current.get(..i)
@@ -620,9 +691,56 @@ fn split_crlf(head: &[u8]) -> impl Iterator<Item = &[u8]> {
     })
 }
 
+/// The offset of the first CRLF in `bytes` (as `memmem::find(bytes, b"\r\n")`, without
+/// building a searcher for each call).
+fn find_crlf(bytes: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(i) = memchr::memchr(b'\r', bytes.get(from..)?) {
+        let at = from + i;
+        if bytes.get(at + 1) == Some(&b'\n') {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
+/// The offset of the first CRLF CRLF in `bytes` (as `memmem::find(bytes, b"\r\n\r\n")`).
+fn find_crlf_crlf(bytes: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(i) = find_crlf(bytes.get(from..)?) {
+        let at = from + i;
+        if bytes.get(at + 2..at + 4) == Some(&b"\r\n"[..]) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn crlf_searches_agree_with_memmem() {
+        // Every string of up to 8 bytes from `\r`, `\n` and `a`.
+        for len in 0..=8u32 {
+            for mut n in 0..3usize.pow(len) {
+                let mut bytes = Vec::new();
+                for _ in 0..len {
+                    bytes.push([b'\r', b'\n', b'a'][n % 3]);
+                    n /= 3;
+                }
+                assert_eq!(find_crlf(&bytes), memmem::find(&bytes, b"\r\n"));
+                assert_eq!(find_crlf_crlf(&bytes), memmem::find(&bytes, b"\r\n\r\n"));
+            }
+        }
+        for b in 0..=255u8 {
+            let listed = b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?=".contains(&b);
+            assert_eq!(is_token_byte(b), listed, "{b}");
+        }
+    }
 
     #[test]
     fn content_types() {

@@ -1,7 +1,9 @@
 //! A whole presence notification (`NOTIFY` / `BENOTIFY` body): one categories body, or a
 //! `multipart/related` batch with an RLMI part and one categories part per user.
 
-use crate::multipart::{ContentType, Multipart, Part, related_content_type};
+use std::borrow::Cow;
+
+use crate::multipart::{ContentType, Multipart, Part, parse_parts, related_content_type};
 use crate::{Categories, Limits, MsPresError, Rlmi, content_type};
 
 /// What a notification says: the users' categories and which subscriptions ended.
@@ -171,26 +173,37 @@ pub fn parse_notification_with(
             expected: "a `boundary` parameter for multipart/related",
         });
     };
-    let multipart = Multipart::parse_with(boundary, body, limits)?;
-    let mut categories = Vec::new();
+    let parts = parse_parts(boundary, body, limits)?;
+    let mut categories = Vec::with_capacity(parts.len());
     let mut rlmi = None;
-    for (index, part) in multipart.parts.iter().enumerate() {
-        let Some(part_type) = part.content_type() else {
+    for (index, part) in parts.iter().enumerate() {
+        let Some(part_type) = part.header("Content-Type") else {
             continue;
         };
         let wrap = |media_type: &str, source: MsPresError| MsPresError::Part {
             index,
             content_type: media_type.to_owned(),
-            content_id: part.content_id().map(str::to_owned),
+            content_id: part.header("Content-ID").map(str::to_owned),
             source: Box::new(source),
         };
-        let part_type = ContentType::parse(part_type).map_err(|e| wrap("?", e))?;
-        let wanted = part_type.is(content_type::CATEGORIES)
-            || (part_type.is(content_type::RLMI) && rlmi.is_none());
+        // The types the writers send are read as `ContentType::parse` would read them
+        // (a lower-case media type without parameters) without parsing them.
+        let media_type: Cow<'_, str> = match part_type {
+            content_type::CATEGORIES => Cow::Borrowed(content_type::CATEGORIES),
+            content_type::RLMI => Cow::Borrowed(content_type::RLMI),
+            _ => Cow::Owned(
+                ContentType::parse(part_type)
+                    .map_err(|e| wrap("?", e))?
+                    .media_type,
+            ),
+        };
+        let is_categories = media_type.eq_ignore_ascii_case(content_type::CATEGORIES);
+        let wanted = is_categories
+            || (media_type.eq_ignore_ascii_case(content_type::RLMI) && rlmi.is_none());
         if !wanted {
             continue;
         }
-        if let Some(encoding) = part.content_transfer_encoding() {
+        if let Some(encoding) = part.header("Content-Transfer-Encoding") {
             let identity = ["7bit", "8bit", "binary"]
                 .iter()
                 .any(|e| e.eq_ignore_ascii_case(encoding));
@@ -201,15 +214,11 @@ pub fn parse_notification_with(
                 });
             }
         }
-        if part_type.is(content_type::CATEGORIES) {
-            categories.push(
-                Categories::parse_with(&part.body, limits)
-                    .map_err(|e| wrap(&part_type.media_type, e))?,
-            );
+        if is_categories {
+            categories
+                .push(Categories::parse_with(part.body, limits).map_err(|e| wrap(&media_type, e))?);
         } else {
-            rlmi = Some(
-                Rlmi::parse_with(&part.body, limits).map_err(|e| wrap(&part_type.media_type, e))?,
-            );
+            rlmi = Some(Rlmi::parse_with(part.body, limits).map_err(|e| wrap(&media_type, e))?);
         }
     }
     Ok(Notification::new(categories, rlmi))

@@ -62,8 +62,9 @@ pub(crate) struct Tree<'a> {
     attrs: Vec<Attr<'a>>,
     /// The `xsi:type` attributes, resolved.
     types: Vec<XsiType<'a>>,
-    /// The namespace URIs the body uses, each once.
-    namespaces: Vec<Box<str>>,
+    /// The namespace URIs the body uses, each once (borrowed from the body by the plain
+    /// reader).
+    namespaces: Vec<Cow<'a, str>>,
 }
 
 /// One element of a [`Tree`].
@@ -338,7 +339,7 @@ struct Builder<'a> {
     nodes: Vec<Node<'a>>,
     attrs: Vec<Attr<'a>>,
     types: Vec<XsiType<'a>>,
-    namespaces: Vec<Box<str>>,
+    namespaces: Vec<Cow<'a, str>>,
 }
 
 impl<'a> Builder<'a> {
@@ -856,11 +857,20 @@ fn attr_error_position(error: &AttrError) -> usize {
 
 /// The index of namespace URI `ns` in `namespaces`, added if new (a body uses a handful
 /// of namespaces).
-fn intern(namespaces: &mut Vec<Box<str>>, ns: &str) -> NsId {
+fn intern(namespaces: &mut Vec<Cow<'_, str>>, ns: &str) -> NsId {
     if let Some(known) = namespaces.iter().position(|n| **n == *ns) {
         return known;
     }
-    namespaces.push(ns.into());
+    namespaces.push(Cow::Owned(ns.to_owned()));
+    namespaces.len() - 1
+}
+
+/// [`intern`] for a URI that lives as long as the tree (no copy).
+fn intern_borrowed<'a>(namespaces: &mut Vec<Cow<'a, str>>, ns: &'a str) -> NsId {
+    if let Some(known) = namespaces.iter().position(|n| **n == *ns) {
+        return known;
+    }
+    namespaces.push(Cow::Borrowed(ns));
     namespaces.len() - 1
 }
 

@@ -129,25 +129,39 @@ pub(crate) fn notification(
     body: &[u8],
 ) -> Result<Notification, presence_mspres::MsPresError> {
     let parsed = presence_mspres::parse_notification(content_type, body)?;
-    let mut out = Notification::default();
-    for categories in &parsed.categories {
+    let mut out = Notification {
+        updates: Vec::with_capacity(parsed.categories.len()),
+        terminated: Vec::new(),
+    };
+    for mut categories in parsed.categories {
+        // `Categories::aggregate_state`, taken out of the parsed body (its texts are moved,
+        // not copied).
+        let Some(state) = categories
+            .categories
+            .iter_mut()
+            .filter(|c| c.name == "state")
+            .filter_map(|c| c.state.as_mut())
+            .find(|s| s.is_aggregate())
+        else {
+            continue;
+        };
+        let Some(availability) = state.availability else {
+            continue;
+        };
         let Ok(user) = SipUri::new(&categories.uri) else {
             continue;
         };
-        if let Some(state) = categories.aggregate_state()
-            && let Some(availability) = state.availability
-        {
-            let activity = state
-                .custom_text(1033)
-                .map(str::to_owned)
-                .or_else(|| state.custom.first().map(|(_, t)| t.clone()))
-                .or_else(|| state.activity_token.clone());
-            out.updates.push(Update {
-                user,
-                availability: u64::from(availability),
-                activity,
-            });
-        }
+        let mut custom = std::mem::take(&mut state.custom);
+        let activity = match custom.iter().position(|(lcid, _)| *lcid == 1033) {
+            Some(i) => Some(custom.swap_remove(i).1),
+            None if !custom.is_empty() => Some(custom.swap_remove(0).1),
+            None => state.activity_token.take(),
+        };
+        out.updates.push(Update {
+            user,
+            availability: u64::from(availability),
+            activity,
+        });
     }
     out.terminated = parsed
         .terminated
@@ -174,6 +188,92 @@ mod tests {
             )
             .unwrap(),
         }
+    }
+
+    #[test]
+    fn notifications_give_the_aggregate_state_and_its_first_text() {
+        use presence_mspres::{Categories, Category};
+        let user = |uri: &str, states: Vec<(&str, StateBody)>| Categories {
+            uri: uri.to_owned(),
+            categories: states
+                .into_iter()
+                .map(|(name, state)| Category {
+                    name: name.to_owned(),
+                    state: Some(state),
+                    ..Category::default()
+                })
+                .collect(),
+        };
+        let aggregate = StateBody::aggregate_state;
+        let users = vec![
+            user(
+                "sip:A1@contoso.com",
+                vec![(
+                    "state",
+                    aggregate(3500)
+                        .with_custom(3082, "dos")
+                        .with_custom(1033, "one")
+                        .with_custom(1033, "again")
+                        .with_activity_token("busy"),
+                )],
+            ),
+            user(
+                "sip:a2@contoso.com",
+                vec![(
+                    "state",
+                    aggregate(6500)
+                        .with_custom(3082, "dos")
+                        .with_custom(1036, "un")
+                        .with_activity_token("away"),
+                )],
+            ),
+            user(
+                "sip:a3@contoso.com",
+                vec![("state", aggregate(18000).with_activity_token("off"))],
+            ),
+            user("sip:a4@contoso.com", vec![("state", aggregate(3500))]),
+            user(
+                "sip:a5@contoso.com",
+                vec![
+                    ("note", aggregate(4500)),
+                    ("state", StateBody::user_state(7001)),
+                    (
+                        "state",
+                        StateBody {
+                            availability: None,
+                            ..aggregate(0)
+                        },
+                    ),
+                    ("state", aggregate(9500).with_custom(1, "second")),
+                ],
+            ),
+            user("not a uri", vec![("state", aggregate(3500))]),
+            user(
+                "sip:a7@contoso.com",
+                vec![("state", StateBody::user_state(3500))],
+            ),
+        ];
+        let (content_type, body) = presence_mspres::Notification::new(users, None)
+            .to_body("b")
+            .expect("writable");
+        let read = notification(&content_type, &body).expect("valid");
+        let expected = [
+            ("sip:a1@contoso.com", 3500, Some("one")),
+            ("sip:a2@contoso.com", 6500, Some("dos")),
+            ("sip:a3@contoso.com", 18000, Some("off")),
+            ("sip:a4@contoso.com", 3500, None),
+        ];
+        assert_eq!(
+            read.updates,
+            expected
+                .iter()
+                .map(|&(uri, availability, activity)| Update {
+                    user: SipUri::new(uri).unwrap(),
+                    availability,
+                    activity: activity.map(str::to_owned),
+                })
+                .collect::<Vec<_>>()
+        );
     }
 
     #[test]

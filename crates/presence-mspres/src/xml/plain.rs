@@ -32,7 +32,7 @@ use std::borrow::Cow;
 
 use memchr::{memchr, memchr3};
 
-use super::{Builder, NsId, Slot, Tree, XSI, XsiType, intern, is_xml_whitespace};
+use super::{Builder, NsId, Slot, Tree, XSI, XsiType, intern_borrowed, is_xml_whitespace};
 use crate::Limits;
 
 /// The deepest nesting read here (far below quick-xml's own limit).
@@ -316,11 +316,9 @@ impl<'a> Scanner<'a, '_> {
         }
         let found = self.scope.iter_mut().rev().find(|b| b.prefix == prefix);
         match found {
-            Some(binding) => {
-                Some(Some(*binding.id.get_or_insert_with(|| {
-                    intern(&mut self.tree.namespaces, binding.uri)
-                })))
-            }
+            Some(binding) => Some(Some(*binding.id.get_or_insert_with(|| {
+                intern_borrowed(&mut self.tree.namespaces, binding.uri)
+            }))),
             None if prefix.is_none() => Some(None),
             None => None,
         }
