@@ -15,6 +15,9 @@
 //! Defaults: 10,000 DNs, 20,000 agent events/s for 10 s, 2,000 presence changes/s, 4
 //! clients, both directions.
 //!
+//! The clients first register their pull DNs; the load, its clock and its CPU account start
+//! when every client has.
+//!
 //! Measured, from timestamps at both ends (the wall clock, one machine): push, from the
 //! CTI message leaving this generator to the simulator accepting the publication that shows
 //! it (the simulator's `--record` file); pull, from the simulator applying a user's change
