@@ -37,18 +37,15 @@ impl SplitMix64 {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 
-    /// `n` random hexadecimal digits (lower case).
+    /// `n` random hexadecimal digits (lower case): one draw for each 16 digits, most
+    /// significant digit first (as [`HexDigits`] writes them).
     pub fn hex(&mut self, n: usize) -> String {
         let mut out = String::with_capacity(n);
-        while out.len() < n {
-            let word = self.next_u64();
-            for shift in (0..16).rev() {
-                if out.len() == n {
-                    break;
-                }
-                let digit = ((word >> (shift * 4)) & 0xf) as u32;
-                out.push(char::from_digit(digit, 16).unwrap_or('0'));
-            }
+        let mut left = n;
+        while left > 0 {
+            let digits = left.min(16);
+            HexDigits::draw(self, digits).push_to(&mut out);
+            left -= digits;
         }
         out
     }
@@ -101,9 +98,90 @@ impl Backoff {
     }
 }
 
+/// Up to 32 random hexadecimal digits drawn as [`SplitMix64::hex`] draws them, kept as
+/// the drawn words until they are written: the digits of an identifier can be drawn in the
+/// order the protocol requires and written later, without a `String` each.
+///
+/// ```
+/// use presence_model::random::{HexDigits, SplitMix64};
+/// let (mut a, mut b) = (SplitMix64::new(3), SplitMix64::new(3));
+/// let digits = HexDigits::draw(&mut a, 24);
+/// assert_eq!(digits.to_string(), b.hex(24));
+/// assert_eq!(HexDigits::of_word(0xab).to_string(), "00000000000000ab");
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct HexDigits {
+    words: [u64; 2],
+    len: usize,
+}
+
+impl HexDigits {
+    /// Draws `len` digits (at most 32; more are cut to 32): one word for each 16.
+    pub fn draw(rng: &mut SplitMix64, len: usize) -> HexDigits {
+        let len = len.min(32);
+        let mut words = [0; 2];
+        for word in words.iter_mut().take(len.div_ceil(16)) {
+            *word = rng.next_u64();
+        }
+        HexDigits { words, len }
+    }
+
+    /// The 16 digits of a word already drawn.
+    pub fn of_word(word: u64) -> HexDigits {
+        HexDigits {
+            words: [word, 0],
+            len: 16,
+        }
+    }
+
+    /// The digits, in order.
+    fn digits(self) -> impl Iterator<Item = char> {
+        (0..self.len).map(move |i| {
+            let word = self.words.get(i / 16).copied().unwrap_or_default();
+            let nibble = (word >> ((15 - i % 16) * 4)) & 0xf;
+            // A nibble is below 16, so the cast cannot truncate.
+            char::from(b"0123456789abcdef"[nibble as usize])
+        })
+    }
+
+    /// Appends the digits to `out`.
+    pub fn push_to(self, out: &mut String) {
+        out.extend(self.digits());
+    }
+}
+
+impl std::fmt::Display for HexDigits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.digits()
+            .try_for_each(|c| std::fmt::Write::write_char(f, c))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_digits_are_the_drawn_words_most_significant_first() {
+        let (mut a, mut b) = (SplitMix64::new(11), SplitMix64::new(11));
+        for len in [24, 10, 16, 0, 1, 15, 17, 32, 40, 24] {
+            let hex = a.hex(len);
+            let mut words = String::new();
+            for _ in 0..len.div_ceil(16) {
+                words.push_str(&format!("{:016x}", b.next_u64()));
+            }
+            assert_eq!(hex, words[..len], "{len} digits");
+        }
+        let (mut a, mut b) = (SplitMix64::new(5), SplitMix64::new(5));
+        for len in [24, 10, 32, 7] {
+            let digits = HexDigits::draw(&mut a, len);
+            let mut pushed = String::from("x");
+            digits.push_to(&mut pushed);
+            assert_eq!(pushed, format!("x{}", b.hex(len)), "{len} digits");
+        }
+        let word = a.next_u64();
+        assert_eq!(HexDigits::of_word(word).to_string(), format!("{word:016x}"));
+    }
 
     #[test]
     fn doubles_up_to_the_cap_with_bounded_jitter() {

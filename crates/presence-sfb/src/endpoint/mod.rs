@@ -30,7 +30,7 @@ use presence_sip::{Frame, Framer, Headers, Limits, Message, Method, Request, Res
 use presence_transport::TransportError;
 
 use crate::settings::EndpointConfig;
-use presence_model::random::{Backoff, SplitMix64};
+use presence_model::random::{Backoff, HexDigits, SplitMix64};
 use presence_model::timers::Timers;
 use publish::{Publications, What};
 use subscribe::Subscriptions;
@@ -539,8 +539,8 @@ impl Endpoint {
     /// Sends the publication whose body is in `self.body`.
     fn send_publish(&mut self, user: SipUri, now: Instant) {
         // The digits are drawn now and written where they go.
-        let call_id = wire::Hex::draw(&mut self.rng, 24);
-        let tag = wire::Hex::draw(&mut self.rng, 10);
+        let call_id = HexDigits::draw(&mut self.rng, 24);
+        let tag = HexDigits::draw(&mut self.rng, 10);
         let cseq = self.next_cseq();
         let head = self.head.as_ref();
         if let Some(head) = head.filter(|_| wire::Head::accepts(user.as_str())) {
@@ -549,7 +549,7 @@ impl Endpoint {
             let id = self.rng.next_u64();
             let bytes = head.write_publish(&wire::Publication {
                 target: user.as_str(),
-                branch: wire::Hex::of_word(id),
+                branch: HexDigits::of_word(id),
                 call_id,
                 from_tag: tag,
                 epid: &self.epid,

@@ -2,63 +2,12 @@
 //! [`presence_sip::Request`] and serializing it gives, without the `format!`s, the header
 //! table and the copy of the body into it.
 
-use std::fmt;
-
 use presence_model::Decimal;
-use presence_model::random::SplitMix64;
+use presence_model::random::HexDigits;
 use presence_sip::Method;
 
 use super::BRANCH_MAGIC;
 use crate::settings::EndpointConfig;
-
-/// Up to 32 hex digits drawn as [`SplitMix64::hex`] draws them (one word for each 16
-/// digits, most significant digit first), kept as the words until they are written.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Hex {
-    words: [u64; 2],
-    len: usize,
-}
-
-impl Hex {
-    /// Draws `len` digits (at most 32), as `rng.hex(len)` would.
-    pub(super) fn draw(rng: &mut SplitMix64, len: usize) -> Hex {
-        debug_assert!(len <= 32, "at most two words of digits");
-        let mut words = [0; 2];
-        for word in words.iter_mut().take(len.div_ceil(16)) {
-            *word = rng.next_u64();
-        }
-        Hex { words, len }
-    }
-
-    /// The 16 digits of one word already drawn.
-    pub(super) fn of_word(word: u64) -> Hex {
-        Hex {
-            words: [word, 0],
-            len: 16,
-        }
-    }
-
-    /// The digits, in order.
-    fn digits(self) -> impl Iterator<Item = char> {
-        (0..self.len.min(32)).map(move |i| {
-            let word = self.words.get(i / 16).copied().unwrap_or_default();
-            let nibble = (word >> ((15 - i % 16) * 4)) & 0xf;
-            // A nibble is below 16, so the cast cannot truncate.
-            char::from(b"0123456789abcdef"[nibble as usize])
-        })
-    }
-
-    /// Appends the digits to `out`.
-    pub(super) fn push_to(self, out: &mut String) {
-        out.extend(self.digits());
-    }
-}
-
-impl fmt::Display for Hex {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.digits().try_for_each(|c| fmt::Write::write_char(f, c))
-    }
-}
 
 /// The `Content-Type` of a publication.
 pub(super) const PUBLISH_CONTENT_TYPE: &str = "application/msrtc-category-publish+xml";
@@ -80,9 +29,9 @@ pub(super) struct Publication<'a> {
     /// The user: Request-URI, `From`, `To` (and `P-Asserted-Identity`).
     pub(super) target: &'a str,
     /// The digits of the branch, after the magic cookie.
-    pub(super) branch: Hex,
-    pub(super) call_id: Hex,
-    pub(super) from_tag: Hex,
+    pub(super) branch: HexDigits,
+    pub(super) call_id: HexDigits,
+    pub(super) from_tag: HexDigits,
     pub(super) epid: &'a str,
     pub(super) cseq: u32,
     pub(super) body: &'a str,
@@ -169,25 +118,5 @@ impl Head {
         out.push_str("\r\n\r\n");
         out.push_str(p.body);
         out.into_bytes()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hex_digits_are_those_of_split_mix_hex() {
-        let (mut a, mut b) = (SplitMix64::new(11), SplitMix64::new(11));
-        for len in [24, 10, 16, 0, 1, 15, 17, 32, 24, 10] {
-            let hex = Hex::draw(&mut a, len);
-            let expected = b.hex(len);
-            let mut pushed = String::from("x");
-            hex.push_to(&mut pushed);
-            assert_eq!(pushed, format!("x{expected}"), "{len} digits");
-            assert_eq!(hex.to_string(), expected);
-        }
-        let word = a.next_u64();
-        assert_eq!(Hex::of_word(word).to_string(), format!("{word:016x}"));
     }
 }
