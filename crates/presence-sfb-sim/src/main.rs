@@ -313,47 +313,44 @@ fn parse_command(line: &str) -> Result<Option<Command>, String> {
 /// The most stdin lines taken in one turn.
 const MAX_BATCH: usize = 1024;
 
+/// A `set` command: user, availability, activity text.
+type Set = (SipUri, u32, Option<String>);
+
+/// Applies `sets` as one change (one notification per dialog) and confirms each on stdout
+/// in one write; leaves `sets` empty.
+fn apply_sets(server: &SimServer, sets: &mut Vec<Set>) {
+    if sets.is_empty() {
+        return;
+    }
+    let changes: Vec<(SipUri, u32, Option<&str>)> = sets
+        .iter()
+        .map(|(user, availability, activity)| (user.clone(), *availability, activity.as_deref()))
+        .collect();
+    server.set_users_presence(&changes);
+    let mut out = std::io::stdout().lock();
+    for (user, availability, _) in sets.drain(..) {
+        let _ = writeln!(out, "{user} set to {availability}");
+    }
+    let _ = out.flush();
+}
+
 /// Runs command lines in order, consecutive `set`s together; `false` to stop.
 fn run_lines(server: &SimServer, lines: &[String]) -> bool {
-    let mut sets: Vec<(SipUri, u32, Option<String>)> = Vec::new();
-    let apply = |sets: &mut Vec<(SipUri, u32, Option<String>)>| {
-        if sets.is_empty() {
-            return;
-        }
-        let changes: Vec<(SipUri, u32, Option<&str>)> = sets
-            .iter()
-            .map(|(user, availability, activity)| {
-                (user.clone(), *availability, activity.as_deref())
-            })
-            .collect();
-        server.set_users_presence(&changes);
-        let mut out = std::io::stdout().lock();
-        for (user, availability, _) in sets.drain(..) {
-            let _ = writeln!(out, "{user} set to {availability}");
-        }
-        let _ = out.flush();
-    };
+    let mut sets: Vec<Set> = Vec::new();
     for line in lines {
-        match parse_command(line) {
-            Ok(Some(Command::Set(user, availability, activity))) => {
-                sets.push((user, availability, activity));
-            }
-            Ok(Some(command)) => {
-                apply(&mut sets);
-                match run(server, command) {
-                    Ok(true) => {}
-                    Ok(false) => return false,
-                    Err(message) => eprintln!("presence-sfb-sim: {message}"),
-                }
-            }
-            Ok(None) => {}
-            Err(message) => {
-                apply(&mut sets);
-                eprintln!("presence-sfb-sim: {message}");
-            }
+        let command = parse_command(line);
+        if let Ok(Some(Command::Set(user, availability, activity))) = command {
+            sets.push((user, availability, activity));
+            continue;
+        }
+        apply_sets(server, &mut sets);
+        match command.and_then(|c| c.map_or(Ok(true), |c| run(server, c))) {
+            Ok(true) => {}
+            Ok(false) => return false,
+            Err(message) => eprintln!("presence-sfb-sim: {message}"),
         }
     }
-    apply(&mut sets);
+    apply_sets(server, &mut sets);
     true
 }
 
@@ -361,8 +358,7 @@ fn run_lines(server: &SimServer, lines: &[String]) -> bool {
 fn run(server: &SimServer, command: Command) -> Result<bool, String> {
     match command {
         Command::Set(user, availability, activity) => {
-            server.set_user_presence(&user, availability, activity.as_deref());
-            println!("{user} set to {availability}");
+            apply_sets(server, &mut vec![(user, availability, activity)]);
         }
         Command::Show(user) => match server.shows(&user) {
             Some(shown) => {

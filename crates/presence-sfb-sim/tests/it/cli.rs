@@ -65,6 +65,22 @@ impl Running {
     }
 }
 
+impl Running {
+    /// Waits for the simulator to exit, checks that it succeeded, and returns its stdout.
+    fn finish(&mut self) -> String {
+        let status = self.0.wait().unwrap();
+        assert!(status.success());
+        let mut stdout = String::new();
+        self.0
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut stdout)
+            .unwrap();
+        stdout
+    }
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -105,15 +121,7 @@ fn serves_tcp_takes_commands_and_logs_requests() {
     writeln!(stdin, "show sip:user@x").unwrap();
     writeln!(stdin, "bogus").unwrap();
     writeln!(stdin, "quit").unwrap();
-    let status = child.wait().unwrap();
-    assert!(status.success());
-    let mut stdout = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut stdout)
-        .unwrap();
+    let stdout = running.finish();
     assert!(
         stdout.contains("sip:user@x shows 6500 [1033] \"In a call\""),
         "{stdout}"
@@ -134,15 +142,7 @@ fn commands_written_at_once_run_in_order() {
     let mut stdin = child.stdin.take().unwrap();
     let script = "set sip:u@x 3500\nset sip:u@x 6500\nshow sip:u@x\nset sip:v@x 9500\nset sip:u@x 15500\nbogus\nshow sip:u@x\nshow sip:v@x\nquit\n";
     stdin.write_all(script.as_bytes()).unwrap();
-    let status = child.wait().unwrap();
-    assert!(status.success());
-    let mut stdout = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut stdout)
-        .unwrap();
+    let stdout = running.finish();
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(
         lines,
