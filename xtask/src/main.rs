@@ -403,12 +403,9 @@ fn bench(filter: Option<&str>) -> Result<()> {
 
 /// Builds the daemon, the simulator command and the examples (release).
 fn build_for_load() -> Result<()> {
-    run(
+    release_build(
         "release build",
-        cargo(&[
-            "build",
-            "--release",
-            "--locked",
+        &[
             "-p",
             "presence-bridge",
             "-p",
@@ -419,10 +416,16 @@ fn build_for_load() -> Result<()> {
             "presence-sfb-sim",
             "--features",
             "presence-sfb-sim/server",
-            "--bins",
-            "--examples",
-        ]),
+        ],
     )
+}
+
+/// `cargo build --release --locked <packages> --bins --examples`.
+fn release_build(what: &str, packages: &[&str]) -> Result<()> {
+    let mut args = vec!["build", "--release", "--locked"];
+    args.extend_from_slice(packages);
+    args.extend(["--bins", "--examples"]);
+    run(what, cargo(&args))
 }
 
 /// `bench load [--dns N] [--rate R | --max] [--transport sfb|teams|simple] [--mix ...]`.
@@ -758,17 +761,9 @@ fn soak(args: &[String]) -> Result<()> {
     if minutes.is_none() {
         bail!("give the soak's length: --minutes M\n\n{SOAK_HELP}");
     }
-    run(
+    release_build(
         "release build (daemon and examples)",
-        cargo(&[
-            "build",
-            "--release",
-            "--locked",
-            "-p",
-            "presence-bridge",
-            "--bins",
-            "--examples",
-        ]),
+        &["-p", "presence-bridge"],
     )?;
     let release = target_dir().join("release");
     let binary = release.join("presence-bridge");
